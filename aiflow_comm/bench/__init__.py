@@ -1,0 +1,1 @@
+"""Benchmarks behind ``aiflow-comm bench``: timings reported as bandwidth and as ratios."""

@@ -1,0 +1,160 @@
+"""``aiflow-comm bench quant``: quantize and dequantize throughput of every usable backend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+
+from aiflow_comm.bench.timing import copy_bandwidth, median_seconds
+from aiflow_comm.kernels import (
+    GroupLayout,
+    available_backends,
+    dequantize_packed,
+    quantize_packed,
+)
+from aiflow_comm.kernels.reference import dequantize_reference, quantize_reference
+
+__all__ = ["QuantBenchRow", "bench_quant", "format_table"]
+
+ROW_LEN = 4096
+
+
+@dataclass
+class QuantBenchRow:
+    """One (backend, dtype, bits, op) measurement; bandwidths count bytes read plus written."""
+
+    backend: str
+    device: str
+    dtype: str
+    bits: int
+    group_size: int
+    op: str
+    input_mib: float
+    seconds: float
+    gbps: float
+    copy_gbps: float
+    copy_fraction: float
+    compiled_reference_seconds: float | None
+    speedup_vs_compiled: float | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _runs(
+    x: torch.Tensor, bits: int, group_size: int, backend: str
+) -> dict[str, Callable[[], object]]:
+    """The quantize and dequantize calls to time, on ``x`` and on its codes."""
+    codes, scales, zero_points = quantize_packed(x, bits, group_size, backend="torch")
+    length = x.shape[-1]
+    if backend == "compiled-reference":
+        quantize = torch.compile(
+            lambda t: quantize_reference(t, bits, group_size, True), fullgraph=True, dynamic=False
+        )
+        dequantize = torch.compile(
+            lambda c, s, z: dequantize_reference(c, s, z, bits, group_size, length, True, x.dtype),
+            fullgraph=True,
+            dynamic=False,
+        )
+        return {
+            "quantize": lambda: quantize(x),
+            "dequantize": lambda: dequantize(codes, scales, zero_points),
+        }
+    return {
+        "quantize": lambda: quantize_packed(x, bits, group_size, backend=backend),
+        "dequantize": lambda: dequantize_packed(
+            codes, scales, zero_points, bits, group_size, length, True, x.dtype, backend
+        ),
+    }
+
+
+def _bench_input(
+    x: torch.Tensor,
+    bits: int,
+    group_size: int,
+    backends: list[str],
+    compile_reference: bool,
+    repeats: int,
+) -> list[QuantBenchRow]:
+    copy_gbps = copy_bandwidth(x, repeats) / 1e9
+    layout = GroupLayout.of(x.shape, bits, group_size)
+    moved = x.numel() * x.element_size() + layout.rows * (layout.row_bytes + 4 * layout.num_groups)
+    baseline = {}
+    if compile_reference:
+        for op, run in _runs(x, bits, group_size, "compiled-reference").items():
+            baseline[op] = median_seconds(run, x.device, repeats)
+    rows = []
+    for backend in backends:
+        for op, run in _runs(x, bits, group_size, backend).items():
+            seconds = median_seconds(run, x.device, repeats)
+            gbps = moved / seconds / 1e9
+            reference = baseline.get(op)
+            rows.append(
+                QuantBenchRow(
+                    backend,
+                    x.device.type,
+                    str(x.dtype).removeprefix("torch."),
+                    bits,
+                    group_size,
+                    op,
+                    x.numel() * x.element_size() / 2**20,
+                    seconds,
+                    gbps,
+                    copy_gbps,
+                    gbps / copy_gbps,
+                    reference,
+                    None if reference is None else reference / seconds,
+                )
+            )
+    return rows
+
+
+def bench_quant(
+    size_mib: float = 64.0,
+    device: str = "cpu",
+    dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.bfloat16),
+    bits_list: tuple[int, ...] = (8, 4),
+    group_size: int = 128,
+    backends: list[str] | None = None,
+    compile_reference: bool = True,
+    repeats: int = 10,
+) -> list[QuantBenchRow]:
+    """Time quantize and dequantize on a ``size_mib`` input per backend, dtype and bit width.
+
+    The same run measures a plain copy of the input (the memory-bandwidth floor) and, unless
+    ``compile_reference`` is false, ``torch.compile`` of the reference on the same input.
+    Triton is skipped on the CPU, where it only runs interpreted.
+
+    Example:
+        >>> rows = bench_quant(0.25, bits_list=(8,), compile_reference=False, repeats=2)
+        >>> sorted({r.op for r in rows})
+        ['dequantize', 'quantize']
+    """
+    where = torch.device(device)
+    usable = [b for b in available_backends(where) if not (b == "triton" and where.type == "cpu")]
+    chosen = usable if backends is None else [b for b in backends if b in usable]
+    rows: list[QuantBenchRow] = []
+    for dtype in dtypes:
+        numel = int(size_mib * 2**20) // (torch.finfo(dtype).bits // 8)
+        x = torch.randn(max(1, numel // ROW_LEN), ROW_LEN, device=where).to(dtype)
+        for bits in bits_list:
+            rows += _bench_input(x, bits, group_size, chosen, compile_reference, repeats)
+    return rows
+
+
+def format_table(rows: list[QuantBenchRow]) -> str:
+    """A fixed-width text table of ``rows``."""
+    header = (
+        f"{'backend':<8} {'dtype':<9} {'bits':>4} {'op':<10} {'ms':>8} {'GB/s':>7} "
+        f"{'copy GB/s':>9} {'of copy':>7} {'vs compile':>10}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        speedup = "-" if r.speedup_vs_compiled is None else f"{r.speedup_vs_compiled:.2f}x"
+        lines.append(
+            f"{r.backend:<8} {r.dtype:<9} {r.bits:>4} {r.op:<10} {r.seconds * 1e3:>8.2f} "
+            f"{r.gbps:>7.2f} {r.copy_gbps:>9.2f} {r.copy_fraction:>7.0%} {speedup:>10}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,220 @@
+"""``QuantizedTensor`` and the ``quantize``/``dequantize`` pair that produce and consume it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from aiflow_comm.kernels.layout import GroupLayout, check_float_tensor, check_quant_args
+from aiflow_comm.kernels.ops import dequantize_packed, quantize_packed
+
+__all__ = ["ROUNDINGS", "SCHEMES", "QuantizedTensor", "dequantize", "quantize", "seed_from"]
+
+SCHEMES = ("symmetric", "asymmetric")
+ROUNDINGS = ("nearest", "stochastic")
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedTensor:
+    """A tensor quantized per group along its last dimension, with packed codes.
+
+    Attributes:
+        codes: uint8 ``(rows, row_bytes)``, ``8 // bits`` codes per byte (see
+            :class:`~aiflow_comm.kernels.layout.GroupLayout`).
+        scales: float32 ``(rows, groups)``, the step of each group.
+        zero_points: float32 ``(rows, groups)`` in the asymmetric scheme (the value code 0
+            decodes to: the group's minimum), else ``None``.
+        shape, dtype: the original tensor's shape and dtype (what :meth:`dequantize` returns).
+        bits, group_size, scheme: the quantizer's settings.
+
+    Example:
+        >>> q = quantize(torch.randn(4, 256), bits=4)
+        >>> q.nbytes  # 4 rows x 128 code bytes + 4 x 2 float32 scales
+        544
+        >>> QuantizedTensor.from_bytes(q.to_bytes()).dequantize().shape
+        torch.Size([4, 256])
+    """
+
+    codes: torch.Tensor
+    scales: torch.Tensor
+    zero_points: torch.Tensor | None
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    bits: int
+    group_size: int
+    scheme: str = "symmetric"
+
+    def __post_init__(self) -> None:
+        check_quant_args(self.bits, self.group_size)
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {SCHEMES}; got {self.scheme!r}")
+        if self.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            raise TypeError(f"dtype must be float32, float16 or bfloat16; got {self.dtype}")
+        layout = self.layout
+        if self.codes.dtype != torch.uint8 or tuple(self.codes.shape) != (
+            layout.rows,
+            layout.row_bytes,
+        ):
+            raise ValueError(
+                f"codes must be uint8 of shape {(layout.rows, layout.row_bytes)}; "
+                f"got {self.codes.dtype} {tuple(self.codes.shape)}"
+            )
+        groups = (layout.rows, layout.num_groups)
+        if self.scales.dtype != torch.float32 or tuple(self.scales.shape) != groups:
+            raise ValueError(
+                f"scales must be float32 of shape {groups}; got {tuple(self.scales.shape)}"
+            )
+        if (self.zero_points is None) != (self.scheme == "symmetric"):
+            raise ValueError("zero_points must be given exactly when scheme is 'asymmetric'")
+        if self.zero_points is not None and (
+            self.zero_points.dtype != torch.float32 or tuple(self.zero_points.shape) != groups
+        ):
+            raise ValueError(f"zero_points must be float32 of shape {groups}")
+        devices = {t.device for t in (self.codes, self.scales, self.zero_points) if t is not None}
+        if len(devices) > 1:
+            raise ValueError(f"codes, scales and zero_points must be on one device; got {devices}")
+
+    @property
+    def layout(self) -> GroupLayout:
+        return GroupLayout.of(self.shape, self.bits, self.group_size)
+
+    @property
+    def symmetric(self) -> bool:
+        return self.scheme == "symmetric"
+
+    @property
+    def device(self) -> torch.device:
+        return self.codes.device
+
+    @property
+    def nbytes(self) -> int:
+        """Payload size in bytes: codes, scales and zero points (the wire header excluded)."""
+        extra = 0 if self.zero_points is None else self.zero_points.numel() * 4
+        return self.codes.numel() + self.scales.numel() * 4 + extra
+
+    @property
+    def numel(self) -> int:
+        return self.layout.rows * self.layout.row_len
+
+    def to(self, device: str | torch.device) -> QuantizedTensor:
+        """The same quantized tensor with its buffers on ``device``."""
+        zero_points = None if self.zero_points is None else self.zero_points.to(device)
+        return QuantizedTensor(
+            self.codes.to(device),
+            self.scales.to(device),
+            zero_points,
+            self.shape,
+            self.dtype,
+            self.bits,
+            self.group_size,
+            self.scheme,
+        )
+
+    def dequantize(self, dtype: torch.dtype | None = None, backend: str = "auto") -> torch.Tensor:
+        """Decode to a tensor of the original shape (and ``dtype``, default the original)."""
+        return dequantize(self, dtype, backend=backend)
+
+    def to_bytes(self) -> bytes:
+        """Serialize to the wire format of ``docs/wire-format.md``."""
+        from aiflow_comm.codec.wire import encode
+
+        return encode(self)
+
+    @classmethod
+    def from_bytes(cls, buf: bytes | bytearray | memoryview) -> QuantizedTensor:
+        """Parse the wire format; raises :class:`~aiflow_comm.codec.wire.WireFormatError`."""
+        from aiflow_comm.codec.wire import decode
+
+        return decode(buf)
+
+
+def seed_from(generator: torch.Generator | None) -> int:
+    """A 32-bit rounding seed drawn from ``generator`` (the global RNG when ``None``)."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator or None; got {type(generator).__name__}"
+        )
+    device = generator.device if generator is not None else "cpu"
+    return int(torch.randint(0, 2**32, (1,), generator=generator, device=device).item())
+
+
+def quantize(
+    x: torch.Tensor,
+    bits: int = 8,
+    group_size: int = 128,
+    *,
+    symmetric: bool = True,
+    rounding: str = "nearest",
+    generator: torch.Generator | None = None,
+    backend: str = "auto",
+) -> QuantizedTensor:
+    """Quantize ``x`` per group of ``group_size`` values along its last dimension.
+
+    Args:
+        x: float32, float16 or bfloat16 tensor of any shape and strides, on CPU or CUDA.
+        bits: 2, 4 or 8 bits per value (2 and 4 are packed 4 and 2 to a byte).
+        group_size: values per scale; a last dimension not divisible by it gets a short last group.
+        symmetric: ``scale = amax / (2**(bits-1) - 1)`` if true, else min-max with a zero point.
+        rounding: ``"nearest"`` (half to even) or ``"stochastic"`` (unbiased, from ``generator``).
+        generator: source of the stochastic-rounding seed; same state, same codes.
+        backend: ``"auto"`` (fastest usable) or one of ``available_backends(x.device)``.
+
+    Raises:
+        TypeError: ``x`` is not a float tensor (integer, complex, bool).
+        ValueError: unsupported ``bits``, ``group_size < 1``, NaN or Inf in ``x``, unknown backend.
+
+    Example:
+        >>> x = torch.randn(8, 1000)
+        >>> q = quantize(x, bits=8, group_size=128)
+        >>> bool(((dequantize(q) - x).abs() <= q.scales.max() / 2).all())
+        True
+    """
+    check_float_tensor(x)
+    check_quant_args(bits, group_size)
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}; got {rounding!r}")
+    seed = seed_from(generator) if rounding == "stochastic" else -1
+    codes, scales, zero_points = quantize_packed(
+        x, bits, group_size, bool(symmetric), seed, backend
+    )
+    return QuantizedTensor(
+        codes,
+        scales,
+        None if symmetric else zero_points,
+        tuple(x.shape),
+        x.dtype,
+        bits,
+        group_size,
+        "symmetric" if symmetric else "asymmetric",
+    )
+
+
+def dequantize(
+    q: QuantizedTensor, dtype: torch.dtype | None = None, *, backend: str = "auto"
+) -> torch.Tensor:
+    """Decode a :class:`QuantizedTensor` to its original shape, in ``dtype`` (default: original).
+
+    Example:
+        >>> q = quantize(torch.zeros(3, 5), bits=2, group_size=4)
+        >>> dequantize(q, torch.float16)
+        tensor([[0., 0., 0., 0., 0.],
+                [0., 0., 0., 0., 0.],
+                [0., 0., 0., 0., 0.]], dtype=torch.float16)
+    """
+    if not isinstance(q, QuantizedTensor):
+        raise TypeError(f"q must be a QuantizedTensor; got {type(q).__name__}")
+    dtype = q.dtype if dtype is None else dtype
+    zero_points = q.zero_points if q.zero_points is not None else q.scales.new_empty(0)
+    flat = dequantize_packed(
+        q.codes,
+        q.scales,
+        zero_points,
+        q.bits,
+        q.group_size,
+        q.layout.row_len,
+        q.symmetric,
+        dtype,
+        backend,
+    )
+    return flat.view(q.shape)

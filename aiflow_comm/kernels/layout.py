@@ -1,0 +1,114 @@
+"""Sizes and argument checks shared by every quantization backend: the layout of packed codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = [
+    "FLOAT_DTYPES",
+    "SUPPORTED_BITS",
+    "GroupLayout",
+    "check_float_tensor",
+    "check_quant_args",
+]
+
+SUPPORTED_BITS = (2, 4, 8)
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+@dataclass(frozen=True)
+class GroupLayout:
+    """Where each group's codes sit in the packed byte rows.
+
+    A tensor of shape ``(..., D)`` is read as ``rows`` rows of ``D`` values. Each row is cut into
+    ``num_groups = ceil(D / group_size)`` groups along the last dimension; the last group of a row
+    holds ``last_group_size`` values. Codes are packed ``8 // bits`` per byte, the first value of a
+    byte in its least significant bits. Every group starts on a byte boundary: a group of ``n``
+    values takes ``ceil(n * bits / 8)`` bytes, and unused bits are zero. A row's bytes are its
+    groups' bytes in order, so ``row_bytes = (num_groups - 1) * group_bytes + last_group_bytes``,
+    which is ``ceil(D * bits / 8)`` whenever ``group_size * bits`` is a multiple of 8.
+
+    Example:
+        >>> GroupLayout.of((3, 10), bits=4, group_size=4).row_bytes
+        5
+    """
+
+    rows: int
+    row_len: int
+    bits: int
+    group_size: int
+
+    @classmethod
+    def of(cls, shape: tuple[int, ...] | torch.Size, bits: int, group_size: int) -> GroupLayout:
+        """The layout of a tensor of ``shape`` (at least one dimension, last one non-empty)."""
+        if len(shape) == 0:
+            raise ValueError(
+                "x must have at least one dimension; got a 0-d tensor (use x.reshape(1))"
+            )
+        row_len = int(shape[-1])
+        rows = 1
+        for size in shape[:-1]:
+            rows *= int(size)
+        return cls(rows=rows, row_len=row_len, bits=bits, group_size=group_size)
+
+    @property
+    def values_per_byte(self) -> int:
+        return 8 // self.bits
+
+    @property
+    def num_groups(self) -> int:
+        return -(-self.row_len // self.group_size) if self.row_len else 0
+
+    @property
+    def last_group_size(self) -> int:
+        return self.row_len - (self.num_groups - 1) * self.group_size if self.row_len else 0
+
+    @property
+    def group_bytes(self) -> int:
+        return -(-self.group_size * self.bits // 8)
+
+    @property
+    def last_group_bytes(self) -> int:
+        return -(-self.last_group_size * self.bits // 8)
+
+    @property
+    def row_bytes(self) -> int:
+        if self.num_groups == 0:
+            return 0
+        return (self.num_groups - 1) * self.group_bytes + self.last_group_bytes
+
+    @property
+    def qmax(self) -> int:
+        """Largest code magnitude of the symmetric scheme: ``2**(bits-1) - 1``."""
+        return 2 ** (self.bits - 1) - 1
+
+    @property
+    def levels(self) -> int:
+        """Largest code of the asymmetric scheme: ``2**bits - 1``."""
+        return 2**self.bits - 1
+
+
+def check_float_tensor(x: object, name: str = "x") -> torch.Tensor:
+    """Raise ``TypeError`` unless ``x`` is a float32, float16 or bfloat16 tensor."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} must have dtype float32, float16 or bfloat16; got {x.dtype}"
+            " (integer and complex tensors are not quantized: view complex as real first)"
+        )
+    return x
+
+
+def check_quant_args(bits: int, group_size: int) -> None:
+    """Raise ``ValueError``/``TypeError`` for unsupported ``bits`` or ``group_size``."""
+    if isinstance(bits, bool) or not isinstance(bits, int):
+        raise TypeError(f"bits must be an int, one of {SUPPORTED_BITS}; got {bits!r}")
+    if bits not in SUPPORTED_BITS:
+        raise ValueError(f"bits must be one of {SUPPORTED_BITS}; got {bits}")
+    if isinstance(group_size, bool) or not isinstance(group_size, int):
+        raise TypeError(f"group_size must be a positive int; got {group_size!r}")
+    if group_size < 1:
+        raise ValueError(f"group_size must be >= 1; got {group_size}")

@@ -1,0 +1,180 @@
+"""The quantization custom ops: ``aiflow_comm::quantize_packed`` and ``dequantize_packed``.
+
+They are ``torch.library`` custom ops with fake implementations, so functions calling them compile
+with ``torch.compile(fullgraph=True)`` and export with ``torch.export``; the backend is an argument
+resolved before the call.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from aiflow_comm.kernels.backends import kernels_of, resolve_backend
+from aiflow_comm.kernels.layout import GroupLayout, check_float_tensor, check_quant_args
+
+__all__ = ["dequantize_packed", "quantize_packed", "rows_of"]
+
+_MAX_SEED = 2**32
+
+
+def rows_of(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as a 2-D ``(rows, D)`` tensor with unit last stride, a view whenever one exists."""
+    layout = GroupLayout.of(x.shape, 8, 1)
+    shape = (layout.rows, layout.row_len)
+    try:
+        rows = x.view(shape)
+    except RuntimeError:
+        rows = x.reshape(shape)
+    if layout.row_len > 1 and rows.stride(1) != 1:
+        rows = rows.contiguous()
+    return rows
+
+
+def _raise_nonfinite(x: torch.Tensor) -> None:
+    if not torch.isfinite(x).all():
+        raise ValueError(
+            "x contains NaN or Inf; quantization rejects non-finite input "
+            "(clean it first, e.g. torch.nan_to_num(x))"
+        )
+    raise ValueError(
+        "x's value range (max - min) overflows float32 in the asymmetric scheme; "
+        "use symmetric=True or rescale x"
+    )
+
+
+@torch.library.custom_op("aiflow_comm::quantize_packed", mutates_args=())
+def _quantize_op(
+    x: torch.Tensor, bits: int, group_size: int, symmetric: bool, seed: int, backend: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    quantize, _ = kernels_of(backend)
+    codes, scales, zero_points = quantize(rows_of(x), bits, group_size, symmetric, seed)
+    if not torch.isfinite(scales).all():
+        _raise_nonfinite(x)
+    return codes, scales, zero_points
+
+
+@_quantize_op.register_fake
+def _(x, bits, group_size, symmetric, seed, backend):
+    layout = GroupLayout.of(x.shape, bits, group_size)
+    codes = x.new_empty((layout.rows, layout.row_bytes), dtype=torch.uint8)
+    scales = x.new_empty((layout.rows, layout.num_groups), dtype=torch.float32)
+    zero_shape = (0,) if symmetric else (layout.rows, layout.num_groups)
+    return codes, scales, x.new_empty(zero_shape, dtype=torch.float32)
+
+
+@torch.library.custom_op("aiflow_comm::dequantize_packed", mutates_args=())
+def _dequantize_op(
+    codes: torch.Tensor,
+    scales: torch.Tensor,
+    zero_points: torch.Tensor,
+    bits: int,
+    group_size: int,
+    row_len: int,
+    symmetric: bool,
+    dtype: torch.dtype,
+    backend: str,
+) -> torch.Tensor:
+    _, dequantize = kernels_of(backend)
+    return dequantize(
+        codes.contiguous(),
+        scales.contiguous(),
+        zero_points.contiguous(),
+        bits,
+        group_size,
+        row_len,
+        symmetric,
+        dtype,
+    )
+
+
+@_dequantize_op.register_fake
+def _(codes, scales, zero_points, bits, group_size, row_len, symmetric, dtype, backend):
+    return codes.new_empty((codes.shape[0], row_len), dtype=dtype)
+
+
+def quantize_packed(
+    x: torch.Tensor,
+    bits: int = 8,
+    group_size: int = 128,
+    symmetric: bool = True,
+    seed: int = -1,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Quantize ``x`` per group along its last dimension and pack the codes.
+
+    ``seed < 0`` rounds to nearest (half to even); ``0 <= seed < 2**32`` rounds stochastically
+    with the counter-based noise of :func:`~aiflow_comm.kernels.reference.uniform_noise`.
+
+    :input: ``x`` float32/float16/bfloat16 tensor ``(..., D)``, any strides.
+    :output: ``codes`` uint8 ``(R, row_bytes)``, ``scales`` float32 ``(R, groups)``,
+        ``zero_points`` float32 ``(R, groups)`` or ``(0,)`` when symmetric, ``R`` = rows of ``x``.
+
+    Example:
+        >>> codes, scales, _ = quantize_packed(torch.ones(2, 256), bits=4, backend="torch")
+        >>> codes.shape, scales.shape
+        (torch.Size([2, 128]), torch.Size([2, 2]))
+    """
+    check_float_tensor(x)
+    check_quant_args(bits, group_size)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed >= _MAX_SEED:
+        raise ValueError(
+            f"seed must be an int below 2**32 (negative: round to nearest); got {seed!r}"
+        )
+    GroupLayout.of(x.shape, bits, group_size)
+    chosen = resolve_backend(backend, x.device)
+    return _quantize_op(x, bits, group_size, bool(symmetric), max(seed, -1), chosen)
+
+
+def dequantize_packed(
+    codes: torch.Tensor,
+    scales: torch.Tensor,
+    zero_points: torch.Tensor,
+    bits: int,
+    group_size: int,
+    row_len: int,
+    symmetric: bool = True,
+    dtype: torch.dtype = torch.float32,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Unpack and dequantize codes from :func:`quantize_packed` into a ``(R, row_len)`` tensor.
+
+    Example:
+        >>> x = torch.randn(2, 256)
+        >>> codes, scales, zero_points = quantize_packed(x, backend="torch")
+        >>> y = dequantize_packed(codes, scales, zero_points, 8, 128, 256, backend="torch")
+        >>> bool((y - x).abs().max() < 0.05)
+        True
+    """
+    check_quant_args(bits, group_size)
+    tensors = {"codes": codes, "scales": scales, "zero_points": zero_points}
+    for name, tensor in tensors.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor; got {type(tensor).__name__}")
+    devices = {name: tensor.device for name, tensor in tensors.items()}
+    if len(set(devices.values())) > 1:
+        raise ValueError(f"codes, scales and zero_points must be on one device; got {devices}")
+    if codes.dtype != torch.uint8 or codes.dim() != 2:
+        raise TypeError(
+            f"codes must be a 2-D uint8 tensor; got {codes.dtype} of shape {tuple(codes.shape)}"
+        )
+    layout = GroupLayout(codes.shape[0], row_len, bits, group_size)
+    expected = {
+        "codes": (layout.rows, layout.row_bytes),
+        "scales": (layout.rows, layout.num_groups),
+        "zero_points": (0,) if symmetric else (layout.rows, layout.num_groups),
+    }
+    for name, shape in expected.items():
+        if tuple(tensors[name].shape) != shape:
+            raise ValueError(
+                f"{name} must have shape {shape} for this layout; got {tuple(tensors[name].shape)}"
+            )
+    if scales.dtype != torch.float32 or zero_points.dtype != torch.float32:
+        raise TypeError("scales and zero_points must be float32 tensors")
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise TypeError(
+            f"dtype must be torch.float32, torch.float16 or torch.bfloat16; got {dtype}"
+        )
+    chosen = resolve_backend(backend, codes.device)
+    return _dequantize_op(
+        codes, scales, zero_points, bits, group_size, row_len, bool(symmetric), dtype, chosen
+    )

@@ -1,0 +1,17 @@
+// Python bindings of aiflow_comm._C: the CPU kernels always, the CUDA kernels when built with them.
+#include <torch/extension.h>
+
+#include "quant.h"
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "aiflow_comm native kernels (see aiflow_comm/kernels/reference.py for the spec)";
+  m.def("quantize_cpu", &quantize_cpu, "Group quantize+pack on the CPU");
+  m.def("dequantize_cpu", &dequantize_cpu, "Unpack+dequantize on the CPU");
+#ifdef WITH_CUDA
+  m.def("quantize_cuda", &quantize_cuda, "Group quantize+pack on a CUDA device");
+  m.def("dequantize_cuda", &dequantize_cuda, "Unpack+dequantize on a CUDA device");
+  m.attr("with_cuda") = true;
+#else
+  m.attr("with_cuda") = false;
+#endif
+}

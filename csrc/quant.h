@@ -1,0 +1,23 @@
+// Group quantization kernels: the C++ (CPU) and CUDA entry points of aiflow_comm._C.
+// The specification is aiflow_comm/kernels/reference.py: every kernel matches it bit for bit.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <vector>
+
+// x: (R, D) float32/float16/bfloat16, last stride 1. seed < 0: round to nearest.
+// Returns {codes uint8 (R, row_bytes), scales float32 (R, groups), zero_points (R, groups) or (0,)}.
+std::vector<at::Tensor> quantize_cpu(const at::Tensor& x, int64_t bits, int64_t group_size,
+                                     bool symmetric, int64_t seed);
+at::Tensor dequantize_cpu(const at::Tensor& codes, const at::Tensor& scales,
+                          const at::Tensor& zero_points, int64_t bits, int64_t group_size,
+                          int64_t row_len, bool symmetric, at::ScalarType dtype);
+
+#ifdef WITH_CUDA
+std::vector<at::Tensor> quantize_cuda(const at::Tensor& x, int64_t bits, int64_t group_size,
+                                      bool symmetric, int64_t seed);
+at::Tensor dequantize_cuda(const at::Tensor& codes, const at::Tensor& scales,
+                           const at::Tensor& zero_points, int64_t bits, int64_t group_size,
+                           int64_t row_len, bool symmetric, at::ScalarType dtype);
+#endif

@@ -1,0 +1,329 @@
+// CPU group quantization: quantize+pack and unpack+dequantize, parallel over groups with
+// at::parallel_for (OpenMP), inner loops written as plain lane-wise loops the compiler vectorizes.
+// Bit-exact with aiflow_comm/kernels/reference.py: IEEE float32 division, round half to even,
+// no fused multiply-add (built with -ffp-contract=off, never with -ffast-math).
+#include "quant.h"
+
+#include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+namespace {
+
+constexpr int64_t kChunk = 2048;            // values converted to float32 at a time
+constexpr int kLanes = 16;                  // independent accumulators for the reductions
+constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23: (v + M) - M rounds half to even
+constexpr int64_t kWorkPerTask = 32768;     // values per parallel task, at least
+
+struct Layout {
+  int64_t rows, row_len, bits, group_size, groups, group_bytes, row_bytes;
+};
+
+Layout layout_of(int64_t rows, int64_t row_len, int64_t bits, int64_t group_size) {
+  Layout l{rows, row_len, bits, group_size, 0, 0, 0};
+  l.groups = row_len > 0 ? (row_len + group_size - 1) / group_size : 0;
+  l.group_bytes = (group_size * bits + 7) / 8;
+  if (l.groups > 0) {
+    const int64_t last = row_len - (l.groups - 1) * group_size;
+    l.row_bytes = (l.groups - 1) * l.group_bytes + (last * bits + 7) / 8;
+  }
+  return l;
+}
+
+inline uint32_t hash32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352dU;
+  x ^= x >> 15;
+  x *= 0x846ca68bU;
+  x ^= x >> 16;
+  return x;
+}
+
+// The reference's uniform_noise: u in [0, 1) on a 2^-24 grid for one flat element index.
+inline float uniform_at(uint32_t seed, int64_t index) {
+  const uint32_t high = hash32(static_cast<uint32_t>(static_cast<uint64_t>(index) >> 32) ^ seed);
+  const uint32_t bits = hash32(static_cast<uint32_t>(static_cast<uint64_t>(index)) ^ high);
+  return static_cast<float>(bits >> 8) * 5.9604644775390625e-08f;
+}
+
+inline float round_half_even(float v) { return (v + kRoundMagic) - kRoundMagic; }
+
+inline float round_down(float v) {
+  const float r = round_half_even(v);
+  return r > v ? r - 1.0f : r;
+}
+
+// Clamp that sends NaN to `lo`, so the later float->int conversion is always defined.
+inline float clamp_to(float v, float lo, float hi) {
+  v = v >= lo ? v : lo;
+  return v <= hi ? v : hi;
+}
+
+template <typename T>
+inline void load_floats(const T* src, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(src[i]);
+}
+
+template <int BITS>
+inline void pack(const uint8_t* codes, int64_t n, uint8_t* dst) {
+  constexpr int64_t per = 8 / BITS;
+  const int64_t whole = n / per;
+  for (int64_t j = 0; j < whole; ++j) {
+    uint32_t byte = 0;
+    for (int64_t k = 0; k < per; ++k) byte |= static_cast<uint32_t>(codes[j * per + k]) << (k * BITS);
+    dst[j] = static_cast<uint8_t>(byte);
+  }
+  if (whole * per < n) {
+    uint32_t byte = 0;
+    for (int64_t k = 0; whole * per + k < n; ++k) {
+      byte |= static_cast<uint32_t>(codes[whole * per + k]) << (k * BITS);
+    }
+    dst[whole] = static_cast<uint8_t>(byte);
+  }
+}
+
+struct GroupStats {
+  float low, high, nonfinite;
+};
+
+template <bool SYM>
+GroupStats accumulate(const float* v, int64_t n, GroupStats s) {
+  float lo[kLanes], hi[kLanes], bad[kLanes];
+  for (int j = 0; j < kLanes; ++j) {
+    lo[j] = s.low;
+    hi[j] = s.high;
+    bad[j] = 0.0f;
+  }
+  const int64_t whole = n / kLanes * kLanes;
+  for (int64_t i = 0; i < whole; i += kLanes) {
+#pragma GCC unroll 1  // keep the lane loop whole: it is what the vectorizer turns into SIMD
+    for (int j = 0; j < kLanes; ++j) {
+      const float x = v[i + j];
+      const float a = SYM ? (x < 0.0f ? -x : x) : x;
+      hi[j] = hi[j] > a ? hi[j] : a;
+      if (!SYM) lo[j] = lo[j] < a ? lo[j] : a;
+      bad[j] += x * 0.0f;
+    }
+  }
+  for (int64_t i = whole; i < n; ++i) {
+    const float x = v[i];
+    const float a = SYM ? (x < 0.0f ? -x : x) : x;
+    hi[0] = hi[0] > a ? hi[0] : a;
+    if (!SYM) lo[0] = lo[0] < a ? lo[0] : a;
+    bad[0] += x * 0.0f;
+  }
+  for (int j = 0; j < kLanes; ++j) {
+    s.high = s.high > hi[j] ? s.high : hi[j];
+    s.low = s.low < lo[j] ? s.low : lo[j];
+    s.nonfinite += bad[j];
+  }
+  return s;
+}
+
+// Float32 values of src[start, start + len): src itself when T is float, else converted into buf.
+template <typename T>
+inline const float* floats_of(const T* src, int64_t start, int64_t len, float* buf) {
+  if constexpr (std::is_same_v<T, float>) {
+    return src + start;
+  } else {
+    load_floats(src + start, len, buf);
+    return buf;
+  }
+}
+
+template <typename T, int BITS, bool SYM, bool STOCH>
+void quantize_group(const T* src, int64_t n, int64_t first_index, uint32_t seed, uint8_t* dst,
+                    float* scale_out, float* zero_out, float* buf, uint8_t* codes) {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  GroupStats s{kInf, SYM ? 0.0f : -kInf, 0.0f};
+  const float* v = nullptr;
+  for (int64_t start = 0; start < n; start += kChunk) {
+    const int64_t len = std::min(kChunk, n - start);
+    v = floats_of(src, start, len, buf);
+    s = accumulate<SYM>(v, len, s);
+  }
+  constexpr float qmax = static_cast<float>((1 << (BITS - 1)) - 1);
+  constexpr float levels = static_cast<float>((1 << BITS) - 1);
+  const float scale = SYM ? s.high / qmax : (s.high - s.low) / levels;
+  const float safe = scale > 0.0f ? scale : 1.0f;
+  const float shift = SYM ? 0.0f : s.low;
+  const float lo = SYM ? -qmax : 0.0f;
+  const float hi = SYM ? qmax : levels;
+  const int32_t offset = SYM ? (1 << (BITS - 1)) : 0;
+  *scale_out = scale + s.nonfinite;
+  if (!SYM) *zero_out = s.low;
+
+  for (int64_t start = 0; start < n; start += kChunk) {
+    const int64_t len = std::min(kChunk, n - start);
+    if (n > kChunk) v = floats_of(src, start, len, buf);
+    uint8_t* out = BITS == 8 ? dst + start : codes;
+    for (int64_t i = 0; i < len; ++i) {
+      const float q = SYM ? v[i] / safe : (v[i] - shift) / safe;
+      const float r = STOCH ? round_down(q + uniform_at(seed, first_index + start + i))
+                            : round_half_even(q);
+      out[i] = static_cast<uint8_t>(static_cast<int32_t>(clamp_to(r, lo, hi)) + offset);
+    }
+    if (BITS != 8) pack<BITS>(codes, len, dst + start * BITS / 8);
+  }
+}
+
+template <typename T, int BITS, bool SYM, bool STOCH>
+void quantize_all(const at::Tensor& x, const Layout& l, uint32_t seed, at::Tensor& codes,
+                  at::Tensor& scales, at::Tensor& zero_points) {
+  const T* xp = x.data_ptr<T>();
+  const int64_t row_stride = x.stride(0);
+  uint8_t* cp = codes.data_ptr<uint8_t>();
+  float* sp = scales.data_ptr<float>();
+  float* zp = SYM ? nullptr : zero_points.data_ptr<float>();
+  const int64_t grain = std::max<int64_t>(1, kWorkPerTask / l.group_size);
+  at::parallel_for(0, l.rows * l.groups, grain, [&](int64_t begin, int64_t end) {
+    float buf[kChunk];
+    uint8_t staged[kChunk];
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t r = item / l.groups;
+      const int64_t g = item % l.groups;
+      const int64_t col = g * l.group_size;
+      const int64_t n = std::min(l.group_size, l.row_len - col);
+      quantize_group<T, BITS, SYM, STOCH>(xp + r * row_stride + col, n, r * l.row_len + col, seed,
+                                          cp + r * l.row_bytes + g * l.group_bytes, sp + item,
+                                          SYM ? nullptr : zp + item, buf, staged);
+    }
+  });
+}
+
+template <typename OUT, int BITS, bool SYM>
+void dequantize_group(const uint8_t* src, int64_t n, float scale, float zero, OUT* dst) {
+  constexpr int64_t per = 8 / BITS;
+  constexpr int32_t mask = (1 << BITS) - 1;
+  constexpr int32_t offset = SYM ? (1 << (BITS - 1)) : 0;
+  const int64_t whole = n / per;
+  for (int64_t j = 0; j < whole; ++j) {
+    const int32_t byte = src[j];
+    for (int64_t k = 0; k < per; ++k) {
+      const float v = static_cast<float>(((byte >> (k * BITS)) & mask) - offset) * scale;
+      dst[j * per + k] = static_cast<OUT>(SYM ? v : v + zero);
+    }
+  }
+  for (int64_t i = whole * per; i < n; ++i) {
+    const int32_t code = (src[whole] >> ((i - whole * per) * BITS)) & mask;
+    const float v = static_cast<float>(code - offset) * scale;
+    dst[i] = static_cast<OUT>(SYM ? v : v + zero);
+  }
+}
+
+template <typename OUT, int BITS, bool SYM>
+void dequantize_all(const at::Tensor& codes, const at::Tensor& scales,
+                    const at::Tensor& zero_points, const Layout& l, at::Tensor& out) {
+  const uint8_t* cp = codes.data_ptr<uint8_t>();
+  const float* sp = scales.data_ptr<float>();
+  const float* zp = SYM ? nullptr : zero_points.data_ptr<float>();
+  OUT* op = out.data_ptr<OUT>();
+  const int64_t grain = std::max<int64_t>(1, kWorkPerTask / l.group_size);
+  at::parallel_for(0, l.rows * l.groups, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t r = item / l.groups;
+      const int64_t g = item % l.groups;
+      const int64_t col = g * l.group_size;
+      dequantize_group<OUT, BITS, SYM>(cp + r * l.row_bytes + g * l.group_bytes,
+                                       std::min(l.group_size, l.row_len - col), sp[item],
+                                       SYM ? 0.0f : zp[item], op + r * l.row_len + col);
+    }
+  });
+}
+
+void check_bits(int64_t bits, int64_t group_size) {
+  TORCH_CHECK(bits == 2 || bits == 4 || bits == 8, "bits must be 2, 4 or 8; got ", bits);
+  TORCH_CHECK(group_size >= 1, "group_size must be >= 1; got ", group_size);
+}
+
+bool is_float_type(at::ScalarType t) {
+  return t == at::kFloat || t == at::kHalf || t == at::kBFloat16;
+}
+
+// Calls fn(c10 type tag, bits constant, symmetric constant) for the runtime values.
+template <typename Fn>
+void with_bits_and_scheme(int64_t bits, bool symmetric, Fn&& fn) {
+  auto with_scheme = [&](auto bits_constant) {
+    if (symmetric) {
+      fn(bits_constant, std::true_type{});
+    } else {
+      fn(bits_constant, std::false_type{});
+    }
+  };
+  if (bits == 8) {
+    with_scheme(std::integral_constant<int, 8>{});
+  } else if (bits == 4) {
+    with_scheme(std::integral_constant<int, 4>{});
+  } else {
+    with_scheme(std::integral_constant<int, 2>{});
+  }
+}
+
+}  // namespace
+
+std::vector<at::Tensor> quantize_cpu(const at::Tensor& x, int64_t bits, int64_t group_size,
+                                     bool symmetric, int64_t seed) {
+  check_bits(bits, group_size);
+  TORCH_CHECK(x.device().is_cpu(), "quantize_cpu: x must be a CPU tensor; got ", x.device());
+  TORCH_CHECK(x.dim() == 2, "quantize_cpu: x must be 2-D (rows, row_len); got ", x.dim(), "-D");
+  TORCH_CHECK(is_float_type(x.scalar_type()),
+              "quantize_cpu: x must be float32, float16 or bfloat16; got ", x.scalar_type());
+  TORCH_CHECK(x.size(1) <= 1 || x.stride(1) == 1, "quantize_cpu: x's last stride must be 1");
+  TORCH_CHECK(x.size(0) <= 1 || x.stride(0) >= 0, "quantize_cpu: x's row stride must be >= 0");
+  TORCH_CHECK(seed < (int64_t{1} << 32), "seed must be < 2**32; got ", seed);
+  const Layout l = layout_of(x.size(0), x.size(1), bits, group_size);
+  auto codes = at::empty({l.rows, l.row_bytes}, x.options().dtype(at::kByte));
+  auto scales = at::empty({l.rows, l.groups}, x.options().dtype(at::kFloat));
+  auto zero_points = symmetric ? at::empty({0}, x.options().dtype(at::kFloat))
+                               : at::empty({l.rows, l.groups}, x.options().dtype(at::kFloat));
+  if (l.rows == 0 || l.groups == 0) return {codes, scales, zero_points};
+  const uint32_t seed32 = seed < 0 ? 0u : static_cast<uint32_t>(seed);
+  with_bits_and_scheme(bits, symmetric, [&](auto bits_c, auto sym_c) {
+    constexpr int B = decltype(bits_c)::value;
+    constexpr bool S = decltype(sym_c)::value;
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "quantize_cpu", [&] {
+      if (seed < 0) {
+        quantize_all<scalar_t, B, S, false>(x, l, seed32, codes, scales, zero_points);
+      } else {
+        quantize_all<scalar_t, B, S, true>(x, l, seed32, codes, scales, zero_points);
+      }
+    });
+  });
+  return {codes, scales, zero_points};
+}
+
+at::Tensor dequantize_cpu(const at::Tensor& codes, const at::Tensor& scales,
+                          const at::Tensor& zero_points, int64_t bits, int64_t group_size,
+                          int64_t row_len, bool symmetric, at::ScalarType dtype) {
+  check_bits(bits, group_size);
+  TORCH_CHECK(row_len >= 0, "row_len must be >= 0; got ", row_len);
+  TORCH_CHECK(is_float_type(dtype), "dtype must be float32, float16 or bfloat16; got ", dtype);
+  TORCH_CHECK(codes.device().is_cpu() && scales.device().is_cpu() && zero_points.device().is_cpu(),
+              "dequantize_cpu: codes, scales and zero_points must be CPU tensors");
+  TORCH_CHECK(codes.scalar_type() == at::kByte && codes.dim() == 2 && codes.is_contiguous(),
+              "codes must be a contiguous 2-D uint8 tensor");
+  const Layout l = layout_of(codes.size(0), row_len, bits, group_size);
+  TORCH_CHECK(codes.size(1) == l.row_bytes, "codes has ", codes.size(1),
+              " bytes per row; this layout needs ", l.row_bytes);
+  TORCH_CHECK(scales.scalar_type() == at::kFloat && scales.is_contiguous() && scales.dim() == 2 &&
+                  scales.size(0) == l.rows && scales.size(1) == l.groups,
+              "scales must be a contiguous float32 tensor of shape (", l.rows, ", ", l.groups, ")");
+  TORCH_CHECK(symmetric || (zero_points.scalar_type() == at::kFloat && zero_points.is_contiguous() &&
+                            zero_points.sizes() == scales.sizes()),
+              "zero_points must be a contiguous float32 tensor shaped like scales");
+  auto out = at::empty({l.rows, row_len}, codes.options().dtype(dtype));
+  if (l.rows == 0 || l.groups == 0) return out;
+  with_bits_and_scheme(bits, symmetric, [&](auto bits_c, auto sym_c) {
+    constexpr int B = decltype(bits_c)::value;
+    constexpr bool S = decltype(sym_c)::value;
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "dequantize_cpu", [&] {
+      dequantize_all<scalar_t, B, S>(codes, scales, zero_points, l, out);
+    });
+  });
+  return out;
+}

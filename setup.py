@@ -1,0 +1,76 @@
+"""Builds aiflow_comm._C: the C++ (CPU, OpenMP) kernels always, the CUDA kernels when possible.
+
+The CUDA part is built when a CUDA toolchain (nvcc) is found and the installed torch is a CUDA
+build; set AIFLOW_COMM_NO_CUDA=1 to skip it, or AIFLOW_COMM_NO_EXT=1 to build no extension at all
+(the package then runs on its pure-PyTorch and Triton backends).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from setuptools import setup
+
+CSRC = "csrc"
+CXX_FLAGS = [
+    "-O3",
+    "-std=c++17",
+    "-fopenmp",
+    "-ffp-contract=off",
+    "-fno-math-errno",
+    "-mavx2",
+    "-mf16c",
+]
+NVCC_FLAGS = ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "--fmad=false"]
+
+
+def _say(message: str) -> None:
+    print(f"aiflow-comm setup: {message}", file=sys.stderr)
+
+
+def _extensions() -> tuple[list, dict]:
+    if os.environ.get("AIFLOW_COMM_NO_EXT") == "1":
+        _say("AIFLOW_COMM_NO_EXT=1: building no extension (pure-PyTorch and Triton backends only)")
+        return [], {}
+    try:
+        import torch
+        from torch.utils import cpp_extension
+    except ImportError:
+        _say(
+            "torch is not installed in the build environment: skipping aiflow_comm._C "
+            "(install torch first, then pip install --no-build-isolation)"
+        )
+        return [], {}
+    sources = [f"{CSRC}/bindings.cpp", f"{CSRC}/quant_cpu.cpp"]
+    cuda_home = cpp_extension.CUDA_HOME
+    want_cuda = os.environ.get("AIFLOW_COMM_NO_CUDA") != "1"
+    if want_cuda and torch.version.cuda and cuda_home:
+        _say(f"building aiflow_comm._C with C++ (OpenMP) and CUDA kernels (CUDA_HOME={cuda_home})")
+        extension = cpp_extension.CUDAExtension(
+            "aiflow_comm._C",
+            [*sources, f"{CSRC}/quant_cuda.cu"],
+            define_macros=[("WITH_CUDA", None)],
+            extra_compile_args={"cxx": CXX_FLAGS, "nvcc": NVCC_FLAGS},
+            extra_link_args=["-fopenmp"],
+        )
+    else:
+        reason = (
+            "AIFLOW_COMM_NO_CUDA=1"
+            if not want_cuda
+            else "torch is a CPU build"
+            if not torch.version.cuda
+            else "no CUDA toolchain found"
+        )
+        _say(f"building aiflow_comm._C with C++ (OpenMP) kernels; skipping CUDA kernels: {reason}")
+        extension = cpp_extension.CppExtension(
+            "aiflow_comm._C",
+            sources,
+            extra_compile_args={"cxx": CXX_FLAGS},
+            extra_link_args=["-fopenmp"],
+        )
+    return [extension], {"build_ext": cpp_extension.BuildExtension}
+
+
+ext_modules, cmdclass = _extensions()
+setup(ext_modules=ext_modules, cmdclass=cmdclass)

@@ -1,0 +1,201 @@
+"""quantize/dequantize/fake_quantize: error bounds, stochastic rounding, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aiflow_comm.codec import QuantizedTensor, dequantize, fake_quantize, quantize
+from aiflow_comm.kernels import available_backends
+
+BACKENDS = available_backends("cpu")
+
+
+def _step_per_value(q: QuantizedTensor) -> torch.Tensor:
+    length = q.shape[-1]
+    index = torch.arange(length) // q.group_size
+    return q.scales[:, index].reshape(q.shape)
+
+
+def _half_step_bound(q: QuantizedTensor, x: torch.Tensor) -> torch.Tensor:
+    """Half a step, plus the float32 rounding of the decoded product (relative 2**-23)."""
+    return _step_per_value(q) / 2 + x.float().abs() * 2**-22 + 1e-30
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bits", [2, 4, 8])
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 17), (2, 3, 1025), (8193,)])
+def test_round_trip_error_at_most_half_a_step(backend, bits, symmetric, shape):
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(sum(shape))) * 4
+    q = quantize(x, bits, 64, symmetric=symmetric, backend=backend)
+    error = (dequantize(q) - x).abs()
+    assert (error <= _half_step_bound(q, x)).all()
+    assert dequantize(q).shape == x.shape and dequantize(q).dtype == x.dtype
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_inputs_decode_to_their_dtype(dtype):
+    x = (torch.randn(4, 300) * 10).to(dtype)
+    q = quantize(x, 8, 128)
+    assert q.dtype == dtype and dequantize(q).dtype == dtype
+    assert dequantize(q, torch.float32).dtype == torch.float32
+    error = (dequantize(q, torch.float32) - x.float()).abs()
+    assert (error <= _half_step_bound(q, x)).all()
+
+
+def test_payload_size_and_compression():
+    x = torch.randn(16, 1024)
+    for bits in (2, 4, 8):
+        q = quantize(x, bits, 128)
+        assert q.codes.numel() == 16 * 1024 * bits // 8
+        assert q.nbytes == q.codes.numel() + 16 * 8 * 4
+    assert quantize(x, 4, 128, symmetric=False).nbytes == 16 * 512 + 2 * 16 * 8 * 4
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stochastic_rounding_is_unbiased_and_seeded(backend):
+    x = torch.full((1, 4096), 0.3)
+    x[0, 0] = 1.0  # sets the scale to 1/7 at 4 bits: 0.3 sits between codes 2 and 3
+    decoded = [
+        dequantize(
+            quantize(
+                x,
+                4,
+                4096,
+                rounding="stochastic",
+                generator=torch.Generator().manual_seed(s),
+                backend=backend,
+            )
+        )
+        for s in range(8)
+    ]
+    draws = torch.stack(decoded)[:, 0, 1:]
+    step = 1 / 7
+    # Each draw is 2/7 or 3/7, the upper with p = 0.1: the mean of n draws has standard
+    # deviation step * sqrt(p * (1 - p) / n). Allow 6 of them.
+    sigma = step * (0.1 * 0.9 / draws.numel()) ** 0.5
+    assert abs(float(draws.mean()) - 0.3) < 6 * sigma
+    assert set(torch.round(draws / step).unique().tolist()) == {2.0, 3.0}
+    again = quantize(
+        x,
+        4,
+        4096,
+        rounding="stochastic",
+        generator=torch.Generator().manual_seed(3),
+        backend=backend,
+    )
+    assert torch.equal(dequantize(again), decoded[3])
+    assert not torch.equal(decoded[0], decoded[1])
+
+
+def test_stochastic_rounding_same_codes_on_every_backend():
+    x = torch.randn(5, 333)
+    codes = [
+        quantize(
+            x, 2, 37, rounding="stochastic", generator=torch.Generator().manual_seed(11), backend=b
+        ).codes
+        for b in BACKENDS
+    ]
+    assert all(torch.equal(codes[0], c) for c in codes[1:])
+
+
+def test_fake_quantize_forward_equals_decoded_codes_and_gradient_is_identity():
+    x = torch.randn(6, 200, requires_grad=True)
+    y = fake_quantize(x, 4, 32, symmetric=False)
+    assert torch.equal(y.detach(), dequantize(quantize(x.detach(), 4, 32, symmetric=False)))
+    weights = torch.randn(6, 200)
+    (y * weights).sum().backward()
+    assert torch.equal(x.grad, weights)
+
+
+def test_fake_quantize_gradient_reaches_earlier_layers():
+    layer = torch.nn.Linear(10, 64)
+    out = fake_quantize(layer(torch.randn(3, 10)), 2, 16).pow(2).sum()
+    out.backward()
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"bits": 3}, ValueError, "bits"),
+        ({"bits": 16}, ValueError, "bits"),
+        ({"bits": 8.0}, TypeError, "bits"),
+        ({"group_size": 0}, ValueError, "group_size"),
+        ({"group_size": -4}, ValueError, "group_size"),
+        ({"rounding": "up"}, ValueError, "rounding"),
+        ({"backend": "fpga"}, ValueError, "backend"),
+        ({"generator": 5, "rounding": "stochastic"}, TypeError, "generator"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        quantize(torch.randn(2, 8), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        torch.ones(3, dtype=torch.int32),
+        torch.ones(3, dtype=torch.complex64),
+        torch.ones(3).bool(),
+        torch.ones(3, dtype=torch.float64),
+        [1.0, 2.0],
+    ],
+)
+def test_non_float_inputs_raise_type_error(x):
+    with pytest.raises(TypeError, match="x must"):
+        quantize(x)
+
+
+def test_scalar_input_raises():
+    with pytest.raises(ValueError, match="dimension"):
+        quantize(torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_input_raises(bad):
+    x = torch.randn(4, 4)
+    x[2, 1] = bad
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        quantize(x, backend="torch")
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        fake_quantize(x)
+
+
+def test_asymmetric_range_overflow_raises():
+    x = torch.tensor([[3e38, -3e38]])
+    with pytest.raises(ValueError, match="overflows"):
+        quantize(x, symmetric=False)
+
+
+def test_unusable_backend_for_device_raises():
+    if "cuda" in available_backends("cpu"):
+        pytest.skip("cuda is never a CPU backend")
+    with pytest.raises(ValueError, match="not usable"):
+        quantize(torch.randn(2, 4), backend="cuda")
+
+
+def test_mismatched_devices_rejected():
+    q = quantize(torch.randn(2, 8))
+    meta_scales = q.scales.to("meta")
+    with pytest.raises(ValueError, match="one device"):
+        QuantizedTensor(q.codes, meta_scales, None, q.shape, q.dtype, 8, 128)
+
+
+def test_inconsistent_quantized_tensor_rejected():
+    q = quantize(torch.randn(2, 8), 4, 4)
+    with pytest.raises(ValueError, match="codes"):
+        QuantizedTensor(q.codes[:, :1], q.scales, None, q.shape, q.dtype, 4, 4)
+    with pytest.raises(ValueError, match="zero_points"):
+        QuantizedTensor(q.codes, q.scales, q.scales, q.shape, q.dtype, 4, 4)
+    with pytest.raises(TypeError, match="QuantizedTensor"):
+        dequantize(torch.zeros(3))
+
+
+def test_empty_tensors():
+    for shape in [(0, 5), (3, 0), (0,)]:
+        x = torch.empty(shape)
+        q = quantize(x, 4, 8)
+        assert dequantize(q).shape == x.shape

@@ -1,0 +1,30 @@
+"""GroupLayout: sizes of packed rows, checked against a direct count."""
+
+from __future__ import annotations
+
+import pytest
+
+from aiflow_comm.kernels import GroupLayout
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+@pytest.mark.parametrize("group_size", [1, 3, 4, 7, 128])
+@pytest.mark.parametrize("row_len", [1, 7, 17, 1025])
+def test_row_bytes_counts_each_group_in_whole_bytes(bits, group_size, row_len):
+    layout = GroupLayout.of((2, row_len), bits, group_size)
+    sizes = [min(group_size, row_len - start) for start in range(0, row_len, group_size)]
+    assert layout.num_groups == len(sizes)
+    assert layout.last_group_size == sizes[-1]
+    assert layout.row_bytes == sum(-(-n * bits // 8) for n in sizes)
+    if group_size * bits % 8 == 0:
+        assert layout.row_bytes == -(-row_len * bits // 8)
+
+
+def test_levels_and_rows():
+    layout = GroupLayout.of((2, 3, 5), 4, 2)
+    assert (layout.rows, layout.row_len, layout.qmax, layout.levels) == (6, 5, 7, 15)
+
+
+def test_huge_shapes_use_exact_integer_arithmetic():
+    layout = GroupLayout.of((2**20, 2**13 + 1), 4, 128)
+    assert layout.rows * layout.row_bytes == 2**20 * (64 * 64 + 1)
