@@ -1,0 +1,27 @@
+"""A tensor of more than 2**31 elements: every offset computed in 64-bit arithmetic (slow)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aiflow_comm.kernels import available_backends, dequantize_packed, quantize_packed
+from aiflow_comm.kernels.reference import quantize_reference
+
+ROW_LEN = 2**16
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", [b for b in available_backends("cpu") if b == "cpp"])
+def test_last_rows_of_a_tensor_beyond_int32_match_the_reference(backend):
+    rows = 2**31 // ROW_LEN + 2  # 2**31 + 2 * 2**16 elements, 4 GiB in bfloat16
+    x = torch.empty(rows, ROW_LEN, dtype=torch.bfloat16)
+    x.view(torch.int16).random_(0, 0x3F80)  # bfloat16 bit patterns of [0, 1), no float temporaries
+    codes, scales, zero_points = quantize_packed(x, 8, 128, True, backend=backend)
+    tail = x[-3:]
+    expect = quantize_reference(tail, 8, 128, True)
+    assert torch.equal(codes[-3:], expect[0]) and torch.equal(scales[-3:], expect[1])
+    decoded = dequantize_packed(codes, scales, zero_points, 8, 128, ROW_LEN, True, backend=backend)
+    assert decoded.shape == x.shape
+    reference_tail = dequantize_packed(*expect, 8, 128, ROW_LEN, True, backend="torch")
+    assert torch.equal(decoded[-3:].float(), reference_tail)
