@@ -13,20 +13,37 @@ import sys
 from setuptools import setup
 
 CSRC = "csrc"
-CXX_FLAGS = [
+# Exactness needs IEEE arithmetic: no -ffast-math, no FMA contraction. -fno-trapping-math only lets
+# the vectorizer turn comparisons into selects (results are unchanged: no code enables FP traps).
+BASE_CXX_FLAGS = [
     "-O3",
     "-std=c++17",
     "-fopenmp",
     "-ffp-contract=off",
     "-fno-math-errno",
-    "-mavx2",
-    "-mf16c",
+    "-fno-trapping-math",
 ]
 NVCC_FLAGS = ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "--fmad=false"]
 
 
 def _say(message: str) -> None:
     print(f"aiflow-comm setup: {message}", file=sys.stderr)
+
+
+def _cpu_flags() -> list[str]:
+    """SIMD flags for the build machine's CPU (AIFLOW_COMM_CPU_FLAGS overrides, "" for none).
+
+    The extension is built where it is installed; AVX2 is used only when this CPU has it, so the
+    library never carries instructions its own machine cannot run.
+    """
+    if "AIFLOW_COMM_CPU_FLAGS" in os.environ:
+        return os.environ["AIFLOW_COMM_CPU_FLAGS"].split()
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line.split() for line in info if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return ["-mavx2", "-mf16c"] if {"avx2", "f16c"} <= set(flags) else []
 
 
 def _extensions() -> tuple[list, dict]:
@@ -43,6 +60,8 @@ def _extensions() -> tuple[list, dict]:
         )
         return [], {}
     sources = [f"{CSRC}/bindings.cpp", f"{CSRC}/quant_cpu.cpp"]
+    cxx_flags = BASE_CXX_FLAGS + _cpu_flags()
+    _say(f"C++ flags: {' '.join(cxx_flags)}")
     cuda_home = cpp_extension.CUDA_HOME
     want_cuda = os.environ.get("AIFLOW_COMM_NO_CUDA") != "1"
     if want_cuda and torch.version.cuda and cuda_home:
@@ -51,7 +70,7 @@ def _extensions() -> tuple[list, dict]:
             "aiflow_comm._C",
             [*sources, f"{CSRC}/quant_cuda.cu"],
             define_macros=[("WITH_CUDA", None)],
-            extra_compile_args={"cxx": CXX_FLAGS, "nvcc": NVCC_FLAGS},
+            extra_compile_args={"cxx": cxx_flags, "nvcc": NVCC_FLAGS},
             extra_link_args=["-fopenmp"],
         )
     else:
@@ -66,7 +85,7 @@ def _extensions() -> tuple[list, dict]:
         extension = cpp_extension.CppExtension(
             "aiflow_comm._C",
             sources,
-            extra_compile_args={"cxx": CXX_FLAGS},
+            extra_compile_args={"cxx": cxx_flags},
             extra_link_args=["-fopenmp"],
         )
     return [extension], {"build_ext": cpp_extension.BuildExtension}

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
@@ -58,10 +59,17 @@ inline float round_down(float v) {
   return r > v ? r - 1.0f : r;
 }
 
-// Clamp that sends NaN to `lo`, so the later float->int conversion is always defined.
+// Clamp that sends NaN to `lo`; the forms map onto the SIMD max/min instructions.
 inline float clamp_to(float v, float lo, float hi) {
-  v = v >= lo ? v : lo;
-  return v <= hi ? v : hi;
+  v = v > lo ? v : lo;
+  return v < hi ? v : hi;
+}
+
+// The low bits of a float in [2^23, 2^24) are its integer value minus 2^23 (here: minus M).
+inline uint32_t low_bits(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  return bits;
 }
 
 template <typename T>
@@ -87,18 +95,11 @@ inline void pack(const uint8_t* codes, int64_t n, uint8_t* dst) {
   }
 }
 
-struct GroupStats {
-  float low, high, nonfinite;
-};
-
+// Lane-wise running statistics of v[0, n): hi = max|x| (symmetric) or max x, lo = min x, and
+// bad = sum of x * 0 (NaN as soon as one value is NaN or infinite).
 template <bool SYM>
-GroupStats accumulate(const float* v, int64_t n, GroupStats s) {
-  float lo[kLanes], hi[kLanes], bad[kLanes];
-  for (int j = 0; j < kLanes; ++j) {
-    lo[j] = s.low;
-    hi[j] = s.high;
-    bad[j] = 0.0f;
-  }
+inline __attribute__((always_inline)) void accumulate(const float* v, int64_t n, float* lo,
+                                                      float* hi, float* bad) {
   const int64_t whole = n / kLanes * kLanes;
   for (int64_t i = 0; i < whole; i += kLanes) {
 #pragma GCC unroll 1  // keep the lane loop whole: it is what the vectorizer turns into SIMD
@@ -117,12 +118,17 @@ GroupStats accumulate(const float* v, int64_t n, GroupStats s) {
     if (!SYM) lo[0] = lo[0] < a ? lo[0] : a;
     bad[0] += x * 0.0f;
   }
-  for (int j = 0; j < kLanes; ++j) {
-    s.high = s.high > hi[j] ? s.high : hi[j];
-    s.low = s.low < lo[j] ? s.low : lo[j];
-    s.nonfinite += bad[j];
+}
+
+// Folds the lanes into lane 0, halving the width each step.
+inline __attribute__((always_inline)) void fold_lanes(float* lo, float* hi, float* bad) {
+  for (int width = kLanes / 2; width > 0; width /= 2) {
+    for (int j = 0; j < width; ++j) {
+      hi[j] = hi[j] > hi[j + width] ? hi[j] : hi[j + width];
+      lo[j] = lo[j] < lo[j + width] ? lo[j] : lo[j + width];
+      bad[j] += bad[j + width];
+    }
   }
-  return s;
 }
 
 // Float32 values of src[start, start + len): src itself when T is float, else converted into buf.
@@ -140,33 +146,41 @@ template <typename T, int BITS, bool SYM, bool STOCH>
 void quantize_group(const T* src, int64_t n, int64_t first_index, uint32_t seed, uint8_t* dst,
                     float* scale_out, float* zero_out, float* buf, uint8_t* codes) {
   constexpr float kInf = std::numeric_limits<float>::infinity();
-  GroupStats s{kInf, SYM ? 0.0f : -kInf, 0.0f};
+  float lo[kLanes], hi[kLanes], bad[kLanes];
+  for (int j = 0; j < kLanes; ++j) {
+    lo[j] = kInf;
+    hi[j] = SYM ? 0.0f : -kInf;
+    bad[j] = 0.0f;
+  }
   const float* v = nullptr;
   for (int64_t start = 0; start < n; start += kChunk) {
     const int64_t len = std::min(kChunk, n - start);
     v = floats_of(src, start, len, buf);
-    s = accumulate<SYM>(v, len, s);
+    accumulate<SYM>(v, len, lo, hi, bad);
   }
+  fold_lanes(lo, hi, bad);
   constexpr float qmax = static_cast<float>((1 << (BITS - 1)) - 1);
   constexpr float levels = static_cast<float>((1 << BITS) - 1);
-  const float scale = SYM ? s.high / qmax : (s.high - s.low) / levels;
+  const float scale = SYM ? hi[0] / qmax : (hi[0] - lo[0]) / levels;
   const float safe = scale > 0.0f ? scale : 1.0f;
-  const float shift = SYM ? 0.0f : s.low;
-  const float lo = SYM ? -qmax : 0.0f;
-  const float hi = SYM ? qmax : levels;
-  const int32_t offset = SYM ? (1 << (BITS - 1)) : 0;
-  *scale_out = scale + s.nonfinite;
-  if (!SYM) *zero_out = s.low;
+  const float shift = SYM ? 0.0f : lo[0];
+  const float code_lo = SYM ? -qmax : 0.0f;
+  const float code_hi = SYM ? qmax : levels;
+  // Adding M + offset to an integer-valued float in [lo, hi] leaves code = q + offset in the low
+  // bits; adding it to a clamped non-integer rounds half to even (M and offset are even).
+  constexpr float kBias = kRoundMagic + (SYM ? static_cast<float>(1 << (BITS - 1)) : 0.0f);
+  constexpr uint32_t kCodeMask = (1u << BITS) - 1u;
+  *scale_out = scale + bad[0];
+  if (!SYM) *zero_out = lo[0];
 
   for (int64_t start = 0; start < n; start += kChunk) {
     const int64_t len = std::min(kChunk, n - start);
     if (n > kChunk) v = floats_of(src, start, len, buf);
     uint8_t* out = BITS == 8 ? dst + start : codes;
     for (int64_t i = 0; i < len; ++i) {
-      const float q = SYM ? v[i] / safe : (v[i] - shift) / safe;
-      const float r = STOCH ? round_down(q + uniform_at(seed, first_index + start + i))
-                            : round_half_even(q);
-      out[i] = static_cast<uint8_t>(static_cast<int32_t>(clamp_to(r, lo, hi)) + offset);
+      float q = SYM ? v[i] / safe : (v[i] - shift) / safe;
+      if (STOCH) q = round_down(q + uniform_at(seed, first_index + start + i));
+      out[i] = static_cast<uint8_t>(low_bits(clamp_to(q, code_lo, code_hi) + kBias) & kCodeMask);
     }
     if (BITS != 8) pack<BITS>(codes, len, dst + start * BITS / 8);
   }
