@@ -33,8 +33,8 @@ def _say(message: str) -> None:
 def _cpu_flags() -> list[str]:
     """SIMD flags for the build machine's CPU (AIFLOW_COMM_CPU_FLAGS overrides, "" for none).
 
-    The extension is built where it is installed; AVX2 is used only when this CPU has it, so the
-    library never carries instructions its own machine cannot run.
+    The extension is built where it is installed; AVX2 and AVX-512 are used only when this CPU
+    has them, so the library never carries instructions its own machine cannot run.
     """
     if "AIFLOW_COMM_CPU_FLAGS" in os.environ:
         return os.environ["AIFLOW_COMM_CPU_FLAGS"].split()
@@ -43,7 +43,11 @@ def _cpu_flags() -> list[str]:
             flags = next((line.split() for line in info if line.startswith("flags")), [])
     except OSError:
         return []
-    return ["-mavx2", "-mf16c"] if {"avx2", "f16c"} <= set(flags) else []
+    have = set(flags)
+    chosen = ["-mavx2", "-mf16c"] if {"avx2", "f16c"} <= have else []
+    if chosen and {"avx512f", "avx512bw", "avx512vl"} <= have:
+        chosen += ["-mavx512f", "-mavx512bw", "-mavx512vl"]  # narrowing stores (vpmovdb)
+    return chosen
 
 
 def _extensions() -> tuple[list, dict]:

@@ -7,6 +7,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "aiflow_comm native kernels (see aiflow_comm/kernels/reference.py for the spec)";
   m.def("quantize_cpu", &quantize_cpu, "Group quantize+pack on the CPU");
   m.def("dequantize_cpu", &dequantize_cpu, "Unpack+dequantize on the CPU");
+  m.def("quantize_cpu_out", &quantize_cpu_out, "quantize_cpu into given codes/scales/zero_points");
+  m.def("dequantize_cpu_out", &dequantize_cpu_out, "dequantize_cpu into a given output");
 #ifdef WITH_CUDA
   m.def("quantize_cuda", &quantize_cuda, "Group quantize+pack on a CUDA device");
   m.def("dequantize_cuda", &dequantize_cuda, "Unpack+dequantize on a CUDA device");

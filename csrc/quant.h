@@ -13,6 +13,12 @@ std::vector<at::Tensor> quantize_cpu(const at::Tensor& x, int64_t bits, int64_t 
 at::Tensor dequantize_cpu(const at::Tensor& codes, const at::Tensor& scales,
                           const at::Tensor& zero_points, int64_t bits, int64_t group_size,
                           int64_t row_len, bool symmetric, at::ScalarType dtype);
+// The same kernels writing into caller-owned buffers (a streaming loop reuses them).
+void quantize_cpu_out(const at::Tensor& x, int64_t bits, int64_t group_size, bool symmetric,
+                      int64_t seed, at::Tensor& codes, at::Tensor& scales, at::Tensor& zero_points);
+void dequantize_cpu_out(const at::Tensor& codes, const at::Tensor& scales,
+                        const at::Tensor& zero_points, int64_t bits, int64_t group_size,
+                        int64_t row_len, bool symmetric, at::Tensor& out);
 
 #ifdef WITH_CUDA
 std::vector<at::Tensor> quantize_cuda(const at::Tensor& x, int64_t bits, int64_t group_size,

@@ -280,8 +280,9 @@ void with_bits_and_scheme(int64_t bits, bool symmetric, Fn&& fn) {
 
 }  // namespace
 
-std::vector<at::Tensor> quantize_cpu(const at::Tensor& x, int64_t bits, int64_t group_size,
-                                     bool symmetric, int64_t seed) {
+namespace {
+
+void check_quantize_args(const at::Tensor& x, int64_t bits, int64_t group_size, int64_t seed) {
   check_bits(bits, group_size);
   TORCH_CHECK(x.device().is_cpu(), "quantize_cpu: x must be a CPU tensor; got ", x.device());
   TORCH_CHECK(x.dim() == 2, "quantize_cpu: x must be 2-D (rows, row_len); got ", x.dim(), "-D");
@@ -290,12 +291,32 @@ std::vector<at::Tensor> quantize_cpu(const at::Tensor& x, int64_t bits, int64_t 
   TORCH_CHECK(x.size(1) <= 1 || x.stride(1) == 1, "quantize_cpu: x's last stride must be 1");
   TORCH_CHECK(x.size(0) <= 1 || x.stride(0) >= 0, "quantize_cpu: x's row stride must be >= 0");
   TORCH_CHECK(seed < (int64_t{1} << 32), "seed must be < 2**32; got ", seed);
+}
+
+void check_codes_args(const at::Tensor& codes, const at::Tensor& scales,
+                      const at::Tensor& zero_points, const Layout& l, bool symmetric) {
+  TORCH_CHECK(codes.device().is_cpu() && scales.device().is_cpu() && zero_points.device().is_cpu(),
+              "codes, scales and zero_points must be CPU tensors");
+  TORCH_CHECK(codes.scalar_type() == at::kByte && codes.is_contiguous() && codes.dim() == 2 &&
+                  codes.size(0) == l.rows && codes.size(1) == l.row_bytes,
+              "codes must be a contiguous uint8 tensor of shape (", l.rows, ", ", l.row_bytes, ")");
+  TORCH_CHECK(scales.scalar_type() == at::kFloat && scales.is_contiguous() && scales.dim() == 2 &&
+                  scales.size(0) == l.rows && scales.size(1) == l.groups,
+              "scales must be a contiguous float32 tensor of shape (", l.rows, ", ", l.groups, ")");
+  TORCH_CHECK(symmetric || (zero_points.scalar_type() == at::kFloat && zero_points.is_contiguous() &&
+                            zero_points.sizes() == scales.sizes()),
+              "zero_points must be a contiguous float32 tensor shaped like scales");
+}
+
+}  // namespace
+
+void quantize_cpu_out(const at::Tensor& x, int64_t bits, int64_t group_size, bool symmetric,
+                      int64_t seed, at::Tensor& codes, at::Tensor& scales,
+                      at::Tensor& zero_points) {
+  check_quantize_args(x, bits, group_size, seed);
   const Layout l = layout_of(x.size(0), x.size(1), bits, group_size);
-  auto codes = at::empty({l.rows, l.row_bytes}, x.options().dtype(at::kByte));
-  auto scales = at::empty({l.rows, l.groups}, x.options().dtype(at::kFloat));
-  auto zero_points = symmetric ? at::empty({0}, x.options().dtype(at::kFloat))
-                               : at::empty({l.rows, l.groups}, x.options().dtype(at::kFloat));
-  if (l.rows == 0 || l.groups == 0) return {codes, scales, zero_points};
+  check_codes_args(codes, scales, zero_points, l, symmetric);
+  if (l.rows == 0 || l.groups == 0) return;
   const uint32_t seed32 = seed < 0 ? 0u : static_cast<uint32_t>(seed);
   with_bits_and_scheme(bits, symmetric, [&](auto bits_c, auto sym_c) {
     constexpr int B = decltype(bits_c)::value;
@@ -308,36 +329,49 @@ std::vector<at::Tensor> quantize_cpu(const at::Tensor& x, int64_t bits, int64_t 
       }
     });
   });
+}
+
+std::vector<at::Tensor> quantize_cpu(const at::Tensor& x, int64_t bits, int64_t group_size,
+                                     bool symmetric, int64_t seed) {
+  check_quantize_args(x, bits, group_size, seed);
+  const Layout l = layout_of(x.size(0), x.size(1), bits, group_size);
+  auto codes = at::empty({l.rows, l.row_bytes}, x.options().dtype(at::kByte));
+  auto scales = at::empty({l.rows, l.groups}, x.options().dtype(at::kFloat));
+  auto zero_points = symmetric ? at::empty({0}, x.options().dtype(at::kFloat))
+                               : at::empty({l.rows, l.groups}, x.options().dtype(at::kFloat));
+  quantize_cpu_out(x, bits, group_size, symmetric, seed, codes, scales, zero_points);
   return {codes, scales, zero_points};
+}
+
+void dequantize_cpu_out(const at::Tensor& codes, const at::Tensor& scales,
+                        const at::Tensor& zero_points, int64_t bits, int64_t group_size,
+                        int64_t row_len, bool symmetric, at::Tensor& out) {
+  check_bits(bits, group_size);
+  TORCH_CHECK(row_len >= 0, "row_len must be >= 0; got ", row_len);
+  TORCH_CHECK(codes.dim() == 2, "codes must be 2-D; got ", codes.dim(), "-D");
+  const Layout l = layout_of(codes.size(0), row_len, bits, group_size);
+  check_codes_args(codes, scales, zero_points, l, symmetric);
+  TORCH_CHECK(out.device().is_cpu() && is_float_type(out.scalar_type()) && out.is_contiguous() &&
+                  out.dim() == 2 && out.size(0) == l.rows && out.size(1) == row_len,
+              "out must be a contiguous float32/float16/bfloat16 CPU tensor of shape (", l.rows,
+              ", ", row_len, ")");
+  if (l.rows == 0 || l.groups == 0) return;
+  with_bits_and_scheme(bits, symmetric, [&](auto bits_c, auto sym_c) {
+    constexpr int B = decltype(bits_c)::value;
+    constexpr bool S = decltype(sym_c)::value;
+    AT_DISPATCH_FLOATING_TYPES_AND2(
+        at::kHalf, at::kBFloat16, out.scalar_type(), "dequantize_cpu",
+        [&] { dequantize_all<scalar_t, B, S>(codes, scales, zero_points, l, out); });
+  });
 }
 
 at::Tensor dequantize_cpu(const at::Tensor& codes, const at::Tensor& scales,
                           const at::Tensor& zero_points, int64_t bits, int64_t group_size,
                           int64_t row_len, bool symmetric, at::ScalarType dtype) {
-  check_bits(bits, group_size);
-  TORCH_CHECK(row_len >= 0, "row_len must be >= 0; got ", row_len);
   TORCH_CHECK(is_float_type(dtype), "dtype must be float32, float16 or bfloat16; got ", dtype);
-  TORCH_CHECK(codes.device().is_cpu() && scales.device().is_cpu() && zero_points.device().is_cpu(),
-              "dequantize_cpu: codes, scales and zero_points must be CPU tensors");
-  TORCH_CHECK(codes.scalar_type() == at::kByte && codes.dim() == 2 && codes.is_contiguous(),
-              "codes must be a contiguous 2-D uint8 tensor");
-  const Layout l = layout_of(codes.size(0), row_len, bits, group_size);
-  TORCH_CHECK(codes.size(1) == l.row_bytes, "codes has ", codes.size(1),
-              " bytes per row; this layout needs ", l.row_bytes);
-  TORCH_CHECK(scales.scalar_type() == at::kFloat && scales.is_contiguous() && scales.dim() == 2 &&
-                  scales.size(0) == l.rows && scales.size(1) == l.groups,
-              "scales must be a contiguous float32 tensor of shape (", l.rows, ", ", l.groups, ")");
-  TORCH_CHECK(symmetric || (zero_points.scalar_type() == at::kFloat && zero_points.is_contiguous() &&
-                            zero_points.sizes() == scales.sizes()),
-              "zero_points must be a contiguous float32 tensor shaped like scales");
-  auto out = at::empty({l.rows, row_len}, codes.options().dtype(dtype));
-  if (l.rows == 0 || l.groups == 0) return out;
-  with_bits_and_scheme(bits, symmetric, [&](auto bits_c, auto sym_c) {
-    constexpr int B = decltype(bits_c)::value;
-    constexpr bool S = decltype(sym_c)::value;
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "dequantize_cpu", [&] {
-      dequantize_all<scalar_t, B, S>(codes, scales, zero_points, l, out);
-    });
-  });
+  TORCH_CHECK(codes.dim() == 2, "codes must be 2-D; got ", codes.dim(), "-D");
+  TORCH_CHECK(row_len >= 0, "row_len must be >= 0; got ", row_len);
+  auto out = at::empty({codes.size(0), row_len}, codes.options().dtype(dtype));
+  dequantize_cpu_out(codes, scales, zero_points, bits, group_size, row_len, symmetric, out);
   return out;
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -23,7 +24,14 @@ ROW_LEN = 4096
 
 @dataclass
 class QuantBenchRow:
-    """One (backend, dtype, bits, op) measurement; bandwidths count bytes read plus written."""
+    """One (backend, dtype, bits, op) measurement; bandwidths count bytes read plus written.
+
+    ``seconds`` times the op as users call it (it allocates its outputs). ``buffers_seconds``
+    times the same kernel writing into preallocated buffers, where the backend offers that (the
+    ``cpp`` one): the like-for-like comparison with a copy into a preallocated buffer, since on
+    the CPU a fresh multi-MiB allocation costs page faults of its own. ``gbps`` and
+    ``copy_fraction`` use ``buffers_seconds`` when present, else ``seconds``.
+    """
 
     backend: str
     device: str
@@ -33,6 +41,7 @@ class QuantBenchRow:
     op: str
     input_mib: float
     seconds: float
+    buffers_seconds: float | None
     gbps: float
     copy_gbps: float
     copy_fraction: float
@@ -43,9 +52,10 @@ class QuantBenchRow:
         return asdict(self)
 
 
-def _runs(
-    x: torch.Tensor, bits: int, group_size: int, backend: str
-) -> dict[str, Callable[[], object]]:
+Runs = dict[str, Callable[[], object]]
+
+
+def _runs(x: torch.Tensor, bits: int, group_size: int, backend: str) -> Runs:
     """The quantize and dequantize calls to time, on ``x`` and on its codes."""
     codes, scales, zero_points = quantize_packed(x, bits, group_size, backend="torch")
     length = x.shape[-1]
@@ -70,6 +80,24 @@ def _runs(
     }
 
 
+def _buffer_runs(x: torch.Tensor, bits: int, group_size: int, backend: str) -> Runs:
+    """The same kernels writing into preallocated outputs, for backends that offer it."""
+    if backend != "cpp":
+        return {}
+    native = importlib.import_module("aiflow_comm._C")
+    codes, scales, zero_points = quantize_packed(x, bits, group_size, backend="torch")
+    out = torch.empty_like(x)
+    length = x.shape[-1]
+    return {
+        "quantize": lambda: native.quantize_cpu_out(
+            x, bits, group_size, True, -1, codes, scales, zero_points
+        ),
+        "dequantize": lambda: native.dequantize_cpu_out(
+            codes, scales, zero_points, bits, group_size, length, True, out
+        ),
+    }
+
+
 def _bench_input(
     x: torch.Tensor,
     bits: int,
@@ -87,9 +115,11 @@ def _bench_input(
             baseline[op] = median_seconds(run, x.device, repeats)
     rows = []
     for backend in backends:
+        buffer_runs = _buffer_runs(x, bits, group_size, backend)
         for op, run in _runs(x, bits, group_size, backend).items():
             seconds = median_seconds(run, x.device, repeats)
-            gbps = moved / seconds / 1e9
+            buffered = op in buffer_runs and median_seconds(buffer_runs[op], x.device, repeats)
+            gbps = moved / (buffered or seconds) / 1e9
             reference = baseline.get(op)
             rows.append(
                 QuantBenchRow(
@@ -101,12 +131,13 @@ def _bench_input(
                     op,
                     x.numel() * x.element_size() / 2**20,
                     seconds,
+                    buffered or None,
                     gbps,
                     copy_gbps,
                     gbps / copy_gbps,
                     reference,
                     None if reference is None else reference / seconds,
-                )
+                )  # fmt: skip
             )
     return rows
 
@@ -147,14 +178,21 @@ def bench_quant(
 def format_table(rows: list[QuantBenchRow]) -> str:
     """A fixed-width text table of ``rows``."""
     header = (
-        f"{'backend':<8} {'dtype':<9} {'bits':>4} {'op':<10} {'ms':>8} {'GB/s':>7} "
-        f"{'copy GB/s':>9} {'of copy':>7} {'vs compile':>10}"
+        f"{'backend':<8} {'dtype':<9} {'bits':>4} {'op':<10} {'ms':>8} {'ms buf':>7} "
+        f"{'GB/s':>7} {'copy GB/s':>9} {'of copy':>7} {'vs compile':>10}"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
         speedup = "-" if r.speedup_vs_compiled is None else f"{r.speedup_vs_compiled:.2f}x"
+        buffered = "-" if r.buffers_seconds is None else f"{r.buffers_seconds * 1e3:.2f}"
         lines.append(
             f"{r.backend:<8} {r.dtype:<9} {r.bits:>4} {r.op:<10} {r.seconds * 1e3:>8.2f} "
-            f"{r.gbps:>7.2f} {r.copy_gbps:>9.2f} {r.copy_fraction:>7.0%} {speedup:>10}"
+            f"{buffered:>7} {r.gbps:>7.2f} {r.copy_gbps:>9.2f} {r.copy_fraction:>7.0%} "
+            f"{speedup:>10}"
         )
-    return "\n".join(lines)
+    notes = [
+        "ms: the op as called (allocates its outputs); ms buf: the kernel into preallocated",
+        "buffers; GB/s and 'of copy' use ms buf where given, against a copy into a preallocated",
+        "buffer; 'vs compile': torch.compile of the reference over the op (>1: faster).",
+    ]
+    return "\n".join(lines + notes)
