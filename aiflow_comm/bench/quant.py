@@ -137,7 +137,7 @@ def _bench_input(
                     gbps / copy_gbps,
                     reference,
                     None if reference is None else reference / seconds,
-                )  # fmt: skip
+                )
             )
     return rows
 

@@ -105,13 +105,15 @@ def quantize_reference(
     if groups * size > length:
         flat = torch.cat([flat, flat[:, -1:].expand(rows, groups * size - length)], dim=1)
     grouped = flat.view(rows, groups, size)
+    # Divisors are tensors, not Python numbers: on CUDA, torch turns division by a scalar into a
+    # multiplication by its reciprocal, which is not the IEEE quotient the spec asks for.
     if symmetric:
-        scales = grouped.abs().amax(-1) / layout.qmax
+        scales = grouped.abs().amax(-1) / torch.full((), layout.qmax, device=x.device)
         shifted = grouped
         low, high, code_offset = -layout.qmax, layout.qmax, 2 ** (bits - 1)
     else:
         minimum = grouped.amin(-1)
-        scales = (grouped.amax(-1) - minimum) / layout.levels
+        scales = (grouped.amax(-1) - minimum) / torch.full((), layout.levels, device=x.device)
         shifted = grouped - minimum[..., None]
         low, high, code_offset = 0, layout.levels, 0
     scaled = shifted / torch.where(scales > 0, scales, 1.0)[..., None]

@@ -1,0 +1,73 @@
+"""The aiflow-comm command: version, demo table, bench quant table and JSON, bad arguments."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import aiflow_comm
+from aiflow_comm.cli import main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert aiflow_comm.__version__ in capsys.readouterr().out
+
+
+def test_demo_prints_a_table_for_every_bit_width(capsys):
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert sorted({int(r[0]) for r in rows}) == [2, 4, 8]
+    psnr = {(int(r[0]), r[1]): float(r[4]) for r in rows}
+    assert psnr[(8, "asymmetric")] > psnr[(4, "asymmetric")] > psnr[(2, "asymmetric")] > 10
+
+
+def test_demo_json(capsys):
+    main(["demo", "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["bits"] for r in rows} == {2, 4, 8}
+    assert all(r["compression"] > 1 for r in rows)
+
+
+def test_bench_quant_json(capsys):
+    main(["bench", "quant", "--size-mib", "0.25", "--no-compile", "--repeats", "2", "--json",
+          "--bits", "4", "--dtypes", "bfloat16"])  # fmt: skip
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["op"] for r in rows} == {"quantize", "dequantize"}
+    assert all(r["bits"] == 4 and r["dtype"] == "bfloat16" and r["gbps"] > 0 for r in rows)
+    assert all(r["speedup_vs_compiled"] is None for r in rows)
+
+
+def test_bench_quant_table(capsys):
+    main(["bench", "quant", "--size-mib", "0.25", "--no-compile", "--repeats", "2",
+          "--bits", "8", "--dtypes", "float32", "--backends", "torch"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "of copy" in out and "torch" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", "quant", "--bits", "3"],
+        ["bench", "quant", "--size-mib", "-1"],
+        ["bench", "quant", "--dtypes", "int8"],
+        ["frobnicate"],
+    ],
+)
+def test_bad_arguments_exit_with_an_error(argv):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code != 0
+
+
+def test_console_script_entry_point_runs():
+    result = subprocess.run(
+        [sys.executable, "-m", "aiflow_comm.cli", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "aiflow-comm" in result.stdout
