@@ -17,7 +17,6 @@
 namespace {
 
 constexpr int64_t kChunk = 2048;            // values converted to float32 at a time
-constexpr int kLanes = 16;                  // independent accumulators for the reductions
 constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23: (v + M) - M rounds half to even
 constexpr int64_t kWorkPerTask = 32768;     // values per parallel task, at least
 
@@ -114,40 +113,44 @@ inline void pack(const uint8_t* codes, int64_t n, uint8_t* dst) {
   }
 }
 
-// Lane-wise running statistics of v[0, n): hi = max|x| (symmetric) or max x, lo = min x, and
-// bad = sum of x * 0 (NaN as soon as one value is NaN or infinite).
-template <bool SYM>
-inline __attribute__((always_inline)) void accumulate(const float* v, int64_t n, float* lo,
-                                                      float* hi, float* bad) {
-  const int64_t whole = n / kLanes * kLanes;
-  for (int64_t i = 0; i < whole; i += kLanes) {
-#pragma GCC unroll 1  // keep the lane loop whole: it is what the vectorizer turns into SIMD
-    for (int j = 0; j < kLanes; ++j) {
-      const float x = v[i + j];
-      const float a = SYM ? (x < 0.0f ? -x : x) : x;
-      hi[j] = hi[j] > a ? hi[j] : a;
-      if (!SYM) lo[j] = lo[j] < a ? lo[j] : a;
-      bad[j] += x * 0.0f;
-    }
-  }
-  for (int64_t i = whole; i < n; ++i) {
-    const float x = v[i];
-    const float a = SYM ? (x < 0.0f ? -x : x) : x;
-    hi[0] = hi[0] > a ? hi[0] : a;
-    if (!SYM) lo[0] = lo[0] < a ? lo[0] : a;
-    bad[0] += x * 0.0f;
-  }
+// Float statistics computed on integer keys: integer min/max may be reordered, so the compiler
+// vectorizes these reductions (float ones it may not, for NaN's sake). A key orders like its float
+// for every non-NaN value; NaN keys lie beyond those of the infinities.
+inline int32_t order_key(float x) {
+  int32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return bits ^ ((bits >> 31) & 0x7FFFFFFF);
 }
 
-// Folds the lanes into lane 0, halving the width each step.
-inline __attribute__((always_inline)) void fold_lanes(float* lo, float* hi, float* bad) {
-  for (int width = kLanes / 2; width > 0; width /= 2) {
-    for (int j = 0; j < width; ++j) {
-      hi[j] = hi[j] > hi[j + width] ? hi[j] : hi[j + width];
-      lo[j] = lo[j] < lo[j + width] ? lo[j] : lo[j + width];
-      bad[j] += bad[j + width];
+inline float float_of_key(int32_t key) {
+  const int32_t bits = key ^ ((key >> 31) & 0x7FFFFFFF);
+  float x;
+  std::memcpy(&x, &bits, sizeof x);
+  return x;
+}
+
+constexpr int32_t kPosInfKey = 0x7F800000;
+constexpr int32_t kNegInfKey = static_cast<int32_t>(0xFF800000u ^ 0x7FFFFFFFu);
+
+// Running key of max|x| (symmetric; |x|'s key is its bit pattern) or of min x and max x.
+template <bool SYM>
+inline __attribute__((always_inline)) void accumulate(const float* v, int64_t n, int32_t& low,
+                                                      int32_t& high) {
+  int32_t lo = low, hi = high;
+  for (int64_t i = 0; i < n; ++i) {
+    if (SYM) {
+      int32_t bits;
+      std::memcpy(&bits, v + i, sizeof bits);
+      const int32_t magnitude = bits & 0x7FFFFFFF;
+      hi = magnitude > hi ? magnitude : hi;
+    } else {
+      const int32_t key = order_key(v[i]);
+      hi = key > hi ? key : hi;
+      lo = key < lo ? key : lo;
     }
   }
+  low = lo;
+  high = hi;
 }
 
 // Float32 values of src[start, start + len): src itself when T is float, else converted into buf.
@@ -164,33 +167,30 @@ inline const float* floats_of(const T* src, int64_t start, int64_t len, float* b
 template <typename T, int BITS, bool SYM, bool STOCH>
 void quantize_group(const T* src, int64_t n, int64_t first_index, uint32_t seed, uint8_t* dst,
                     float* scale_out, float* zero_out, float* buf, uint8_t* codes) {
-  constexpr float kInf = std::numeric_limits<float>::infinity();
-  float lo[kLanes], hi[kLanes], bad[kLanes];
-  for (int j = 0; j < kLanes; ++j) {
-    lo[j] = kInf;
-    hi[j] = SYM ? 0.0f : -kInf;
-    bad[j] = 0.0f;
-  }
+  int32_t low_key = kPosInfKey + 1, high_key = SYM ? 0 : kNegInfKey - 1;
   const float* v = nullptr;
   for (int64_t start = 0; start < n; start += kChunk) {
     const int64_t len = std::min(kChunk, n - start);
     v = floats_of(src, start, len, buf);
-    accumulate<SYM>(v, len, lo, hi, bad);
+    accumulate<SYM>(v, len, low_key, high_key);
   }
-  fold_lanes(lo, hi, bad);
+  // NaN or Inf anywhere in the group: a key at or beyond an infinity's.
+  const bool finite = SYM ? high_key < kPosInfKey : high_key < kPosInfKey && low_key > kNegInfKey;
+  const float high = float_of_key(high_key);  // symmetric: |x|'s bits are its key
+  const float low = float_of_key(low_key);
   constexpr float qmax = static_cast<float>((1 << (BITS - 1)) - 1);
   constexpr float levels = static_cast<float>((1 << BITS) - 1);
-  const float scale = SYM ? hi[0] / qmax : (hi[0] - lo[0]) / levels;
+  const float scale = SYM ? high / qmax : (high - low) / levels;
   const float safe = scale > 0.0f ? scale : 1.0f;
-  const float shift = SYM ? 0.0f : lo[0];
+  const float shift = SYM ? 0.0f : low;
   const float code_lo = SYM ? -qmax : 0.0f;
   const float code_hi = SYM ? qmax : levels;
   // Adding M + offset to an integer-valued float in [lo, hi] leaves code = q + offset in the low
   // bits; adding it to a clamped non-integer rounds half to even (M and offset are even).
   constexpr float kBias = kRoundMagic + (SYM ? static_cast<float>(1 << (BITS - 1)) : 0.0f);
   constexpr uint32_t kCodeMask = (1u << BITS) - 1u;
-  *scale_out = scale + bad[0];
-  if (!SYM) *zero_out = lo[0];
+  *scale_out = finite ? scale : std::numeric_limits<float>::quiet_NaN();
+  if (!SYM) *zero_out = low;
 
   for (int64_t start = 0; start < n; start += kChunk) {
     const int64_t len = std::min(kChunk, n - start);
