@@ -34,7 +34,7 @@ check-slow: install
 	$(PY) -m pytest -q -m slow
 
 bench: install
-	$(PY) -m pytest -q benchmarks --benchmark-only -p no:doctest
+	$(PY) -m pytest -q benchmarks --benchmark-only
 	$(VENV)/bin/aiflow-comm bench quant
 
 clean:
