@@ -199,3 +199,13 @@ def test_empty_tensors():
         x = torch.empty(shape)
         q = quantize(x, 4, 8)
         assert dequantize(q).shape == x.shape
+
+
+def test_to_moves_every_buffer_and_keeps_the_values():
+    q = quantize(torch.randn(3, 40), 4, 16, symmetric=False)
+    moved = q.to("meta")
+    assert moved.device.type == "meta"
+    assert moved.scales.device.type == "meta" and moved.zero_points.device.type == "meta"
+    back = q.to("cpu")
+    assert back.device.type == "cpu" and torch.equal(back.codes, q.codes)
+    assert (moved.shape, moved.bits, moved.scheme) == (q.shape, q.bits, q.scheme)

@@ -93,10 +93,6 @@ class QuantizedTensor:
         extra = 0 if self.zero_points is None else self.zero_points.numel() * 4
         return self.codes.numel() + self.scales.numel() * 4 + extra
 
-    @property
-    def numel(self) -> int:
-        return self.layout.rows * self.layout.row_len
-
     def to(self, device: str | torch.device) -> QuantizedTensor:
         """The same quantized tensor with its buffers on ``device``."""
         zero_points = None if self.zero_points is None else self.zero_points.to(device)
