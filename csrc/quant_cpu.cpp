@@ -3,6 +3,7 @@
 // Bit-exact with aiflow_comm/kernels/reference.py: IEEE float32 division, round half to even,
 // no fused multiply-add (built with -ffp-contract=off, never with -ffast-math).
 #include "quant.h"
+#include "stochastic_noise.h"
 
 #include <ATen/Parallel.h>
 #include <c10/util/BFloat16.h>
@@ -33,22 +34,6 @@ Layout layout_of(int64_t rows, int64_t row_len, int64_t bits, int64_t group_size
     l.row_bytes = (l.groups - 1) * l.group_bytes + (last * bits + 7) / 8;
   }
   return l;
-}
-
-inline uint32_t hash32(uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7feb352dU;
-  x ^= x >> 15;
-  x *= 0x846ca68bU;
-  x ^= x >> 16;
-  return x;
-}
-
-// The reference's uniform_noise: u in [0, 1) on a 2^-24 grid for one flat element index.
-inline float uniform_at(uint32_t seed, int64_t index) {
-  const uint32_t high = hash32(static_cast<uint32_t>(static_cast<uint64_t>(index) >> 32) ^ seed);
-  const uint32_t bits = hash32(static_cast<uint32_t>(static_cast<uint64_t>(index)) ^ high);
-  return static_cast<float>(bits >> 8) * 5.9604644775390625e-08f;
 }
 
 inline float round_half_even(float v) { return (v + kRoundMagic) - kRoundMagic; }
@@ -198,7 +183,7 @@ void quantize_group(const T* src, int64_t n, int64_t first_index, uint32_t seed,
     uint8_t* out = BITS == 8 ? dst + start : codes;
     for (int64_t i = 0; i < len; ++i) {
       float q = SYM ? v[i] / safe : (v[i] - shift) / safe;
-      if (STOCH) q = round_down(q + uniform_at(seed, first_index + start + i));
+      if (STOCH) q = round_down(q + aiflow_noise::uniform(seed, first_index + start + i));
       out[i] = static_cast<uint8_t>(low_bits(clamp_to(q, code_lo, code_hi) + kBias) & kCodeMask);
     }
     if (BITS != 8) pack<BITS>(codes, len, dst + start * BITS / 8);

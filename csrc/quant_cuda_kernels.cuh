@@ -61,6 +61,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "stochastic_noise.h"
+
 #if defined(__CUDACC__)
 #define QC_DEV __device__ __forceinline__
 #define QC_KERNEL __global__
@@ -487,24 +489,6 @@ QC_DEV void store_values(char* dst, int64_t cnt, const float* f) {
 // Quantization math.
 // ---------------------------------------------------------------------------------------------
 
-// lowbias32 on uint32 (reference.py _hash32).
-QC_DEV uint32_t hash32(uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7FEB352Du;
-  x ^= x >> 15;
-  x *= 0x846CA68Bu;
-  x ^= x >> 16;
-  return x;
-}
-
-// reference.py uniform_noise: u = (h >> 8) * 2**-24, h = hash32(lo ^ hash32(hi ^ seed)).
-QC_DEV float uniform_noise(uint32_t seed, int64_t index) {
-  const uint64_t u = static_cast<uint64_t>(index);
-  const uint32_t high = hash32(static_cast<uint32_t>(u >> 32) ^ seed);
-  const uint32_t h = hash32(static_cast<uint32_t>(u) ^ high);
-  return f_mul(static_cast<float>(h >> 8), 5.9604644775390625e-08f);  // exact: h >> 8 < 2**24
-}
-
 // RN(a / d) given y = RN(1 / d), for 2**-40 <= d <= 2**40 and |a / d| in [2**-40, 2**9]
 // (two Markstein corrections of RN(a * y); the residuals are exact in that range).
 QC_DEV float div_by_reciprocal(float a, float d, float y) {
@@ -614,7 +598,7 @@ QC_DEV uint32_t quant_code(const GroupQuant& g, float x, int64_t index) {
   } else {
     t = div_by_reciprocal(a, g.d, g.y);
   }
-  if (M::kStoch) t = f_add(t, uniform_noise(g.seed, index));
+  if (M::kStoch) t = f_add(t, aiflow_noise::uniform(g.seed, index));
   // nan_to_num(..., nan=0) after the clamp. A fast group is finite with |a / d| <= 2**9: no NaN.
   if (!FAST && is_nan(t)) t = 0.0f;
   t = f_min(f_max(t, static_cast<float>(M::kLow)), static_cast<float>(M::kHigh));

@@ -270,7 +270,7 @@ int64_t emu_row_bytes(int64_t row_len, int64_t bits, int64_t group_size) {
 }
 
 float emu_uniform_noise(int64_t seed, int64_t index) {
-  return qc::uniform_noise(static_cast<uint32_t>(static_cast<uint64_t>(seed) & 0xffffffffu), index);
+  return aiflow_noise::uniform(static_cast<uint32_t>(static_cast<uint64_t>(seed) & 0xffffffffu), index);
 }
 
 // dtype: 0 float32, 1 float16, 2 bfloat16. Outputs contiguous.

@@ -7,6 +7,8 @@ resolved before the call.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from aiflow_comm.kernels.backends import kernels_of, resolve_backend
@@ -19,13 +21,13 @@ _MAX_SEED = 2**32
 
 def rows_of(x: torch.Tensor) -> torch.Tensor:
     """``x`` as a 2-D ``(rows, D)`` tensor with unit last stride, a view whenever one exists."""
-    layout = GroupLayout.of(x.shape, 8, 1)
-    shape = (layout.rows, layout.row_len)
+    length = x.shape[-1]
+    shape = (math.prod(x.shape[:-1]), length)
     try:
         rows = x.view(shape)
     except RuntimeError:
         rows = x.reshape(shape)
-    if layout.row_len > 1 and rows.stride(1) != 1:
+    if length > 1 and rows.stride(1) != 1:
         rows = rows.contiguous()
     return rows
 
@@ -120,7 +122,8 @@ def quantize_packed(
         raise ValueError(
             f"seed must be an int below 2**32 (negative: round to nearest); got {seed!r}"
         )
-    GroupLayout.of(x.shape, bits, group_size)
+    if x.dim() == 0:
+        raise ValueError("x must have at least one dimension; got a 0-d tensor (use x.reshape(1))")
     chosen = resolve_backend(backend, x.device)
     return _quantize_op(x, bits, group_size, bool(symmetric), max(seed, -1), chosen)
 
