@@ -1,0 +1,133 @@
+"""SNR, noise and power conventions shared by every channel and link (see ``docs/channels.md``).
+
+SNR is Es/N0 in dB per complex symbol. The noise variance is ``no = 10**(-snr_db/10)`` per
+complex symbol and ``no/2`` per real dimension (Sionna's ``no``), for transmitters that send
+symbols of unit average energy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "check_complex",
+    "ebno_db_to_snr_db",
+    "normalize_power",
+    "precision_of",
+    "snr_db_to_ebno_db",
+    "snr_db_to_no",
+]
+
+_PRECISIONS = {torch.complex64: "single", torch.complex128: "double"}
+
+
+def check_complex(x: object, name: str = "x") -> torch.Tensor:
+    """Return ``x`` if it is a complex64 or complex128 tensor, else raise ``TypeError``.
+
+    >>> check_complex(torch.ones(2, dtype=torch.complex64)).dtype
+    torch.complex64
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
+    if x.dtype not in _PRECISIONS:
+        hint = " (pair real features into complex symbols, e.g. with AnalogLink)" * (
+            not x.is_complex()
+        )
+        raise TypeError(f"{name} must be complex64 or complex128; got {x.dtype}{hint}")
+    return x
+
+
+def precision_of(x: torch.Tensor) -> str:
+    """Sionna's precision name (``"single"`` or ``"double"``) for a complex tensor's dtype."""
+    return _PRECISIONS[check_complex(x).dtype]
+
+
+def snr_db_to_no(snr_db: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Noise variance per complex symbol, shaped to broadcast against ``like``.
+
+    ``snr_db`` is a number, a 0-d tensor, or a tensor whose shape is a prefix of ``like``'s
+    shape (one SNR per example: shape ``(batch,)``). The result has ``like``'s real dtype and
+    device, with trailing singleton dimensions added.
+
+    >>> x = torch.zeros(3, 4, dtype=torch.complex64)
+    >>> snr_db_to_no(torch.tensor([0.0, 10.0, 20.0]), x).flatten().tolist()
+    [1.0, 0.10000000149011612, 0.009999999776482582]
+    """
+    real = like.real.dtype if like.is_complex() else like.dtype
+    if isinstance(snr_db, bool) or not isinstance(snr_db, (int, float, torch.Tensor)):
+        raise TypeError(f"snr_db must be a number or a tensor; got {type(snr_db).__name__}")
+    if not isinstance(snr_db, torch.Tensor):
+        if not math.isfinite(snr_db):
+            raise ValueError(f"snr_db must be finite; got {snr_db}")
+        return torch.tensor(10.0 ** (-snr_db / 10.0), dtype=real, device=like.device)
+    if snr_db.is_complex() or not (snr_db.is_floating_point() or snr_db.dtype == torch.int64):
+        raise TypeError(f"snr_db must be a real tensor; got {snr_db.dtype}")
+    shape = tuple(snr_db.shape)
+    if shape != tuple(like.shape[: len(shape)]):
+        raise ValueError(
+            f"snr_db of shape {shape} does not match the input of shape {tuple(like.shape)}: "
+            "pass a number, a 0-d tensor, or one value per example (a prefix of the input's shape)"
+        )
+    snr_db = snr_db.to(device=like.device, dtype=real)
+    no = torch.pow(10.0, -snr_db / 10.0)
+    return no.reshape(shape + (1,) * (like.dim() - len(shape)))
+
+
+def ebno_db_to_snr_db(
+    ebno_db: float | torch.Tensor, bits_per_symbol: int, code_rate: float = 1.0
+) -> float | torch.Tensor:
+    """Es/N0 in dB from Eb/N0 in dB: ``ebno_db + 10*log10(bits_per_symbol * code_rate)``.
+
+    >>> round(ebno_db_to_snr_db(0.0, 2), 4)
+    3.0103
+    """
+    _check_rate(bits_per_symbol, code_rate)
+    return ebno_db + 10.0 * math.log10(bits_per_symbol * code_rate)
+
+
+def snr_db_to_ebno_db(
+    snr_db: float | torch.Tensor, bits_per_symbol: int, code_rate: float = 1.0
+) -> float | torch.Tensor:
+    """Eb/N0 in dB from Es/N0 in dB, the inverse of :func:`ebno_db_to_snr_db`.
+
+    >>> round(snr_db_to_ebno_db(3.0103, 2), 4)
+    0.0
+    """
+    _check_rate(bits_per_symbol, code_rate)
+    return snr_db - 10.0 * math.log10(bits_per_symbol * code_rate)
+
+
+def _check_rate(bits_per_symbol: int, code_rate: float) -> None:
+    if isinstance(bits_per_symbol, bool) or not isinstance(bits_per_symbol, int):
+        raise TypeError(f"bits_per_symbol must be an int; got {type(bits_per_symbol).__name__}")
+    if bits_per_symbol < 1:
+        raise ValueError(f"bits_per_symbol must be >= 1; got {bits_per_symbol}")
+    if not 0.0 < code_rate <= 1.0:
+        raise ValueError(f"code_rate must be in (0, 1]; got {code_rate}")
+
+
+def normalize_power(
+    x: torch.Tensor, batch_dims: int = 1, eps: float = 1e-12
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale each example of complex ``x`` to unit average energy per complex symbol.
+
+    The first ``batch_dims`` dimensions index examples; the mean of ``|x|**2`` is taken over the
+    rest. Returns ``(x / gain, gain)`` with ``gain = sqrt(mean |x|**2)`` shaped to broadcast
+    against ``x``; an all-zero example stays zero. Differentiable.
+
+    >>> x = torch.tensor([[3 + 4j, 0j], [1j, 1j]])
+    >>> y, gain = normalize_power(x)
+    >>> [round(e, 5) for e in y.abs().pow(2).mean(dim=1).tolist()], gain.flatten().tolist()
+    ([1.0, 1.0], [3.535533905029297, 1.0])
+    """
+    check_complex(x)
+    if not 0 <= batch_dims < x.dim():
+        raise ValueError(
+            f"batch_dims must be in [0, {x.dim() - 1}] for a {x.dim()}-D x; got {batch_dims}"
+        )
+    dims = tuple(range(batch_dims, x.dim()))
+    energy = (x.real.square() + x.imag.square()).mean(dim=dims, keepdim=True)
+    gain = torch.sqrt(energy.clamp_min(eps))
+    return x / gain, gain

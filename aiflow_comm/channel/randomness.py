@@ -1,0 +1,79 @@
+"""Reproducible randomness for channels: a seed or a ``torch.Generator`` turned into one
+generator per device, and Sionna blocks that draw from it instead of Sionna's global one."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+__all__ = ["RandomSource", "seeded_block"]
+
+
+class RandomSource:
+    """Where a channel draws its randomness from.
+
+    ``RandomSource(None)`` uses the global generators (``torch``'s and Sionna's),
+    ``RandomSource(7)`` one generator per device seeded with 7 (CPU and CUDA streams differ), and
+    ``RandomSource(generator)`` that generator, on its device only.
+
+    >>> a, b = RandomSource(7), RandomSource(7)
+    >>> first = torch.rand(3, generator=a.generator("cpu"))
+    >>> torch.equal(first, torch.rand(3, generator=b.generator("cpu")))
+    True
+    """
+
+    def __init__(self, seed: int | torch.Generator | None = None) -> None:
+        if isinstance(seed, bool) or not (seed is None or isinstance(seed, (int, torch.Generator))):
+            raise TypeError(
+                "generator must be an int seed, a torch.Generator or None; "
+                f"got {type(seed).__name__}"
+            )
+        if isinstance(seed, int) and not 0 <= seed < 2**63:
+            raise ValueError(f"seed must be in [0, 2**63); got {seed}")
+        self._seed = seed
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def generator(self, device: torch.device | str) -> torch.Generator | None:
+        """The generator for tensors on ``device``, or ``None`` for the global one."""
+        device = _canonical(torch.device(device))
+        if self._seed is None:
+            return None
+        if isinstance(self._seed, torch.Generator):
+            if _canonical(self._seed.device) != device:
+                raise ValueError(
+                    f"the channel's torch.Generator is on {self._seed.device} but the input is on "
+                    f"{device}: pass a generator on the input's device, or an int seed"
+                )
+            return self._seed
+        if device not in self._generators:
+            self._generators[device] = torch.Generator(device=device).manual_seed(self._seed)
+        return self._generators[device]
+
+
+def _canonical(device: torch.device) -> torch.device:
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+@functools.cache
+def _seeded_class(cls: type) -> type:
+    def torch_rng(self: torch.nn.Module) -> torch.Generator:
+        generator = self.__dict__.get("_aiflow_generator")
+        return generator if generator is not None else cls.torch_rng.fget(self)
+
+    return type(cls.__name__, (cls,), {"torch_rng": property(torch_rng)})
+
+
+def seeded_block(
+    cls: type, generator: torch.Generator | None, /, *args, **kwargs
+) -> torch.nn.Module:
+    """An instance of Sionna block ``cls`` that draws from ``generator`` (``None``: Sionna's own).
+
+    Sionna 2.x blocks draw from ``sionna.phy.config.torch_rng(device)``; this subclass hands
+    them the channel's generator instead, so the same seed gives the same output.
+    """
+    block = _seeded_class(cls)(*args, **kwargs)
+    block.__dict__["_aiflow_generator"] = generator
+    return block
