@@ -39,6 +39,14 @@ def ones(*shape: int, dtype: torch.dtype = torch.complex64) -> torch.Tensor:
     return torch.ones(*shape, dtype=dtype)
 
 
+def test_every_exported_name_resolves() -> None:
+    import aiflow_comm.channel as channel
+
+    assert all(getattr(channel, name) is not None for name in channel.__all__)
+    with pytest.raises(AttributeError, match="no attribute"):
+        _ = channel.Rayleigh
+
+
 # conventions
 
 
