@@ -19,6 +19,7 @@ _SOURCES = {
     "ChannelState": "state",
     "EQUALIZERS": "equalization",
     "MODULATIONS": "modulation",
+    "OFDMChannel": "ofdm",
     "RandomSource": "randomness",
     "RayleighFading": "fading",
     "RicianFading": "fading",
@@ -36,6 +37,7 @@ __all__ = [
     "MODULATIONS",
     "AnalogLink",
     "ChannelState",
+    "OFDMChannel",
     "RandomSource",
     "RayleighFading",
     "RicianFading",
@@ -72,5 +74,6 @@ if TYPE_CHECKING:
     from aiflow_comm.channel.equalization import EQUALIZERS, equalize
     from aiflow_comm.channel.fading import RayleighFading, RicianFading
     from aiflow_comm.channel.modulation import MODULATIONS, bits_per_symbol
+    from aiflow_comm.channel.ofdm import OFDMChannel
     from aiflow_comm.channel.randomness import RandomSource
     from aiflow_comm.channel.state import ChannelState
