@@ -10,6 +10,7 @@ from torch import nn
 from aiflow_comm.channel import (
     AWGN,
     ChannelState,
+    OFDMChannel,
     RandomSource,
     RayleighFading,
     RicianFading,
@@ -333,7 +334,16 @@ def test_analog_link_keeps_shape_and_dtype(dtype: torch.dtype) -> None:
 
 
 @pytest.mark.parametrize(
-    "channel", [AWGN(generator=0), RayleighFading(4, generator=0), RicianFading(2.0, generator=0)]
+    "channel",
+    [
+        AWGN(generator=0),
+        RayleighFading(4, generator=0),
+        RicianFading(2.0, generator=0),
+        OFDMChannel(
+            fft_size=12, num_ofdm_symbols=4, pilot_ofdm_symbol_indices=(1,), csi="ls", generator=0
+        ),
+    ],
+    ids=["awgn", "rayleigh", "rician", "ofdm-ls"],
 )
 @pytest.mark.parametrize("equalizer", ["none", "zf", "mmse"])
 def test_gradients_reach_the_transmitter_through_every_channel(channel, equalizer) -> None:
