@@ -1,0 +1,111 @@
+"""``split_model``: cut a model at a named point into a head and a tail."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+
+from torch import nn
+
+from aiflow_comm.split.graph import COMPUTE_OPS, cut_graph_module, graph_cuts, node_labels
+from aiflow_comm.split.model import SplitModel
+from aiflow_comm.split.points import (
+    ExampleInput,
+    SplitPoint,
+    example_inputs,
+    graph_points,
+    sequential_points,
+)
+from aiflow_comm.split.trace import is_plain_sequential, trace_model
+
+__all__ = ["split_model"]
+
+
+def split_model(
+    model: nn.Module,
+    at: str | SplitPoint,
+    example_input: ExampleInput | None = None,
+    *,
+    leaf_modules: Iterable[type[nn.Module]] | None = None,
+) -> SplitModel:
+    """``model`` cut after ``at``: a :class:`SplitModel` whose ``tail(head(x))`` is ``model(x)``.
+
+    * A plain ``nn.Sequential``: ``head`` holds the children up to and including ``at``,
+      ``tail`` the rest (``nn.Sequential`` s of the same child modules).
+    * Any other model: ``head`` and ``tail`` are ``torch.fx.GraphModule`` s built from the
+      model's fx graph (see :func:`list_split_points` for the names). When several values cross
+      the cut, ``head`` returns them as a tuple (in execution order) and ``tail`` takes that
+      tuple as its one argument. Each side can be exported alone with ``torch.export``.
+
+    Submodules, parameters and buffers are shared with ``model``, never copied: training the
+    split model trains ``model``. Code that reads ``self.training`` outside leaf modules is
+    frozen in the mode the model has now.
+
+    Args:
+        model: the model to cut.
+        at: a cut name from :func:`list_split_points`, or the :class:`SplitPoint` itself.
+        example_input: optional; when given, ``.point`` reports the cut's crossing tensors. The
+            cut itself needs only the graph.
+        leaf_modules: submodule classes fx keeps whole (see
+            :func:`~aiflow_comm.split.trace_model`); ignored for ``nn.Sequential``.
+
+    Raises:
+        ValueError: ``at`` names no cut (the message lists valid names).
+        UntraceableModelError: fx cannot trace ``model``; the message says how to cut by hand.
+
+    >>> import torch
+    >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).eval()
+    >>> split = split_model(model, at="1")
+    >>> x = torch.randn(5, 4)
+    >>> torch.equal(split.tail(split.head(x)), model(x)), len(split.tail)
+    (True, 1)
+    """
+    if isinstance(at, SplitPoint):
+        name, point = at.name, at
+    elif isinstance(at, str):
+        name, point = at, None
+    else:
+        raise TypeError(f"at must be a cut name (str) or a SplitPoint; got {type(at).__name__}")
+    inputs = None if example_input is None else example_inputs(example_input)
+
+    if is_plain_sequential(model):
+        children = list(model.named_children())
+        names = [child for child, _ in children]
+        _check_name(name, names[:-1], names[-1:])
+        k = names.index(name) + 1
+        head = nn.Sequential(OrderedDict(children[:k]))
+        tail = nn.Sequential(OrderedDict(children[k:]))
+        if point is None and inputs is not None:
+            point = _find(sequential_points(model, inputs), name)
+        return SplitModel(head, None, tail, point=point)
+
+    gm = trace_model(model, leaf_modules)
+    cuts = graph_cuts(gm)
+    compute = [label for n, label in node_labels(gm.graph).items() if n.op in COMPUTE_OPS]
+    _check_name(name, [cut.name for cut in cuts], compute[-1:])
+    cut = next(cut for cut in cuts if cut.name == name)
+    head, tail = cut_graph_module(gm, cut)
+    if point is None and inputs is not None:
+        point = _find(graph_points(gm, cuts, inputs), name)
+    return SplitModel(head, None, tail, point=point)
+
+
+def _find(points: list[SplitPoint], name: str) -> SplitPoint | None:
+    return next((p for p in points if p.name == name), None)
+
+
+def _check_name(name: str, valid: Sequence[str], last: Sequence[str]) -> None:
+    if name in valid:
+        return
+    if len(valid) > 8:
+        shown = ", ".join([*map(repr, valid[:5]), "...", *map(repr, valid[-2:])])
+    else:
+        shown = ", ".join(map(repr, valid)) or "none"
+    if name in last:
+        why = f"at={name!r} is the model's last step: the tail would be empty"
+    else:
+        why = f"at must name a cut point of the model; got {name!r}"
+    raise ValueError(
+        f"{why}. Valid names ({len(valid)}): {shown}; "
+        "list_split_points(model, example_input) lists them with their shapes"
+    )

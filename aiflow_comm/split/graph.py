@@ -1,0 +1,125 @@
+"""Cuts of a torch.fx graph: where a graph can be cut, what crosses, head and tail graphs."""
+
+from __future__ import annotations
+
+import operator
+from collections import Counter
+from dataclasses import dataclass
+
+from torch import fx
+
+__all__ = ["COMPUTE_OPS", "GraphCut", "cut_graph_module", "graph_cuts", "node_labels"]
+
+COMPUTE_OPS = ("call_module", "call_function", "call_method")
+
+
+@dataclass(frozen=True, eq=False)
+class GraphCut:
+    """A cut after ``node``: ``crossing`` are the values the head hands to the tail.
+
+    ``crossing`` holds every placeholder or compute node at or before ``node`` (graph order)
+    that a node after it uses, in graph order; ``crossing_names`` their labels. Parameters and
+    buffers (``get_attr`` nodes) never cross: the tail reads them itself.
+    """
+
+    name: str
+    node: fx.Node
+    crossing: tuple[fx.Node, ...]
+    crossing_names: tuple[str, ...]
+
+
+def node_labels(graph: fx.Graph) -> dict[fx.Node, str]:
+    """A unique label per node: the module path for a module called once, else the node name.
+
+    A ``call_module`` node whose target (``"layer1.0.conv1"``) is called only once in the graph
+    is labelled by that target; every other node by its fx name (``"relu_1"``, ``"add"``).
+
+    >>> import torch
+    >>> class Net(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.fc, self.act = torch.nn.Linear(2, 2), torch.nn.ReLU()
+    ...     def forward(self, x):
+    ...         return self.act(self.fc(self.act(x)))
+    >>> list(node_labels(fx.symbolic_trace(Net()).graph).values())
+    ['x', 'act', 'fc', 'act_1', 'output']
+    """
+    calls = Counter(n.target for n in graph.nodes if n.op == "call_module")
+    by_name = {n.name: n for n in graph.nodes}
+    labels = {}
+    for n in graph.nodes:
+        unique = n.op == "call_module" and calls[n.target] == 1
+        labels[n] = n.target if unique and by_name.get(n.target, n) is n else n.name
+    return labels
+
+
+def graph_cuts(gm: fx.GraphModule) -> list[GraphCut]:
+    """Every cut of ``gm``: after each compute node but the last, in graph (execution) order.
+
+    >>> import torch
+    >>> gm = fx.symbolic_trace(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()))
+    >>> [(cut.name, cut.crossing_names) for cut in graph_cuts(gm)]
+    [('0', ('0',))]
+    """
+    nodes = list(gm.graph.nodes)
+    position = {n: i for i, n in enumerate(nodes)}
+    last_use = {n: max((position[u] for u in n.users), default=-1) for n in nodes}
+    labels = node_labels(gm.graph)
+    compute = [n for n in nodes if n.op in COMPUTE_OPS]
+    final = compute[-1] if compute else None
+    live: dict[fx.Node, None] = {}  # defined so far and used later, in graph order
+    cuts = []
+    for i, n in enumerate(nodes):
+        if n.op in ("placeholder", *COMPUTE_OPS) and last_use[n] > i:
+            live[n] = None
+        for done in [m for m in live if last_use[m] <= i]:
+            del live[done]
+        if n.op in COMPUTE_OPS and n is not final:
+            crossing = tuple(live)
+            cuts.append(GraphCut(labels[n], n, crossing, tuple(labels[m] for m in crossing)))
+    return cuts
+
+
+def cut_graph_module(gm: fx.GraphModule, cut: GraphCut) -> tuple[fx.GraphModule, fx.GraphModule]:
+    """``(head, tail)`` GraphModules with ``tail(head(*inputs))`` equal to ``gm(*inputs)``.
+
+    The head takes ``gm``'s inputs and runs every node up to ``cut.node``; it returns the one
+    crossing value, or a tuple of them when several cross. The tail takes that value (the
+    tuple as one argument) and runs the rest. Both share ``gm``'s submodules, parameters and
+    buffers (nothing is copied).
+
+    >>> import torch
+    >>> gm = fx.symbolic_trace(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()))
+    >>> head, tail = cut_graph_module(gm, graph_cuts(gm)[0])
+    >>> x = torch.randn(3, 2)
+    >>> torch.equal(tail(head(x)), gm(x))
+    True
+    """
+    nodes = list(gm.graph.nodes)
+    stop = nodes.index(cut.node)
+    owner = gm.__class__.__name__
+
+    head_graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    for n in nodes[: stop + 1]:
+        env[n] = head_graph.node_copy(n, env.__getitem__)
+    outputs = tuple(env[n] for n in cut.crossing)
+    head_graph.output(outputs[0] if len(outputs) == 1 else outputs)
+
+    tail_graph = fx.Graph()
+    features = tail_graph.placeholder("features")
+    if len(cut.crossing) == 1:
+        env = {cut.crossing[0]: features}
+    else:
+        env = {
+            n: tail_graph.call_function(operator.getitem, (features, i))
+            for i, n in enumerate(cut.crossing)
+        }
+    after = set(nodes[stop + 1 :])
+    for n in nodes:
+        if n in after or (n.op == "get_attr" and not after.isdisjoint(n.users)):
+            env[n] = tail_graph.node_copy(n, env.__getitem__)
+    return (
+        fx.GraphModule(gm, head_graph, f"{owner}Head"),
+        fx.GraphModule(gm, tail_graph, f"{owner}Tail"),
+    )
