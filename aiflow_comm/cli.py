@@ -1,4 +1,4 @@
-"""The ``aiflow-comm`` command: ``demo`` and ``bench quant``."""
+"""The ``aiflow-comm`` command: ``demo``, ``ber`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--group-size", type=int, default=64)
     demo.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    _add_ber_parser(commands)
+
     bench = commands.add_parser("bench", help="microbenchmarks")
     targets = bench.add_subparsers(dest="target", required=True)
     quant = targets.add_parser("quant", help="quantize/dequantize throughput per backend")
@@ -40,7 +42,76 @@ def build_parser() -> argparse.ArgumentParser:
     quant.add_argument("--repeats", type=int, default=10)
     quant.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
     quant.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    ber = targets.add_parser(
+        "ber", help="BER simulation throughput: DigitalLink against Sionna blocks by hand"
+    )
+    ber.add_argument("--num-bits", type=int, default=1 << 20, help="bits per batch")
+    ber.add_argument("--snr-db", type=float, default=10.0)
+    ber.add_argument("--repeats", type=int, default=7)
+    ber.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ber.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
+
+
+def _add_ber_parser(commands: argparse._SubParsersAction) -> None:
+    from aiflow_comm.channel.ber import BER_CHANNELS
+    from aiflow_comm.channel.modulation import MODULATIONS
+
+    ber = commands.add_parser(
+        "ber",
+        help="Monte-Carlo BER/BLER of a digital link beside the closed form",
+        description="Monte-Carlo bit (and block) error rate of Gray M-QAM over AWGN or flat "
+        "Rayleigh fading (new gain per symbol, perfect CSI, zero forcing), optionally 5G LDPC "
+        "coded, with the closed-form BER beside it for uncoded links.",
+    )
+    ber.add_argument("--modulation", choices=MODULATIONS, default="qpsk")
+    ber.add_argument("--channel", choices=BER_CHANNELS, default="awgn")
+    ber.add_argument(
+        "--ebno-db", nargs="+", type=float, default=[0.0, 2.0, 4.0, 6.0, 8.0], help="Eb/N0 in dB"
+    )
+    ber.add_argument("--num-bits", type=int, default=1_000_000, help="bits per Eb/N0 point")
+    ber.add_argument("--ldpc-k", type=int, help="5G LDPC information bits per codeword")
+    ber.add_argument("--ldpc-n", type=int, help="5G LDPC codeword length")
+    ber.add_argument(
+        "--max-block-errors", type=int, help="stop a coded point after this many block errors"
+    )
+    ber.add_argument("--seed", type=int, default=0)
+    ber.add_argument("--device", default="cpu")
+    ber.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ber.add_argument("--plot", metavar="FILE.png", help="draw the curves into this file")
+
+
+def _ber(args: argparse.Namespace) -> None:
+    from aiflow_comm.channel.ber import format_ber_table, simulate_ber
+
+    if (args.ldpc_k is None) != (args.ldpc_n is None):
+        raise SystemExit("aiflow-comm ber: give both --ldpc-k and --ldpc-n, or neither")
+    try:
+        points = simulate_ber(
+            args.modulation,
+            args.channel,
+            args.ebno_db,
+            args.num_bits,
+            ldpc_k=args.ldpc_k,
+            ldpc_n=args.ldpc_n,
+            max_block_errors=args.max_block_errors,
+            seed=args.seed,
+            device=args.device,
+        )
+    except ValueError as error:
+        raise SystemExit(f"aiflow-comm ber: {error}") from error
+    if args.json:
+        print(json.dumps([p.as_dict() for p in points], indent=2))
+    else:
+        code = f", LDPC ({args.ldpc_k}, {args.ldpc_n})" if args.ldpc_k else ", uncoded"
+        print(f"{args.modulation} over {args.channel}{code}")
+        print(format_ber_table(points))
+    if args.plot:
+        from aiflow_comm.plotting import plot_ber
+
+        code = f" LDPC({args.ldpc_k},{args.ldpc_n})" if args.ldpc_k else ""
+        plot_ber(points, args.plot, f"{args.modulation} over {args.channel}{code}")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -78,13 +149,31 @@ def _bench_quant(args: argparse.Namespace) -> None:
         print(format_table(rows))
 
 
+def _bench_ber(args: argparse.Namespace) -> None:
+    from aiflow_comm.bench.ber import bench_ber, format_ber_bench
+
+    try:
+        rows = bench_ber(args.num_bits, args.snr_db, args.repeats, args.device)
+    except ValueError as error:
+        raise SystemExit(f"aiflow-comm bench ber: {error}") from error
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        print(f"uncoded QPSK, Rayleigh per symbol, {args.snr_db} dB, device {args.device}")
+        print(format_ber_bench(rows))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``aiflow-comm`` console script."""
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         _demo(args)
-    elif args.command == "bench":
+    elif args.command == "ber":
+        _ber(args)
+    elif args.target == "quant":
         _bench_quant(args)
+    else:
+        _bench_ber(args)
     return 0
 
 

@@ -10,8 +10,10 @@ import torch
 __all__ = ["copy_bandwidth", "median_seconds"]
 
 
-def median_seconds(fn: Callable[[], object], device: torch.device, repeats: int = 10) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` runs after two warm-up runs.
+def median_seconds(
+    fn: Callable[[], object], device: torch.device, repeats: int = 10, warmup: int = 2
+) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` runs after ``warmup`` warm-up runs.
 
     On CUDA this is ``triton.testing.do_bench``'s median (device events); on the CPU, wall time.
 
@@ -23,8 +25,8 @@ def median_seconds(fn: Callable[[], object], device: torch.device, repeats: int 
         from triton.testing import do_bench
 
         return do_bench(fn, return_mode="median") / 1e3
-    fn()
-    fn()
+    for _ in range(warmup):
+        fn()
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()

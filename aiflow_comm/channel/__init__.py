@@ -17,6 +17,11 @@ _SOURCES = {
     "AWGN": "awgn",
     "AnalogLink": "analog",
     "ChannelState": "state",
+    "DigitalLink": "digital",
+    "LinkResult": "digital",
+    "bit_flip_ste": "digital",
+    "quantized_bit_flip_ste": "digital",
+    "simulate_ber": "ber",
     "EQUALIZERS": "equalization",
     "MODULATIONS": "modulation",
     "OFDMChannel": "ofdm",
@@ -37,14 +42,19 @@ __all__ = [
     "MODULATIONS",
     "AnalogLink",
     "ChannelState",
+    "DigitalLink",
+    "LinkResult",
     "OFDMChannel",
     "RandomSource",
     "RayleighFading",
     "RicianFading",
+    "bit_flip_ste",
     "bits_per_symbol",
     "ebno_db_to_snr_db",
     "equalize",
     "normalize_power",
+    "quantized_bit_flip_ste",
+    "simulate_ber",
     "snr_db_to_ebno_db",
     "snr_db_to_no",
 ]
@@ -65,11 +75,18 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from aiflow_comm.channel.analog import AnalogLink
     from aiflow_comm.channel.awgn import AWGN
+    from aiflow_comm.channel.ber import simulate_ber
     from aiflow_comm.channel.conventions import (
         ebno_db_to_snr_db,
         normalize_power,
         snr_db_to_ebno_db,
         snr_db_to_no,
+    )
+    from aiflow_comm.channel.digital import (
+        DigitalLink,
+        LinkResult,
+        bit_flip_ste,
+        quantized_bit_flip_ste,
     )
     from aiflow_comm.channel.equalization import EQUALIZERS, equalize
     from aiflow_comm.channel.fading import RayleighFading, RicianFading
