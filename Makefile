@@ -36,6 +36,7 @@ check-slow: install
 bench: install
 	$(PY) -m pytest -q benchmarks --benchmark-only
 	$(VENV)/bin/aiflow-comm bench quant
+	$(VENV)/bin/aiflow-comm bench ber
 
 clean:
 	rm -rf build *.egg-info aiflow_comm/_C*.so .pytest_cache .benchmarks

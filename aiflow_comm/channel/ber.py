@@ -75,7 +75,9 @@ def simulate_ber(
     fading with a new CN(0, 1) gain per symbol, perfect CSI, zero forcing), in batches of about
     ``batch_bits`` bits, stopping a point early once ``max_block_errors`` codewords were wrong
     (checked after each batch). ``theory_ber`` is the closed form for
-    uncoded links (``None`` when coded). ``progress``: a bar on stderr (``None``: only on a
+    uncoded links (``None`` when coded); uncoded runs decide each bit from max-log LLRs, which
+    is the nearest-point decision the closed forms assume (APP decisions err slightly less at
+    low SNR), and coded runs decode APP LLRs. ``progress``: a bar on stderr (``None``: only on a
     terminal).
 
     >>> points = simulate_ber("qpsk", "awgn", [4.0], num_bits=20000, seed=1, progress=False)
@@ -94,10 +96,16 @@ def simulate_ber(
     from aiflow_comm.channel.digital import DigitalLink
 
     device = torch.device(device)
-    link = DigitalLink(
-        modulation, channel=_make_channel(channel, seed), ldpc_k=ldpc_k, ldpc_n=ldpc_n
-    ).to(device)
     coded = ldpc_k is not None
+    # Uncoded: max-log hard decisions are the nearest-point (symbol) decisions the closed forms
+    # assume; bit-wise APP decisions would err slightly less at low SNR. Coded: APP LLRs.
+    link = DigitalLink(
+        modulation,
+        channel=_make_channel(channel, seed),
+        ldpc_k=ldpc_k,
+        ldpc_n=ldpc_n,
+        demapping="app" if coded else "maxlog",
+    ).to(device)
     row_bits = ldpc_k if coded else _ROW_SYMBOLS * bits_per_symbol(modulation)
     rows = max(1, min(batch_bits // row_bits, math.ceil(num_bits / row_bits)))
     source = torch.Generator(device=device).manual_seed(seed)
