@@ -239,12 +239,12 @@ class DigitalLink(nn.Module):
         if self.coded:
             encoder, decoder = blocks[2:]
             codewords = math.ceil(num_bits / self.ldpc_k)
-            info = nn.functional.pad(info, (0, codewords * self.ldpc_k - num_bits))
+            info = _pad_to(info, codewords * self.ldpc_k)
             coded = encoder(info.reshape(batch, codewords, self.ldpc_k)).reshape(batch, -1)
         else:
             codewords, coded = 1, info
         symbols = math.ceil(coded.shape[1] / m)
-        x = mapper(nn.functional.pad(coded, (0, symbols * m - coded.shape[1])))
+        x = mapper(_pad_to(coded, symbols * m))
         y, state = self.channel(x, snr_db, return_state=True)
         x_hat, no_eff = equalize(y, state, self.equalizer)
         llr = demapper(x_hat, no_eff.to(torch.float32))[:, : coded.shape[1]]
@@ -503,6 +503,13 @@ def _draw_flips(
     full = tuple(shape) + (() if trailing is None else (trailing,))
     source = RandomSource(generator).generator(device)
     return torch.rand(full, generator=source, device=device, dtype=dtype) < p
+
+
+def _pad_to(bits: torch.Tensor, length: int) -> torch.Tensor:
+    """``bits`` with zero bits appended up to ``length`` per row (itself when already there)."""
+    if bits.shape[1] == length:
+        return bits
+    return nn.functional.pad(bits, (0, length - bits.shape[1]))
 
 
 def _check_ldpc_sizes(k: object, n: object) -> tuple[int | None, int | None]:
