@@ -1,0 +1,212 @@
+"""``SplitLink``: the codec and the wireless link at a cut, as one module for training and use."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from aiflow_comm.channel.analog import AnalogLink
+from aiflow_comm.channel.digital import DigitalLink, quantized_bit_flip_ste
+from aiflow_comm.channel.randomness import RandomSource
+from aiflow_comm.codec import QuantizedTensor, WireFormatError, fake_quantize, quantize
+from aiflow_comm.kernels.layout import check_quant_args
+
+__all__ = ["SplitLink"]
+
+SnrSetting = float | tuple[float, float] | None
+
+
+def _check_snr_setting(snr_db: SnrSetting) -> SnrSetting:
+    if snr_db is None:
+        return None
+    if isinstance(snr_db, tuple | list) and len(snr_db) == 2:
+        low, high = (float(v) for v in snr_db)
+        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+            raise ValueError(f"snr_db range must be finite with low <= high; got {snr_db}")
+        return (low, high)
+    if isinstance(snr_db, int | float) and not isinstance(snr_db, bool):
+        if not math.isfinite(snr_db):
+            raise ValueError(f"snr_db must be finite; got {snr_db}")
+        return float(snr_db)
+    raise TypeError(f"snr_db must be a number, a (low, high) pair or None; got {snr_db!r}")
+
+
+class SplitLink(nn.Module):
+    """What happens to features between a model's head and tail: compress, send, receive.
+
+    ``features -> encoder -> quantizer -> link -> dequantizer -> decoder``. Every stage is
+    optional: ``encoder``/``decoder`` are learned modules (for example a projection that
+    reduces channels and its expansion), ``bits`` (2, 4, 8, or ``None`` for no quantization)
+    sets the quantizer, and ``link`` is an :class:`~aiflow_comm.channel.AnalogLink`, a
+    :class:`~aiflow_comm.channel.DigitalLink`, or ``None`` for a perfect link.
+
+    * **Training mode** (differentiable): fake quantization (straight-through); over an analog
+      link, the channel itself; over a digital link, a surrogate: code bits flipped at the
+      link's closed-form raw bit error rate (:func:`~aiflow_comm.channel.quantized_bit_flip_ste`).
+    * **Eval mode** (what a deployment does): real ``quantize`` -> ``to_bytes()`` -> link ->
+      ``from_bytes()`` -> dequantize. Over a digital link each example is its own packet: one
+      whose CRC fails is erased (decoded as zeros) and counted in ``erasures``. With
+      ``link=None`` the output equals ``decode(encode(features))`` bit for bit.
+
+    ``snr_db`` is a fixed Es/N0 in dB, or a ``(low, high)`` range from which each example draws
+    its own SNR uniformly at every call; ``forward(features, snr_db=...)`` overrides it.
+
+    Args:
+        bits: 2, 4 or 8 bits per value, or ``None`` (send floats; analog links or no link).
+        group_size: values per quantization scale, along the last dimension.
+        encoder, decoder: optional modules before quantization and after dequantization.
+        link: ``AnalogLink``, ``DigitalLink`` or ``None``.
+        snr_db: number, ``(low, high)`` or ``None`` (needed when a link is given).
+        symmetric: symmetric (default) or asymmetric (zero point) quantization.
+        generator: int seed or ``torch.Generator`` for SNR draws and surrogate bit flips.
+
+    >>> link = SplitLink(bits=4, group_size=32).eval()
+    >>> f = torch.randn(2, 64)
+    >>> torch.equal(link(f), link.decode(link.encode(f)))
+    True
+    >>> link.payload_bits(f)  # per example: wire header, codes, scales and CRC
+    608
+    """
+
+    def __init__(
+        self,
+        bits: int | None = 8,
+        group_size: int = 128,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
+        link: nn.Module | None = None,
+        snr_db: SnrSetting = None,
+        *,
+        symmetric: bool = True,
+        generator: int | torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if bits is not None:
+            check_quant_args(bits, group_size)
+        if link is not None and not isinstance(link, AnalogLink | DigitalLink):
+            raise TypeError(
+                f"link must be an AnalogLink, a DigitalLink or None; got {type(link).__name__}"
+            )
+        if isinstance(link, DigitalLink) and bits is None:
+            raise ValueError("a DigitalLink sends quantized codes: give bits (2, 4 or 8)")
+        for name, module in (("encoder", encoder), ("decoder", decoder)):
+            if module is not None and not isinstance(module, nn.Module):
+                raise TypeError(f"{name} must be an nn.Module or None; got {type(module).__name__}")
+        self.snr_db = _check_snr_setting(snr_db)
+        if link is not None and self.snr_db is None:
+            raise ValueError("a link needs snr_db: a number or a (low, high) range in dB")
+        self.bits = bits
+        self.group_size = group_size
+        self.symmetric = symmetric
+        self.encoder = encoder
+        self.decoder = decoder
+        self.link = link
+        self.random = RandomSource(generator)
+        self.erasures = 0
+
+    def draw_snr_db(
+        self, batch: int, device: torch.device, snr_db: float | torch.Tensor | None = None
+    ) -> float | torch.Tensor:
+        """Each example's SNR: ``snr_db`` if given, else the setting (fixed, or drawn)."""
+        if snr_db is not None:
+            return snr_db
+        if self.snr_db is None:
+            raise ValueError("no SNR: set snr_db in the constructor or pass it to forward")
+        if isinstance(self.snr_db, float):
+            return self.snr_db
+        low, high = self.snr_db
+        uniform = torch.rand(batch, generator=self.random.generator(device), device=device)
+        return low + (high - low) * uniform
+
+    def encode(self, features: torch.Tensor) -> bytes:
+        """Deployment, device side: encoder, quantization and the wire format's bytes."""
+        return self._quantized(features).to_bytes()
+
+    def decode(self, payload: bytes | bytearray | memoryview) -> torch.Tensor:
+        """Deployment, edge side: bytes back to features (dequantize, then the decoder)."""
+        return self._decoded(QuantizedTensor.from_bytes(payload).dequantize())
+
+    def payload_bits(self, features: torch.Tensor) -> int:
+        """Bits one example of ``features`` takes on the wire (float32 values without ``bits``)."""
+        with torch.no_grad():
+            one = self._encoded(features[:1])
+        if self.bits is None:
+            return 32 * one.numel()
+        return 8 * len(self._quantize(one).to_bytes())
+
+    def channel_uses(self, features: torch.Tensor) -> int | None:
+        """Complex channel uses per example over the link (``None`` without a link)."""
+        if self.link is None:
+            return None
+        if isinstance(self.link, DigitalLink):
+            return self.link.channel_uses(self.payload_bits(features))
+        with torch.no_grad():
+            return self.link.channel_uses(self._encoded(features[:1]))
+
+    def forward(
+        self, features: torch.Tensor, snr_db: float | torch.Tensor | None = None
+    ) -> torch.Tensor:
+        z = self._encoded(features)
+        snr = None if self.link is None else self.draw_snr_db(z.shape[0], z.device, snr_db)
+        if self.training:
+            z = self._train_path(z, snr)
+        elif self.link is None:
+            return self.decode(self._quantize(z).to_bytes())
+        elif isinstance(self.link, DigitalLink):
+            z = self._send_packets(z, snr)
+        else:
+            if self.bits is not None:
+                z = self._quantize(z).dequantize()
+            z = self.link(z, snr)
+        return self._decoded(z)
+
+    def _train_path(self, z: torch.Tensor, snr: float | torch.Tensor | None) -> torch.Tensor:
+        if isinstance(self.link, DigitalLink):
+            p = self.link.surrogate_error_rate(snr)
+            if isinstance(p, torch.Tensor):
+                p = p.reshape(p.shape + (1,) * (z.dim() - p.dim()))
+            return quantized_bit_flip_ste(
+                z, self.bits, self.group_size, p=p, symmetric=self.symmetric,
+                generator=self.random.generator(z.device),
+            )  # fmt: skip
+        if self.bits is not None:
+            z = fake_quantize(z, self.bits, self.group_size, symmetric=self.symmetric)
+        return z if self.link is None else self.link(z, snr)
+
+    def _send_packets(self, z: torch.Tensor, snr: float | torch.Tensor) -> torch.Tensor:
+        received = torch.zeros_like(z)
+        for i in range(z.shape[0]):
+            snr_i = snr[i] if isinstance(snr, torch.Tensor) and snr.dim() > 0 else snr
+            payload, _ = self.link.send_bytes(self._quantize(z[i : i + 1]).to_bytes(), snr_i)
+            try:
+                received[i] = QuantizedTensor.from_bytes(payload).to(z.device).dequantize()[0]
+            except WireFormatError:
+                self.erasures += 1
+        return received
+
+    def _encoded(self, features: torch.Tensor) -> torch.Tensor:
+        if not isinstance(features, torch.Tensor) or not features.is_floating_point():
+            raise TypeError("features must be a floating-point tensor")
+        if features.dim() < 2:
+            raise ValueError(
+                f"features must be (batch, ...) with at least 2 dimensions; got shape "
+                f"{tuple(features.shape)}"
+            )
+        return features if self.encoder is None else self.encoder(features)
+
+    def _decoded(self, z: torch.Tensor) -> torch.Tensor:
+        return z if self.decoder is None else self.decoder(z)
+
+    def _quantize(self, z: torch.Tensor) -> QuantizedTensor:
+        if self.bits is None:
+            raise ValueError("encode/decode need quantization: construct with bits=2, 4 or 8")
+        return quantize(z.detach(), self.bits, self.group_size, symmetric=self.symmetric)
+
+    def _quantized(self, features: torch.Tensor) -> QuantizedTensor:
+        with torch.no_grad():
+            return self._quantize(self._encoded(features))
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, group_size={self.group_size}, snr_db={self.snr_db}"

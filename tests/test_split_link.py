@@ -1,0 +1,147 @@
+"""SplitLink: the bytes path in eval mode, differentiable surrogates in training, every link."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from aiflow_comm.channel import AWGN, AnalogLink, DigitalLink, OFDMChannel, RayleighFading
+from aiflow_comm.codec import fake_quantize
+from aiflow_comm.split import SplitLink, SplitModel, split_model
+
+
+def projection_pair(channels: int = 16, reduced: int = 4) -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(0)
+    return nn.Linear(channels, reduced), nn.Linear(reduced, channels)
+
+
+def links() -> dict[str, nn.Module | None]:
+    small_ofdm = OFDMChannel(fft_size=12, num_ofdm_symbols=4, pilot_ofdm_symbol_indices=(1,),
+                             generator=0)  # fmt: skip
+    return {
+        "perfect": None,
+        "analog-awgn": AnalogLink(AWGN(generator=0)),
+        "analog-rayleigh": AnalogLink(RayleighFading(4, generator=0), equalizer="zf"),
+        "analog-ofdm": AnalogLink(small_ofdm),
+        "digital-awgn": DigitalLink("16qam", generator=0),
+        "digital-rayleigh": DigitalLink("qpsk", channel=RayleighFading("symbol", generator=0)),
+    }
+
+
+def test_eval_forward_is_the_bytes_path_bit_for_bit() -> None:
+    encoder, decoder = projection_pair()
+    link = SplitLink(bits=4, group_size=3, encoder=encoder, decoder=decoder).eval()
+    features = torch.randn(5, 7, 16)
+    payload = link.encode(features)
+    assert isinstance(payload, bytes)
+    assert torch.equal(link(features), link.decode(payload))
+
+
+def test_training_forward_is_fake_quantization_with_the_encoder() -> None:
+    encoder, decoder = projection_pair()
+    link = SplitLink(bits=8, group_size=4, encoder=encoder, decoder=decoder).train()
+    features = torch.randn(3, 16)
+    expected = decoder(fake_quantize(encoder(features), 8, 4))
+    assert torch.equal(link(features), expected)
+
+
+@pytest.mark.parametrize("name", list(links()))
+def test_gradients_reach_the_head_through_every_link(name: str) -> None:
+    link = links()[name]
+    head, tail = nn.Linear(10, 16), nn.Linear(16, 3)
+    encoder, decoder = projection_pair()
+    split = SplitLink(bits=8, group_size=4, encoder=encoder, decoder=decoder, link=link,
+                      snr_db=None if link is None else (0.0, 20.0), generator=1)  # fmt: skip
+    model = SplitModel(head, split, tail).train()
+    model(torch.randn(6, 10)).pow(2).sum().backward()
+    for module in (head, encoder, decoder, tail):
+        assert module.weight.grad is not None and module.weight.grad.abs().sum() > 0
+
+
+def test_snr_range_is_drawn_per_example() -> None:
+    split = SplitLink(link=AnalogLink(), snr_db=(-5.0, 15.0), generator=0)
+    snr = split.draw_snr_db(1000, torch.device("cpu"))
+    assert snr.shape == (1000,) and float(snr.min()) >= -5 and float(snr.max()) <= 15
+    assert abs(float(snr.mean()) - 5.0) < 5 * 20 / math.sqrt(12 * 1000)
+    assert split.draw_snr_db(3, torch.device("cpu"), snr_db=7.0) == 7.0
+
+
+def test_digital_eval_at_high_snr_delivers_the_bytes_exactly() -> None:
+    features = torch.randn(4, 32)
+    perfect = SplitLink(bits=8, group_size=16).eval()
+    digital = SplitLink(bits=8, group_size=16, link=DigitalLink("16qam", generator=0),
+                        snr_db=40.0).eval()  # fmt: skip
+    assert torch.equal(digital(features), perfect(features)) and digital.erasures == 0
+
+
+def test_digital_eval_at_low_snr_erases_failed_packets() -> None:
+    features = torch.randn(4, 32) + 3.0
+    digital = SplitLink(bits=8, group_size=16, link=DigitalLink("16qam", generator=0),
+                        snr_db=0.0).eval()  # fmt: skip
+    received = digital(features)
+    assert digital.erasures == 4 and torch.equal(received, torch.zeros_like(received))
+
+
+def test_same_seed_same_training_output_over_a_digital_surrogate() -> None:
+    def run() -> torch.Tensor:
+        split = SplitLink(bits=4, group_size=8, link=DigitalLink("qpsk"), snr_db=(0.0, 6.0),
+                          generator=5)  # fmt: skip
+        return split.train()(torch.linspace(-1, 1, 64).reshape(2, 32))
+
+    first = run()
+    assert torch.equal(first, run())
+    clean = fake_quantize(torch.linspace(-1, 1, 64).reshape(2, 32), 4, 8)
+    assert not torch.equal(first, clean)  # bits were flipped at a few dB
+
+
+def test_payload_and_channel_uses_per_example() -> None:
+    features = torch.randn(3, 4, 16)
+    encoder, _ = projection_pair()
+    split = SplitLink(bits=4, group_size=4, encoder=encoder)
+    assert split.payload_bits(features) == 8 * len(split.encode(features[:1]))
+    assert split.channel_uses(features) is None
+    digital = SplitLink(bits=4, group_size=4, encoder=encoder, link=DigitalLink("16qam"),
+                        snr_db=10.0)  # fmt: skip
+    assert digital.channel_uses(features) == math.ceil(digital.payload_bits(features) / 4)
+    analog = SplitLink(bits=None, encoder=encoder, link=AnalogLink(), snr_db=10.0)
+    assert analog.channel_uses(features) == 8 and analog.payload_bits(features) == 32 * 16
+
+
+def test_split_model_with_a_split_link_on_a_cnn() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(8 * 8 * 8, 10),
+    )  # fmt: skip
+    split = split_model(model, "1")
+    joint = SplitModel(split.head, SplitLink(bits=8, group_size=64), split.tail).eval()
+    x = torch.randn(2, 1, 8, 8)
+    assert (joint(x) - model(x)).abs().max() < 0.05
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"bits": 3}, ValueError, "bits"),
+        ({"link": nn.Identity(), "snr_db": 1.0}, TypeError, "AnalogLink, a DigitalLink"),
+        ({"bits": None, "link": DigitalLink(), "snr_db": 1.0}, ValueError, "give bits"),
+        ({"link": AnalogLink()}, ValueError, "needs snr_db"),
+        ({"link": AnalogLink(), "snr_db": (10.0, 0.0)}, ValueError, "low <= high"),
+        ({"snr_db": "10 dB"}, TypeError, "snr_db must be"),
+        ({"encoder": lambda x: x}, TypeError, "encoder must be"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        SplitLink(**kwargs)
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(TypeError, match="floating-point"):
+        SplitLink()(torch.ones(2, 4, dtype=torch.int64))
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        SplitLink()(torch.ones(4))
+    with pytest.raises(ValueError, match="need quantization"):
+        SplitLink(bits=None).encode(torch.ones(2, 4))
