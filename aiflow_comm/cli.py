@@ -28,6 +28,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_ber_parser(commands)
 
+    from aiflow_comm.recipes import RECIPES
+
+    train = commands.add_parser(
+        "train",
+        help="training recipes on built-in data (gaussian, images, digits)",
+        description="Run a training recipe; `aiflow-comm train RECIPE --help` lists its options.",
+    )
+    train.add_argument("recipe", choices=RECIPES)
+    train.add_argument("options", nargs=argparse.REMAINDER, help="the recipe's own options")
+
     bench = commands.add_parser("bench", help="microbenchmarks")
     targets = bench.add_subparsers(dest="target", required=True)
     quant = targets.add_parser("quant", help="quantize/dequantize throughput per backend")
@@ -170,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         _demo(args)
     elif args.command == "ber":
         _ber(args)
+    elif args.command == "train":
+        from aiflow_comm.recipes.runner import main as run_recipe
+
+        return run_recipe(args.recipe, args.options)
     elif args.target == "quant":
         _bench_quant(args)
     else:
