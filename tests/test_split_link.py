@@ -85,6 +85,20 @@ def test_digital_eval_at_low_snr_erases_failed_packets() -> None:
     assert digital.erasures == 4 and torch.equal(received, torch.zeros_like(received))
 
 
+def test_digital_eval_keeping_errors_flips_code_bits_only() -> None:
+    features = torch.randn(8, 64)
+    clean = SplitLink(bits=8, group_size=16).eval()(features)
+    keep = SplitLink(bits=8, group_size=16, link=DigitalLink("qpsk", generator=0), snr_db=4.0,
+                     on_error="keep").eval()  # fmt: skip
+    received = keep(features)
+    assert keep.erasures == 0 and not torch.equal(received, clean)
+    scales = SplitLink(bits=8, group_size=16)._quantize(features).scales.repeat_interleave(16, 1)
+    steps = (received - clean) / scales  # whole quantization steps: only codes changed
+    assert float((steps - steps.round()).abs().max()) < 1e-3 and float((steps != 0).float().mean()) < 0.5
+    with pytest.raises(ValueError, match="on_error"):
+        SplitLink(on_error="ignore")
+
+
 def test_same_seed_same_training_output_over_a_digital_surrogate() -> None:
     def run() -> torch.Tensor:
         split = SplitLink(bits=4, group_size=8, link=DigitalLink("qpsk"), snr_db=(0.0, 6.0),

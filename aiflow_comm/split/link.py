@@ -13,7 +13,9 @@ from aiflow_comm.channel.randomness import RandomSource
 from aiflow_comm.codec import QuantizedTensor, WireFormatError, fake_quantize, quantize
 from aiflow_comm.kernels.layout import check_quant_args
 
-__all__ = ["SplitLink"]
+__all__ = ["ON_ERROR", "SplitLink"]
+
+ON_ERROR = ("erase", "keep")
 
 SnrSetting = float | tuple[float, float] | None
 
@@ -46,8 +48,11 @@ class SplitLink(nn.Module):
       link, the channel itself; over a digital link, a surrogate: code bits flipped at the
       link's closed-form raw bit error rate (:func:`~aiflow_comm.channel.quantized_bit_flip_ste`).
     * **Eval mode** (what a deployment does): real ``quantize`` -> ``to_bytes()`` -> link ->
-      ``from_bytes()`` -> dequantize. Over a digital link each example is its own packet: one
-      whose CRC fails is erased (decoded as zeros) and counted in ``erasures``. With
+      ``from_bytes()`` -> dequantize. Over a digital link each example is its own packet. With
+      ``on_error="erase"`` (default) a packet whose CRC fails is erased (decoded as zeros) and
+      counted in ``erasures``; with ``on_error="keep"`` only the packed codes cross the link
+      (header and scales are assumed delivered intact, as by a robust control channel) and
+      the bit errors reach the features, which is what the training surrogate models. With
       ``link=None`` the output equals ``decode(encode(features))`` bit for bit.
 
     ``snr_db`` is a fixed Es/N0 in dB, or a ``(low, high)`` range from which each example draws
@@ -60,6 +65,7 @@ class SplitLink(nn.Module):
         link: ``AnalogLink``, ``DigitalLink`` or ``None``.
         snr_db: number, ``(low, high)`` or ``None`` (needed when a link is given).
         symmetric: symmetric (default) or asymmetric (zero point) quantization.
+        on_error: ``"erase"`` or ``"keep"``: what eval mode does with bit errors (above).
         generator: int seed or ``torch.Generator`` for SNR draws and surrogate bit flips.
 
     >>> link = SplitLink(bits=4, group_size=32).eval()
@@ -80,6 +86,7 @@ class SplitLink(nn.Module):
         snr_db: SnrSetting = None,
         *,
         symmetric: bool = True,
+        on_error: str = "erase",
         generator: int | torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -94,12 +101,15 @@ class SplitLink(nn.Module):
         for name, module in (("encoder", encoder), ("decoder", decoder)):
             if module is not None and not isinstance(module, nn.Module):
                 raise TypeError(f"{name} must be an nn.Module or None; got {type(module).__name__}")
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}; got {on_error!r}")
         self.snr_db = _check_snr_setting(snr_db)
         if link is not None and self.snr_db is None:
             raise ValueError("a link needs snr_db: a number or a (low, high) range in dB")
         self.bits = bits
         self.group_size = group_size
         self.symmetric = symmetric
+        self.on_error = on_error
         self.encoder = encoder
         self.decoder = decoder
         self.link = link
@@ -176,15 +186,25 @@ class SplitLink(nn.Module):
         return z if self.link is None else self.link(z, snr)
 
     def _send_packets(self, z: torch.Tensor, snr: float | torch.Tensor) -> torch.Tensor:
-        received = torch.zeros_like(z)
+        received = torch.empty_like(z)
         for i in range(z.shape[0]):
             snr_i = snr[i] if isinstance(snr, torch.Tensor) and snr.dim() > 0 else snr
-            payload, _ = self.link.send_bytes(self._quantize(z[i : i + 1]).to_bytes(), snr_i)
-            try:
-                received[i] = QuantizedTensor.from_bytes(payload).to(z.device).dequantize()[0]
-            except WireFormatError:
-                self.erasures += 1
+            received[i] = self._receive(self._quantize(z[i : i + 1]), snr_i)[0]
         return received
+
+    def _receive(self, q: QuantizedTensor, snr_db: float | torch.Tensor) -> torch.Tensor:
+        """One example's packet over the digital link, decoded per ``on_error``."""
+        if self.on_error == "keep":
+            sent = q.codes.cpu().numpy().tobytes()
+            codes, _ = self.link.send_bytes(sent, snr_db, device=q.device)
+            q.codes.view(-1).copy_(torch.frombuffer(bytearray(codes), dtype=torch.uint8))
+            return q.dequantize()
+        payload, _ = self.link.send_bytes(q.to_bytes(), snr_db, device=q.device)
+        try:
+            return QuantizedTensor.from_bytes(payload).to(q.device).dequantize()
+        except WireFormatError:
+            self.erasures += 1
+            return torch.zeros(q.shape, dtype=q.dtype, device=q.device)
 
     def _encoded(self, features: torch.Tensor) -> torch.Tensor:
         if not isinstance(features, torch.Tensor) or not features.is_floating_point():
