@@ -61,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     ber.add_argument("--repeats", type=int, default=7)
     ber.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ber.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    step = targets.add_parser(
+        "train-step", help="a training step with a SplitLink against a plain training step"
+    )
+    step.add_argument("--batch", type=int, default=32)
+    step.add_argument("--width", type=int, default=64, help="channels of the first conv layer")
+    step.add_argument("--repeats", type=int, default=9)
+    step.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    step.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
@@ -173,6 +182,21 @@ def _bench_ber(args: argparse.Namespace) -> None:
         print(format_ber_bench(rows))
 
 
+def _bench_train_step(args: argparse.Namespace) -> None:
+    from aiflow_comm.bench.train_step import bench_train_step, format_train_step
+
+    try:
+        rows = bench_train_step(args.batch, args.width, args.repeats, args.device)
+    except ValueError as error:
+        raise SystemExit(f"aiflow-comm bench train-step: {error}") from error
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        print(f"batch {args.batch} of 3x32x32, width {args.width}, device {args.device}, "
+              f"{torch.get_num_threads()} threads")  # fmt: skip
+        print(format_train_step(rows))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``aiflow-comm`` console script."""
     args = build_parser().parse_args(argv)
@@ -186,8 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_recipe(args.recipe, args.options)
     elif args.target == "quant":
         _bench_quant(args)
-    else:
+    elif args.target == "ber":
         _bench_ber(args)
+    else:
+        _bench_train_step(args)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from aiflow_comm.bench.quant import bench_quant, format_table
@@ -26,3 +27,19 @@ def test_bench_rows_count_bytes_read_and_written():
     moved = values * 4 + values + values / 128 * 4  # input, int8 codes, one float32 per group
     assert abs(quantize.gbps * 1e9 * quantize.seconds - moved) < 1e-3 * moved
     assert "quantize" in format_table(rows)
+
+
+def test_train_step_bench_times_both_steps(capsys):
+    import json
+
+    from aiflow_comm.bench.train_step import bench_train_step, format_train_step
+    from aiflow_comm.cli import main
+
+    plain, linked = bench_train_step(batch=2, width=4, repeats=2)
+    assert plain.cost_vs_plain == 1.0 and linked.seconds > 0
+    assert "SplitLink" in format_train_step([plain, linked])
+    assert main(["bench", "train-step", "--batch", "2", "--width", "4", "--repeats", "1",
+                 "--json"]) == 0  # fmt: skip
+    assert len(json.loads(capsys.readouterr().out)) == 2
+    with pytest.raises(SystemExit, match="must be >= 1"):
+        main(["bench", "train-step", "--batch", "0"])

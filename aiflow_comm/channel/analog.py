@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from aiflow_comm.channel.awgn import AWGN
+from aiflow_comm.channel.complex_ops import scale
 from aiflow_comm.channel.conventions import normalize_power
 from aiflow_comm.channel.equalization import EQUALIZERS, equalize
 
@@ -37,8 +38,7 @@ def pair_to_complex(features: torch.Tensor) -> torch.Tensor:
     flat = real.reshape(real.shape[0], -1)
     if flat.shape[1] % 2:
         flat = nn.functional.pad(flat, (0, 1))
-    pairs = flat.reshape(flat.shape[0], -1, 2)
-    return torch.complex(pairs[..., 0], pairs[..., 1])
+    return torch.view_as_complex(flat.reshape(flat.shape[0], -1, 2).contiguous())
 
 
 def unpair_to_real(symbols: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -48,7 +48,7 @@ def unpair_to_real(symbols: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     >>> unpair_to_real(pair_to_complex(x), x)
     tensor([[1., 2., 3.]])
     """
-    flat = torch.stack((symbols.real, symbols.imag), dim=-1).reshape(symbols.shape[0], -1)
+    flat = torch.view_as_real(symbols).reshape(symbols.shape[0], -1)
     values = math.prod(like.shape[1:])
     return flat[:, :values].reshape(like.shape).to(like.dtype)
 
@@ -106,5 +106,5 @@ class AnalogLink(nn.Module):
         received, state = self.channel(symbols, snr_db, return_state=True)
         estimate, _ = equalize(received, state, self.equalizer)
         if self.denormalize:
-            estimate = estimate * gain
+            estimate = scale(estimate, gain)
         return unpair_to_real(estimate, features)

@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from aiflow_comm.channel.complex_ops import energy, scale
+
 __all__ = [
     "check_complex",
     "ebno_db_to_snr_db",
@@ -128,6 +130,5 @@ def normalize_power(
             f"batch_dims must be in [0, {x.dim() - 1}] for a {x.dim()}-D x; got {batch_dims}"
         )
     dims = tuple(range(batch_dims, x.dim()))
-    energy = (x.real.square() + x.imag.square()).mean(dim=dims, keepdim=True)
-    gain = torch.sqrt(energy.clamp_min(eps))
-    return x / gain, gain
+    gain = torch.sqrt(energy(x).mean(dim=dims, keepdim=True).clamp_min(eps))
+    return scale(x, 1.0 / gain), gain

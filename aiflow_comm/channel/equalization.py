@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from aiflow_comm.channel.complex_ops import energy, scale
 from aiflow_comm.channel.state import ChannelState
 
 __all__ = ["EQUALIZERS", "equalize"]
@@ -42,8 +43,8 @@ def equalize(
         return y, no_total
     if h is None:
         h = torch.ones((), dtype=y.dtype, device=y.device)
-    energy = h.real.square() + h.imag.square()
-    if method == "zf":
-        return y / h, no_total / energy
-    denominator = energy + no_total
-    return h.conj() * y / denominator, no_total / denominator
+    gain = energy(h)
+    if method == "zf":  # y / h = conj(h) y / |h|^2
+        return scale(h.conj() * y, 1.0 / gain), no_total / gain
+    denominator = gain + no_total
+    return scale(h.conj() * y, 1.0 / denominator), no_total / denominator
