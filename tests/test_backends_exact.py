@@ -99,3 +99,24 @@ def test_row_offsets_beyond_int32(backend, device):
     x[1] = torch.linspace(3, -5, 256)
     _assert_same(backend, device, x, 8, 128, True, -1)
     _assert_same(backend, device, x, 4, 64, False, 7)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy (interpreter) on inf / inf
+@pytest.mark.parametrize(("backend", "device"), FAST)
+@pytest.mark.parametrize("group", [16, 48, 128, 256])
+def test_whole_blocks_of_16(backend, device, group):
+    """Groups of whole 16-value blocks (the CPU's AVX-512 path): quotients on and next to ties,
+    odd, tiny, subnormal and huge scales, constant groups, NaN."""
+    g = torch.Generator().manual_seed(group)
+    halves = torch.randint(-254, 255, (9, 2 * group), generator=g) / 2
+    scales = torch.tensor([1.0, 1 / 3, 3.0, 0.1, 7e-3, 1e-30, 1e36, 2.0**-140, 2.5])[:, None]
+    x = halves * scales
+    x[:, ::group] = 127 * scales  # 8-bit symmetric: the scale is (about) `scales`
+    x[-1] = 2.5
+    cases = [(d, b) for d in (torch.float32, torch.bfloat16) for b in (2, 4, 8)]
+    for dtype, bits in cases[2:3] if _interpreted(backend, device) else cases:
+        for symmetric in (True, False):
+            _assert_same(backend, device, x.to(dtype).to(device), bits, group, symmetric, -1)
+    x[1, group + 5] = float("nan")
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        quantize_packed(x.to(device), 8, group, backend=backend)
