@@ -22,11 +22,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="quantize real photos at 8/4/2 bits and print a table")
-    demo.add_argument("--group-size", type=int, default=64)
-    demo.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    demo = commands.add_parser(
+        "demo",
+        help="train a split CNN over a fading channel, then quantize real photos at 8/4/2 bits",
+        description="A short digits training (CNN cut in two, uncoded QPSK over Rayleigh "
+        "fading, trained jointly and without the channel): accuracy against SNR and payload "
+        "per split point; then the scikit-image photos quantized at 8, 4 and 2 bits.",
+    )
+    demo.add_argument("--group-size", type=int, default=64, help="photo quantization groups")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--smoke", action="store_true", help="a few training steps (seconds)")
+    demo.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
     _add_ber_parser(commands)
+    _add_search_parser(commands)
 
     from aiflow_comm.recipes import RECIPES
 
@@ -101,6 +110,80 @@ def _add_ber_parser(commands: argparse._SubParsersAction) -> None:
     ber.add_argument("--plot", metavar="FILE.png", help="draw the curves into this file")
 
 
+def _add_search_parser(commands: argparse._SubParsersAction) -> None:
+    from aiflow_comm.search.fading import FADINGS
+    from aiflow_comm.search.link import COHERENCE, MCS_NAMES
+    from aiflow_comm.search.planner import OBJECTIVES
+
+    search = commands.add_parser(
+        "search",
+        help="channel-aware split-point search across device, edge and cloud",
+        description="Profile a model's cuts and pick, per SNR, where to cut, how many bits to "
+        "send and whether to offload, from a cost model of the tiers and the link "
+        "(docs/search.md).",
+    )
+    search.add_argument(
+        "--model", default="small-cnn",
+        help="small-cnn, small-resnet, deep-mlp, or module:callable returning an nn.Module",
+    )  # fmt: skip
+    search.add_argument("--input-shape", default="1,3,32,32", help="example input, batch first")
+    tiers = search.add_argument_group("tiers")
+    tiers.add_argument("--device-flops", type=float, default=2e9, help="device FLOP/s")
+    tiers.add_argument("--edge-flops", type=float, default=1e11, help="edge FLOP/s")
+    tiers.add_argument("--cloud-flops", type=float, help="cloud FLOP/s: adds two-cut plans")
+    tiers.add_argument("--device-power", type=float, default=2.0, help="W while computing")
+    tiers.add_argument("--tx-power", type=float, default=1.0, help="device W while sending")
+    tiers.add_argument("--idle-power", type=float, default=0.1, help="device W while waiting")
+    tiers.add_argument("--edge-power", type=float, default=0.0)
+    tiers.add_argument("--measure", action="store_true", help="time the steps here")
+    for tier in ("device", "edge", "cloud"):
+        tiers.add_argument(
+            f"--{tier}-scale", type=float,
+            help=f"with --measure: {tier} time = time here x this (instead of FLOP/s)",
+        )  # fmt: skip
+    link = search.add_argument_group("device -> edge link")
+    link.add_argument("--bandwidth-hz", type=float, default=10e6)
+    link.add_argument("--snr-db", type=float, nargs="+", default=[30.0, 20.0, 10.0, 0.0, -10.0])
+    link.add_argument("--fading", choices=FADINGS, default="none")
+    link.add_argument("--coherence", choices=COHERENCE, default="block")
+    link.add_argument("--rician-k", type=float, default=10.0, help="linear Rician K")
+    link.add_argument("--mcs", choices=tuple(MCS_NAMES), default="shannon")
+    link.add_argument("--retransmissions", type=int, default=3)
+    link.add_argument("--propagation-s", type=float, default=0.0)
+    backhaul = search.add_argument_group("edge -> cloud link (with --cloud-flops)")
+    backhaul.add_argument("--backhaul-bandwidth-hz", type=float, default=100e6)
+    backhaul.add_argument("--backhaul-snr-db", type=float, default=30.0)
+    backhaul.add_argument("--backhaul-propagation-s", type=float, default=0.005)
+    codec = search.add_argument_group("codec and objective")
+    codec.add_argument("--bits", type=int, nargs="+", choices=[32, 8, 4, 2], default=[32, 8, 4])
+    codec.add_argument("--group-size", type=int, default=128)
+    codec.add_argument("--objective", choices=OBJECTIVES, default="latency")
+    codec.add_argument(
+        "--accuracy", metavar="FILE.json", help='{"cut@bits": accuracy, "lossless": accuracy}'
+    )
+    codec.add_argument("--min-accuracy", type=float)
+    codec.add_argument("--max-failure-prob", type=float)
+    search.add_argument("--json", action="store_true", help="print one JSON object")
+    search.add_argument("--plot", metavar="FILE.png", help="latency per cut and Pareto front")
+
+
+def _search(args: argparse.Namespace) -> None:
+    from aiflow_comm.search.command import format_search, run_search, search_json
+
+    try:
+        result = run_search(args)
+    except (ValueError, TypeError, KeyError) as error:
+        raise SystemExit(f"aiflow-comm search: {error}") from error
+    if args.json:
+        print(json.dumps(search_json(result)))
+    else:
+        print(format_search(result))
+    if args.plot:
+        from aiflow_comm.plotting import plot_search
+
+        plot_search(result, args.plot, f"{args.model}, {args.fading} fading")
+
+
 def _ber(args: argparse.Namespace) -> None:
     from aiflow_comm.channel.ber import format_ber_table, simulate_ber
 
@@ -134,14 +217,29 @@ def _ber(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from aiflow_comm.demo import format_demo_table, quantization_demo
+    from aiflow_comm.demo import (
+        digits_demo,
+        format_demo_table,
+        format_split_point_table,
+        quantization_demo,
+        split_point_sizes,
+    )
+    from aiflow_comm.recipes.digits import digits_cnn, format_table
 
+    result = digits_demo(smoke=args.smoke, seed=args.seed, progress="off" if args.json else "auto")
+    points = split_point_sizes(digits_cnn(), torch.zeros(1, 1, 8, 8))
     rows = quantization_demo(group_size=args.group_size)
     if args.json:
-        print(json.dumps([vars(r) for r in rows], indent=2))
-    else:
-        print("Quantizing the scikit-image sample photos (astronaut, chelsea, coffee, rocket):")
-        print(format_demo_table(rows))
+        print(json.dumps({"digits": result, "split_points": points,
+                          "quantization": [vars(r) for r in rows]}, indent=2))  # fmt: skip
+        return
+    print(format_table(result))
+    print(f"(trained and evaluated in {result['seconds']:.0f} s)\n")
+    print("Payload per example at each split point of the digits CNN, in bits (quantized: wire")
+    print("format with header, a float32 scale per 64 values and CRC32; * the cut trained above):")
+    print(format_split_point_table(points, marked=result["options"]["split_at"]))
+    print("\nQuantizing the scikit-image sample photos (astronaut, chelsea, coffee, rocket):")
+    print(format_demo_table(rows))
 
 
 def _bench_quant(args: argparse.Namespace) -> None:
@@ -204,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         _demo(args)
     elif args.command == "ber":
         _ber(args)
+    elif args.command == "search":
+        _search(args)
     elif args.command == "train":
         from aiflow_comm.recipes.runner import main as run_recipe
 

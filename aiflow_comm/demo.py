@@ -1,16 +1,29 @@
-"""``aiflow-comm demo``: quantize real photos at 8, 4 and 2 bits and report what it costs."""
+"""``aiflow-comm demo``: a split CNN trained over fading, then real photos quantized."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+from torch import nn
 
 from aiflow_comm.codec import dequantize, quantize
 from aiflow_comm.data import sample_images
 
-__all__ = ["QuantDemoRow", "format_demo_table", "psnr_db", "quantization_demo"]
+__all__ = [
+    "DEMO_BITS",
+    "QuantDemoRow",
+    "digits_demo",
+    "format_demo_table",
+    "format_split_point_table",
+    "psnr_db",
+    "quantization_demo",
+    "split_point_sizes",
+]
+
+DEMO_BITS = (8, 4, 2)
 
 
 @dataclass
@@ -71,4 +84,74 @@ def format_demo_table(rows: list[QuantDemoRow]) -> str:
         f"{r.psnr_db:>8.2f} {r.throughput_mbps:>8.1f}"
         for r in rows
     ]
+    return "\n".join(lines)
+
+
+def digits_demo(*, smoke: bool = False, seed: int = 0, progress: str = "auto") -> dict[str, Any]:
+    """A short ``digits`` recipe run: the CNN cut after ``pool``, a 0.25 bottleneck at 4 and 2
+    bits, uncoded QPSK over Rayleigh fading, trained jointly and without the channel.
+
+    Returns the recipe's result (:func:`aiflow_comm.recipes.digits.run`); ``smoke`` runs a few
+    steps on a few test examples (seconds, for tests).
+    """
+    from aiflow_comm.recipes import digits
+    from aiflow_comm.recipes.runner import build_parser
+
+    argv = ["--bits", "4", "2", "--ratios", "0.25", "--channel", "rayleigh", "--link", "digital",
+            "--seed", str(seed), "--progress", progress]  # fmt: skip
+    if smoke:
+        argv.append("--smoke")
+    return digits.run(build_parser("digits").parse_args(argv))
+
+
+def split_point_sizes(
+    model: nn.Module,
+    example_input: torch.Tensor,
+    bits_list: tuple[int, ...] = DEMO_BITS,
+    group_size: int = 64,
+) -> list[dict[str, Any]]:
+    """Bits one example takes at each split point of ``model``: raw float32 and quantized.
+
+    The first row is the input itself (what sending the raw data costs). Quantized sizes are
+    the wire format's (header, codes, one float32 scale per ``group_size`` values, CRC32), the
+    values of an example flattened into one row. Keys: ``name``, ``shape`` (per example),
+    ``values``, ``float32_bits`` and ``bits_8``, ``bits_4``... for ``bits_list``.
+
+    >>> model = nn.Sequential(nn.Linear(4, 128), nn.ReLU(), nn.Linear(128, 2))
+    >>> rows = split_point_sizes(model, torch.zeros(1, 4), (8,))
+    >>> [(r["name"], r["values"], r["float32_bits"], r["bits_8"]) for r in rows]
+    [('(input)', 4, 128, 352), ('0', 128, 4096, 1376), ('1', 128, 4096, 1376)]
+    """
+    from aiflow_comm.split import SplitLink, list_split_points
+
+    shapes = [("(input)", tuple(example_input.shape[1:]))]
+    shapes += [
+        (point.name, point.tensors[0].shape[1:])
+        for point in list_split_points(model, example_input[:1])
+    ]
+    rows = []
+    for name, shape in shapes:
+        values = 1
+        for size in shape:
+            values *= size
+        row: dict[str, Any] = {"name": name, "shape": list(shape), "values": values,
+                               "float32_bits": 32 * values}  # fmt: skip
+        for bits in bits_list:
+            link = SplitLink(bits, group_size, encoder=nn.Flatten())
+            row[f"bits_{bits}"] = link.payload_bits(torch.zeros(1, *shape))
+        rows.append(row)
+    return rows
+
+
+def format_split_point_table(rows: list[dict[str, Any]], marked: str | None = None) -> str:
+    """The rows of :func:`split_point_sizes` as a table; ``marked`` gets a ``*``."""
+    bit_keys = [key for key in rows[0] if key.startswith("bits_")]
+    header = f"  {'cut':<9} {'shape':<8} {'values':>6} {'float32':>8}"
+    header += "".join(f" {key[5:] + '-bit':>7}" for key in bit_keys)
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        mark = "*" if row["name"] == marked else " "
+        shape = "x".join(map(str, row["shape"]))
+        line = f"{mark} {row['name']:<9} {shape:<8} {row['values']:>6} {row['float32_bits']:>8}"
+        lines.append(line + "".join(f" {row[key]:>7}" for key in bit_keys))
     return "\n".join(lines)

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from aiflow_comm.channel.ber import BerPoint
 
-__all__ = ["plot_ber"]
+__all__ = [
+    "plot_accuracy_vs_snr",
+    "plot_ber",
+    "plot_psnr_vs_snr",
+    "plot_sdr_vs_snr",
+    "plot_search",
+]
 
 
 def _pyplot():
@@ -48,6 +54,205 @@ def plot_ber(points: Sequence[BerPoint], path: str | Path, title: str = "") -> P
     axes.set_ylabel("error rate")
     axes.set_title(title)
     axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_accuracy_vs_snr(
+    rows: Sequence[dict],
+    path: str | Path,
+    title: str = "",
+    *,
+    panel: str = "bits",
+    color: str = "ratio",
+    style: str = "setting",
+) -> Path:
+    """Draw accuracy against SNR: one panel per value of ``rows[i][panel]``, a curve per
+    (``color``, ``style``) pair of values, its points sorted by ``snr_db``.
+
+    ``rows`` are dicts with ``snr_db``, ``accuracy`` and the three named keys (a recipe's
+    ``results``). Returns the written path.
+    """
+    if not rows:
+        raise ValueError("rows must hold at least one row")
+    plt = _pyplot()
+    panels = list(dict.fromkeys(row[panel] for row in rows))
+    colors = list(dict.fromkeys(row[color] for row in rows))
+    styles = list(dict.fromkeys(row[style] for row in rows))
+    figure, axes = plt.subplots(
+        1, len(panels), figsize=(4.2 * len(panels), 3.8), sharey=True, squeeze=False
+    )
+    for ax, value in zip(axes[0], panels, strict=True):
+        for c, color_value in enumerate(colors):
+            for s, style_value in enumerate(styles):
+                curve = sorted(
+                    (row["snr_db"], row["accuracy"])
+                    for row in rows
+                    if row[panel] == value and row[color] == color_value
+                    and row[style] == style_value
+                )  # fmt: skip
+                if curve:
+                    ax.plot(
+                        *zip(*curve, strict=True),
+                        ("o-", "s--", "^:", "d-.")[s % 4],
+                        color=f"C{c % 10}",
+                        label=f"{style_value}, {color} {color_value}",
+                    )
+        ax.set_title(f"{panel} {value}")
+        ax.set_xlabel("SNR (dB)")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("accuracy")
+    axes[0][0].legend(fontsize="small")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_psnr_vs_snr(
+    rows: Sequence[dict],
+    path: str | Path,
+    title: str = "",
+    *,
+    curve: str = "scheme",
+    train_snr_db: float | None = None,
+) -> Path:
+    """Draw PSNR against SNR: a curve per value of ``rows[i][curve]``, sorted by ``snr_db``.
+
+    ``rows`` are dicts with ``snr_db``, ``psnr_db`` and ``curve`` (a recipe's ``results``);
+    ``train_snr_db`` draws a dotted vertical line at the SNR the schemes were designed for.
+    Returns the written path.
+    """
+    if not rows:
+        raise ValueError("rows must hold at least one row")
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6, 4.2))
+    for index, value in enumerate(dict.fromkeys(row[curve] for row in rows)):
+        points = sorted((row["snr_db"], row["psnr_db"]) for row in rows if row[curve] == value)
+        axes.plot(*zip(*points, strict=True), ("o-", "s--", "^:", "d-.")[index % 4], label=value)
+    if train_snr_db is not None:
+        axes.axvline(train_snr_db, color="0.5", linestyle=":", label="training SNR")
+    axes.set_xlabel("SNR (dB)")
+    axes.set_ylabel("PSNR (dB)")
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_search(
+    result: object, path: str | Path, title: str = "", state: int | None = None
+) -> Path:
+    """Draw a split-point search (:class:`~aiflow_comm.search.SearchResult`): left, the latency
+    breakdown (device, link, edge and cloud) of the best one-cut plan per cut in one channel
+    ``state`` (default: the median SNR); right, every plan's expected latency against device
+    energy, the Pareto front joined. Returns the written path.
+    """
+    import numpy as np
+
+    if not result.plans:
+        raise ValueError("result holds no plans")
+    plt = _pyplot()
+    s = int(np.argsort(result.snr_db)[result.snr_db.size // 2]) if state is None else state
+    best: dict[str, int] = {}
+    for p, plan in enumerate(result.plans):
+        key = "device" if plan.cut is None else plan.cut
+        better = key not in best or result.cost[p, s] < result.cost[best[key], s]
+        if plan.cut2 is None and np.isfinite(result.cost[p, s]) and better:
+            best[key] = p
+    names = list(best)
+    rows = [best[n] for n in names]
+    parts = [
+        ("device", result.device_s[rows]),
+        ("link", result.tx_s[rows, s]),
+        ("edge", result.edge_s[rows]),
+        ("cloud", result.cloud_s[rows] + result.tx2_s[rows]),
+    ]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    bottom = np.zeros(len(rows))
+    for label, values in parts:
+        if np.any(values > 0):
+            left.bar(range(len(rows)), 1e3 * values, bottom=1e3 * bottom, label=label)
+            bottom += values
+    left.set_xticks(range(len(rows)))
+    left.set_xticklabels(
+        [f"{n} {result.plans[r].codec.label if result.plans[r].codec else ''}"
+         for n, r in zip(names, rows, strict=True)],
+        rotation=70, fontsize="x-small",
+    )  # fmt: skip
+    left.set_ylabel("latency (ms)")
+    left.set_title(f"best codec per cut at {result.snr_db[s]:g} dB")
+    left.legend(fontsize="small")
+    lat = result.latency_s @ result.weights
+    energy = result.energy_j @ result.weights
+    ok = np.isfinite(lat) & np.isfinite(energy)
+    right.scatter(1e3 * lat[ok], 1e3 * energy[ok], s=8, alpha=0.4, label="plans")
+    front = result.pareto()
+    if front.size:
+        order = front[np.argsort(lat[front])]
+        right.plot(1e3 * lat[order], 1e3 * energy[order], "r.-", label="Pareto front")
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel("expected latency (ms)")
+    right.set_ylabel("expected device energy (mJ)")
+    right.grid(True, which="both", alpha=0.3)
+    right.legend(fontsize="small")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_sdr_vs_snr(
+    rows: Sequence[dict],
+    path: str | Path,
+    title: str = "",
+    *,
+    bound: tuple[Sequence[float], Sequence[float]] | None = None,
+    bound_label: str = "OPTA",
+    curve: str = "setting",
+) -> Path:
+    """Draw SDR (dB) against SNR (dB): a curve per value of ``rows[i][curve]``, and a bound.
+
+    ``rows`` are dicts with ``snr_db``, ``sdr_db``, optionally ``sdr_ci_db`` (drawn as error
+    bars) and ``curve`` (a recipe's ``results``). ``bound`` is ``(snr_db, sdr_db)`` values of
+    a bound (such as OPTA), drawn dashed as ``bound_label``. Returns the written path.
+    """
+    if not rows:
+        raise ValueError("rows must hold at least one row")
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6, 4.2))
+    if bound is not None:
+        axes.plot(*bound, "k--", label=bound_label)
+    for c, value in enumerate(dict.fromkeys(row.get(curve) for row in rows)):
+        points = sorted(
+            (row["snr_db"], row["sdr_db"], row.get("sdr_ci_db") or 0.0)
+            for row in rows
+            if row.get(curve) == value
+        )
+        snr, sdr, ci = zip(*points, strict=True)
+        axes.errorbar(
+            snr, sdr, yerr=ci, fmt="o-", color=f"C{c % 10}", capsize=3,
+            label=str(value) if value is not None else "SDR",
+        )  # fmt: skip
+    axes.set_xlabel("SNR (dB)")
+    axes.set_ylabel("SDR (dB)")
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
     axes.legend()
     figure.tight_layout()
     path = Path(path)

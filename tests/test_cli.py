@@ -19,20 +19,41 @@ def test_version(capsys):
     assert aiflow_comm.__version__ in capsys.readouterr().out
 
 
-def test_demo_prints_a_table_for_every_bit_width(capsys):
-    assert main(["demo"]) == 0
+def test_demo_prints_digits_split_points_and_quantization_tables(capsys):
+    assert main(["demo", "--smoke"]) == 0
     out = capsys.readouterr().out
-    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    digits, rest = out.split("Payload per example at each split point", 1)
+    points, photos = rest.split("Quantizing the scikit-image sample photos", 1)
+    settings = [line.split()[0] for line in digits.splitlines() if line.split()[:1]]
+    assert settings.count("joint") == settings.count("no-channel") == 2  # 4 and 2 bits
+    assert "Rayleigh fading" in digits
+    tables = [line.split() for line in points.splitlines()]
+    cuts = {t[-7]: t[-4:] for t in tables if len(t) >= 7 and all(v.isdigit() for v in t[-4:])}
+    assert {"(input)", "conv1", "pool", "flatten"} <= set(cuts)
+    assert int(cuts["pool"][0]) == 32 * 512 > int(cuts["pool"][1]) > int(cuts["pool"][2])
+    assert "* pool" in points
+    rows = [line.split() for line in photos.splitlines() if line.strip()[:1].isdigit()]
     assert sorted({int(r[0]) for r in rows}) == [2, 4, 8]
     psnr = {(int(r[0]), r[1]): float(r[4]) for r in rows}
     assert psnr[(8, "asymmetric")] > psnr[(4, "asymmetric")] > psnr[(2, "asymmetric")] > 10
 
 
 def test_demo_json(capsys):
-    main(["demo", "--json"])
-    rows = json.loads(capsys.readouterr().out)
+    main(["demo", "--smoke", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"digits", "split_points", "quantization"}
+    rows = result["quantization"]
     assert {r["bits"] for r in rows} == {2, 4, 8}
     assert all(r["compression"] > 1 for r in rows)
+    digits = result["digits"]
+    assert digits["recipe"] == "digits" and digits["options"]["channel"] == "rayleigh"
+    assert {(r["setting"], r["bits"]) for r in digits["results"]} == {
+        (s, b) for s in ("joint", "no-channel") for b in (4, 2)
+    }
+    assert all({"snr_db", "accuracy"} <= set(r) for r in digits["results"])
+    points = {p["name"]: p for p in result["split_points"]}
+    assert points["pool"]["values"] == 512 and points["pool"]["float32_bits"] == 16384
+    assert points["pool"]["bits_8"] > points["pool"]["bits_4"] > points["pool"]["bits_2"]
 
 
 def test_bench_quant_json(capsys):
