@@ -252,6 +252,29 @@ def test_attention_factors_are_between_zero_and_one() -> None:
         attention(torch.randn(3, 4, 2, 2), 0.0)
 
 
+def test_hidden_zero_gives_linear_encoder_and_decoder() -> None:
+    model = VectorJSCC(6, 0.5, AWGN(generator=0), hidden=0)
+    encoder, decoder = model.encoder, model.decoder
+    assert len(encoder.body.stages) == 0 and len(decoder.body.stages) == 0  # no hidden layers
+    assert (encoder.head.in_features, encoder.head.out_features) == (6, 6)
+    assert (decoder.head.in_features, decoder.head.out_features) == (6, 6)
+    # before the power normalization the encoder is affine; the decoder is affine
+    a, b = torch.randn(2, 6), torch.randn(2, 6)
+    with torch.no_grad():
+        lin = encoder.head
+        assert torch.allclose(lin(a + b) + lin(torch.zeros(2, 6)), lin(a) + lin(b), atol=1e-6)
+        s, t = torch.randn(2, 3, dtype=torch.complex64), torch.randn(2, 3, dtype=torch.complex64)
+        zero = torch.zeros(2, 3, dtype=torch.complex64)
+        assert torch.allclose(decoder(s + t) + decoder(zero), decoder(s) + decoder(t), atol=1e-5)
+    symbols = encoder(torch.randn(4, 6))
+    assert torch.allclose(energy_per_example(symbols), torch.ones(4))
+    assert model(torch.randn(4, 6), 10.0).shape == (4, 6)
+    with pytest.raises(ValueError, match=r"snr_adaptive=True needs hidden >= 1"):
+        VectorJSCC(6, 0.5, hidden=0, snr_adaptive=True)
+    with pytest.raises(ValueError, match=r"hidden must be an int >= 0 \(0: a linear model\)"):
+        VectorEncoder(6, 0.5, hidden=-1)
+
+
 # training sanity
 
 

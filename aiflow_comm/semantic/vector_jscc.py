@@ -27,11 +27,18 @@ __all__ = ["VectorDecoder", "VectorEncoder", "VectorJSCC"]
 class _VectorShape(nn.Module):
     """Sizes shared by the vector encoder and decoder: ``dim`` real values, ``k`` symbols."""
 
-    def __init__(self, dim: int, ratio: float, hidden: int) -> None:
+    def __init__(self, dim: int, ratio: float, hidden: int, snr_adaptive: bool) -> None:
         super().__init__()
         self.dim = check_positive_int("dim", dim)
         self.requested_ratio = check_ratio(ratio)
-        self.hidden = check_positive_int("hidden", hidden)
+        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
+            raise ValueError(f"hidden must be an int >= 0 (0: a linear model); got {hidden!r}")
+        if hidden == 0 and snr_adaptive:
+            raise ValueError(
+                "snr_adaptive=True needs hidden >= 1: SNR attention follows the hidden layers, "
+                "and a linear model (hidden=0) has none"
+            )
+        self.hidden = hidden
         self.num_symbols = max(1, round_half_up(self.requested_ratio * dim))
 
     @property
@@ -47,7 +54,8 @@ class _VectorShape(nn.Module):
         return self.num_symbols
 
     def stages(self, width_in: int, snr_adaptive: bool) -> SNRAdaptiveSequential:
-        widths = [width_in, self.hidden, self.hidden]
+        """The hidden layers after an input of ``width_in`` values (none when ``hidden=0``)."""
+        widths = [width_in, self.hidden, self.hidden] if self.hidden else [width_in]
         layers = [
             nn.Sequential(nn.Linear(a, b), nn.PReLU(b)) for a, b in itertools.pairwise(widths)
         ]
@@ -64,12 +72,14 @@ class VectorEncoder(_VectorShape):
     is the achieved ``k / dim``. Two hidden layers (``Linear`` + ``PReLU``), each followed by
     an :class:`~aiflow_comm.semantic.SNRAttention` when ``snr_adaptive``; a linear layer gives
     ``2k`` values, paired into ``k`` complex symbols and scaled to unit average energy per
-    symbol, per example (:func:`~aiflow_comm.channel.normalize_power`).
+    symbol, per example (:func:`~aiflow_comm.channel.normalize_power`). ``hidden=0`` leaves
+    out the hidden layers: one linear (affine) layer, then the power normalization.
 
     Args:
         dim: real source values per example.
         ratio: requested bandwidth ratio, complex channel uses per real value (> 0).
-        hidden: width of the hidden layers.
+        hidden: width of the hidden layers; ``0`` for none (a linear encoder, which cannot be
+            ``snr_adaptive``).
         snr_adaptive: condition the features on the SNR; then ``snr_db`` is required.
 
     Inputs: ``x`` real ``(batch, dim)``; ``snr_db`` a number, a 0-d tensor or ``(batch,)``
@@ -85,9 +95,9 @@ class VectorEncoder(_VectorShape):
     def __init__(
         self, dim: int, ratio: float, *, hidden: int = 256, snr_adaptive: bool = False
     ) -> None:
-        super().__init__(dim, ratio, hidden)
+        super().__init__(dim, ratio, hidden, snr_adaptive)
         self.body = self.stages(self.dim, snr_adaptive)
-        self.head = nn.Linear(self.hidden, 2 * self.num_symbols)
+        self.head = nn.Linear(self.hidden or self.dim, 2 * self.num_symbols)
 
     @property
     def snr_adaptive(self) -> bool:
@@ -106,7 +116,8 @@ class VectorDecoder(_VectorShape):
 
     Mirrors :class:`VectorEncoder` (same ``dim``, ``ratio`` give the same ``k``): the real and
     imaginary parts, two hidden layers (``Linear`` + ``PReLU``, each followed by SNR attention
-    when ``snr_adaptive``) and a linear output layer (unbounded: any real source).
+    when ``snr_adaptive``; none when ``hidden=0``: a linear decoder) and a linear output layer
+    (unbounded: any real source).
 
     Inputs: ``symbols`` complex ``(batch, k)``; ``snr_db`` as for the encoder;
     ``output_shape`` optional, checked to be ``(batch, dim)``. Output: real ``(batch, dim)``.
@@ -119,9 +130,9 @@ class VectorDecoder(_VectorShape):
     def __init__(
         self, dim: int, ratio: float, *, hidden: int = 256, snr_adaptive: bool = False
     ) -> None:
-        super().__init__(dim, ratio, hidden)
+        super().__init__(dim, ratio, hidden, snr_adaptive)
         self.body = self.stages(2 * self.num_symbols, snr_adaptive)
-        self.head = nn.Linear(self.hidden, self.dim)
+        self.head = nn.Linear(self.hidden or 2 * self.num_symbols, self.dim)
 
     @property
     def snr_adaptive(self) -> bool:
