@@ -1,0 +1,100 @@
+"""``aiflow-comm search``: JSON schema, a user's model, fading and MCS options, plot, errors;
+and accuracy measured through SplitLink."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import pytest
+import torch
+from torch import nn
+
+from aiflow_comm.cli import main
+from aiflow_comm.search import INPUT_CUT, Codec, measure_accuracy, profile_model
+from aiflow_comm.search.models import small_cnn
+
+BEST_KEYS = {"snr_db", "cut", "offload", "bits", "payload_bits", "latency_s", "device_s",
+             "tx_s", "edge_s"}  # fmt: skip
+
+
+def run_json(capsys, *argv: str) -> dict:
+    assert main(["search", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_search_json_on_the_builtin_model(capsys):
+    out = run_json(capsys, "--snr-db", "30", "0", "-20", "--bits", "32", "8", "4")
+    assert [b["snr_db"] for b in out["best"]] == [30.0, 0.0, -20.0]
+    names = profile_model(small_cnn(), torch.zeros(1, 3, 32, 32)).names
+    for best in out["best"]:
+        assert set(best) >= BEST_KEYS
+        assert best["cut"] in names or (best["cut"] is None and not best["offload"])
+        assert best["latency_s"] == pytest.approx(best["device_s"] + best["tx_s"] + best["edge_s"])
+    assert out["best"][0]["offload"] and not out["best"][-1]["offload"]
+    assert out["best"][0]["payload_bits"] > 0 and out["best"][-1]["payload_bits"] == 0
+    assert len(out["plans"]) == 3 * (1 + 3 * len(names))  # every plan in every state
+    assert out["expected"]["policy"]["latency_s"] > 0 and out["pareto"]
+
+
+def make_model() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(48, 64), nn.ReLU(), nn.Linear(64, 4))
+
+
+def test_search_user_model_with_fading_mcs_and_cloud(capsys, monkeypatch):
+    module = types.ModuleType("user_models_for_search")
+    module.make_model = make_model
+    monkeypatch.setitem(sys.modules, "user_models_for_search", module)
+    out = run_json(
+        capsys, "--model", "user_models_for_search:make_model", "--input-shape", "1,3,4,4",
+        "--fading", "rayleigh", "--mcs", "nr-cqi", "--snr-db", "20", "--cloud-flops", "1e12",
+        "--device-flops", "1e6",
+    )  # fmt: skip
+    assert {p["cut"] for p in out["plans"]} == {None, INPUT_CUT, "0", "1", "2"}
+    assert any(p["cut2"] is not None for p in out["plans"])
+    assert out["best"][0]["offload"]
+
+
+def test_search_table_and_plot(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "search.png"
+    assert main(["search", "--snr-db", "20", "-10", "--plot", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "expected over the SNR states" in text and "<input>" in text
+    assert path.stat().st_size > 1000
+
+
+def test_search_with_an_accuracy_file(capsys, tmp_path):
+    table = tmp_path / "acc.json"
+    table.write_text(json.dumps({"<input>@4b": 0.5, "<input>@8b": 0.91, "lossless": 0.92}))
+    out = run_json(capsys, "--snr-db", "30", "--bits", "32", "8", "4",
+                   "--accuracy", str(table), "--min-accuracy", "0.9")  # fmt: skip
+    assert (out["best"][0]["cut"], out["best"][0]["bits"]) == (INPUT_CUT, 8)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--bandwidth-hz", "-1"], "bandwidth_hz must be a finite number > 0"),
+        (["--model", "nowhere"], "--model must be one of"),
+        (["--model", "torch.nn:Flatten"], "no cut point"),
+        (["--input-shape", "1,x"], "--input-shape"),
+        (["--device-flops", "0"], "flops_per_s"),
+    ],
+)
+def test_search_bad_arguments(argv, message):
+    with pytest.raises(SystemExit, match=message):
+        main(["search", *argv])
+
+
+def test_measure_accuracy_through_split_links():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    x = torch.randn(64, 8)
+    y = model(x).argmax(dim=-1)  # labels the model gets right: lossless accuracy 1
+    table = measure_accuracy(model, [(x, y)], [INPUT_CUT, "1"], [Codec(32), Codec(8), Codec(2)])
+    assert table.lossless == 1.0
+    assert (INPUT_CUT, Codec(32)) not in table.values  # lossless over a perfect link
+    assert table.values[("1", Codec(8))][0] > 0.9
+    assert table.values[("1", Codec(2))][0] <= table.values[("1", Codec(8))][0]

@@ -1,0 +1,118 @@
+"""The link cost model against the closed forms: rates, outage, retransmissions, MCS, BLER."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from aiflow_comm.channel.theory import (
+    capacity_awgn,
+    ergodic_capacity_rayleigh,
+    outage_capacity_rayleigh,
+    outage_probability_rayleigh,
+)
+from aiflow_comm.search import NR_CQI_TABLE, BlerCurve, LinkModel, McsTable, lognormal_snr_states
+from aiflow_comm.search.fading import gain_cdf, gain_quantiles
+
+SNR = np.array([-10.0, 0.0, 10.0, 20.0, 30.0])
+
+
+def test_awgn_shannon_time():
+    state = LinkModel(1e6, SNR.tolist(), propagation_s=0.01).link_state()
+    np.testing.assert_allclose(state.efficiency, capacity_awgn(SNR))
+    assert np.all(state.error_prob == 0) and np.all(state.attempts == 1)
+    np.testing.assert_allclose(state.tx_s(1e6), 1.0 / capacity_awgn(SNR) + 0.01)
+
+
+def test_rayleigh_block_goodput_rate_and_outage():
+    state = LinkModel(1e6, SNR.tolist(), "rayleigh", retransmissions=None).link_state()
+    np.testing.assert_allclose(state.error_prob, outage_probability_rayleigh(state.efficiency, SNR))
+    rates = np.linspace(0.001, 12.0, 20001)[:, None]  # the goodput optimum, by brute force
+    goodput = rates * (1.0 - outage_probability_rayleigh(rates, SNR))
+    np.testing.assert_allclose(state.efficiency, rates[goodput.argmax(axis=0), 0], atol=1e-3)
+    np.testing.assert_allclose(state.attempts, 1.0 / (1.0 - state.error_prob))
+    assert np.all(state.failure_prob == 0)
+
+
+def test_rayleigh_target_outage_uses_outage_capacity():
+    state = LinkModel(1e6, SNR.tolist(), "rayleigh", target_outage=0.1).link_state()
+    np.testing.assert_allclose(state.efficiency, outage_capacity_rayleigh(0.1, SNR))
+    np.testing.assert_allclose(state.error_prob, 0.1)
+
+
+def test_retransmissions_cap_attempts_and_report_failure():
+    link = LinkModel(1e6, 10.0, "rayleigh", target_outage=0.2, retransmissions=2,
+                     propagation_s=1e-3)  # fmt: skip
+    state = link.link_state()
+    p = 0.2
+    assert state.attempts[0] == pytest.approx(1 + p + p**2)
+    assert state.failure_prob[0] == pytest.approx(p**3)
+    airtime = 8000 / (1e6 * outage_capacity_rayleigh(0.2, 10.0))
+    expected = (1 + p + p**2) * airtime + (2 * (1 + p + p**2) - 1) * 1e-3
+    assert link.tx_s(8000)[0] == pytest.approx(expected)
+
+
+def test_fast_fading_uses_ergodic_capacity():
+    state = LinkModel(1e6, SNR.tolist(), "rayleigh", "fast").link_state()
+    np.testing.assert_allclose(state.efficiency, ergodic_capacity_rayleigh(SNR))
+    # Rician with K = 0 is Rayleigh; the midpoint rule is close to the closed form
+    rician = LinkModel(1e6, SNR.tolist(), "rician", "fast", rician_k=0.0).link_state()
+    np.testing.assert_allclose(rician.efficiency, ergodic_capacity_rayleigh(SNR), rtol=2e-3)
+    # a strong line of sight approaches AWGN
+    los = LinkModel(1e6, SNR.tolist(), "rician", "fast", rician_k=1e4).link_state()
+    np.testing.assert_allclose(los.efficiency, capacity_awgn(SNR), rtol=1e-3)
+
+
+def test_rician_block_outage_matches_rayleigh_at_k0():
+    rician = LinkModel(1e6, SNR.tolist(), "rician", rician_k=0.0, retransmissions=None)
+    rayleigh = LinkModel(1e6, SNR.tolist(), "rayleigh", retransmissions=None)
+    a, b = rician.link_state(), rayleigh.link_state()
+    goodput = lambda s: s.efficiency * (1 - s.error_prob)  # noqa: E731
+    np.testing.assert_allclose(goodput(a), goodput(b), rtol=5e-3)
+    np.testing.assert_allclose(gain_cdf([0.3, 1.0, 2.0], "rician", 0.0),
+                               gain_cdf([0.3, 1.0, 2.0], "rayleigh"), rtol=1e-10)  # fmt: skip
+    assert gain_quantiles("rician", 5.0).mean() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_mcs_table_awgn_and_block_fading():
+    state = LinkModel(1e6, SNR.tolist(), mcs="nr-cqi").link_state()
+    np.testing.assert_allclose(state.efficiency, [0.0, 0.3770, 1.9141, 4.5234, 5.5547])
+    assert state.seconds_per_bit[0] == math.inf and state.failure_prob[0] == 1.0
+    np.testing.assert_allclose(state.error_prob[1:], 0.1)
+    faded = LinkModel(1e6, SNR.tolist(), "rayleigh", mcs=NR_CQI_TABLE).link_state()
+    thresholds = 10 ** (np.array(NR_CQI_TABLE.snr_db) / 10)
+    eff = np.array(NR_CQI_TABLE.efficiency)
+    for s, snr_db in enumerate(SNR):  # the entry of best goodput, entry by entry
+        p = 1 - np.exp(-thresholds / 10 ** (snr_db / 10)) * 0.9
+        i = np.argmax(eff * (1 - p))
+        assert faded.efficiency[s] == eff[i] and faded.error_prob[s] == pytest.approx(p[i])
+
+
+def test_bler_curve_link():
+    curve = BlerCurve(2.0, (0.0, 4.0, 8.0), (0.9, 0.1, 0.001))
+    state = LinkModel(1e6, [4.0, 8.0], mcs=curve, retransmissions=None).link_state()
+    np.testing.assert_allclose(state.efficiency, 2.0)
+    np.testing.assert_allclose(state.error_prob, [0.1, 0.001])
+    faded = LinkModel(1e6, [8.0], "rayleigh", mcs=curve).link_state()
+    assert 0.001 < faded.error_prob[0] < 0.9  # deep fades fail, good ones do not
+
+
+def test_custom_mcs_table_and_errors():
+    table = McsTable((0.0, 10.0), (1.0, 3.0), bler=0.0)
+    assert table.efficiency_at([-1.0, 0.0, 9.9, 10.0]).tolist() == [0.0, 1.0, 1.0, 3.0]
+    with pytest.raises(ValueError, match="strictly increasing"):
+        McsTable((10.0, 0.0), (1.0, 3.0))
+    with pytest.raises(ValueError, match="same length"):
+        McsTable((0.0,), (1.0, 3.0))
+    with pytest.raises(ValueError, match="bler"):
+        BlerCurve(1.0, (0.0, 1.0), (0.5, 1.5))
+
+
+def test_snr_states():
+    snr, weights = lognormal_snr_states(15.0, 6.0, 1000)
+    assert snr.mean() == pytest.approx(15.0) and weights.sum() == pytest.approx(1.0)
+    link = LinkModel(1e6, snr.tolist(), snr_weights=weights.tolist())
+    assert link.link_state().efficiency.shape == (1000,)
+    np.testing.assert_allclose(LinkModel(1e6, [1.0, 2.0], snr_weights=[1, 3]).weights, [0.25, 0.75])

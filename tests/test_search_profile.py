@@ -1,0 +1,100 @@
+"""Profiling cuts: FLOPs of head and tail, crossing tensors, payload bits of every codec."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from aiflow_comm.codec import quantize
+from aiflow_comm.search import INPUT_CUT, Codec, payload_bits, profile_model
+from aiflow_comm.search.models import SmallResNet, deep_mlp, small_cnn
+from aiflow_comm.search.payload import projection_flops
+from aiflow_comm.split import CrossingTensor, SplitLink, list_split_points
+
+
+def test_sequential_flops_by_hand():
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 8), nn.Linear(8, 4))
+    profile = profile_model(model, torch.ones(2, 16))
+    total = 2 * 2 * (16 * 32 + 32 * 8 + 8 * 4)  # 2 FLOPs per multiply-add, batch 2
+    assert profile.total_flops == total
+    assert profile.names == [INPUT_CUT, "0", "1", "2"]
+    assert [c.head_flops for c in profile.cuts] == [0, 2048, 2048, 3072]
+    assert all(c.head_flops + c.tail_flops == total for c in profile.cuts)
+    assert profile.cut(INPUT_CUT).tensors[0].shape == (2, 16)
+    assert [c.raw_bytes for c in profile.cuts] == [128, 256, 256, 64]
+    assert not profile.measured and profile.cuts[1].head_s is None
+    with pytest.raises(KeyError, match="valid names"):
+        profile.cut("nope")
+
+
+def test_residual_net_profile_matches_split_points():
+    model = SmallResNet()
+    x = torch.randn(1, 3, 32, 32)
+    profile = profile_model(model, x, measure=True, repeats=2, num_threads=1,
+                            clock=time.process_time)  # fmt: skip
+    points = list_split_points(model, x)
+    assert profile.names == [INPUT_CUT, *[p.name for p in points]]
+    assert [c.tensors for c in profile.cuts[1:]] == [p.tensors for p in points]
+    head = np.array([c.head_flops for c in profile.cuts])
+    assert np.all(np.diff(head) >= 0) and head[-1] < profile.total_flops
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.eval()(x)
+    assert profile.total_flops == counter.get_total_flops()
+    # in a residual block both the branch and the skip cross
+    assert len(profile.cut("layer1.conv1").tensors) == 2
+    seconds = np.array([c.head_s for c in profile.cuts])
+    assert profile.measured and np.all(np.diff(seconds) >= 0) and seconds[-1] <= profile.total_s
+    assert torch.get_num_threads() >= 1
+
+
+def test_empty_and_single_step_models_raise():
+    with pytest.raises(ValueError, match="no cut point"):
+        profile_model(nn.Sequential(nn.Linear(4, 2)), torch.ones(1, 4))
+    with pytest.raises(ValueError, match="no cut point"):
+        profile_model(nn.Sequential(), torch.ones(1, 4))
+    with pytest.raises(ValueError, match="repeats must be a positive int"):
+        profile_model(small_cnn(), torch.ones(1, 3, 32, 32), measure=True, repeats=0)
+
+
+SHAPES = [(1, 64), (1, 7), (2, 3, 17), (1, 32, 8, 8), (4, 1025), (1, 1)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("bits, group_size, symmetric", [(8, 128, True), (4, 32, True),
+                         (2, 7, True), (4, 64, False)])  # fmt: skip
+def test_payload_bits_equal_the_wire_format(shape, bits, group_size, symmetric):
+    tensor = CrossingTensor("t", shape, torch.float32)
+    codec = Codec(bits, group_size, symmetric=symmetric)
+    q = quantize(torch.zeros(shape), bits, group_size, symmetric=symmetric)
+    assert payload_bits([tensor], codec) == 8 * len(q.to_bytes())
+
+
+def test_payload_bits_equal_split_link_and_raw_floats():
+    features = torch.randn(1, 32, 8, 8)
+    tensor = CrossingTensor("f", tuple(features.shape), torch.float32)
+    for bits in (8, 4, 2):
+        link = SplitLink(bits, 64)
+        assert payload_bits([tensor], Codec(bits, 64)) == link.payload_bits(features)
+    assert payload_bits([tensor], Codec(32)) == SplitLink(None).payload_bits(features) == 65536
+    two = [tensor, CrossingTensor("g", (1, 10), torch.float16)]
+    assert payload_bits(two, Codec(32)) == 32 * (2048 + 10)
+
+
+def test_projection_codec_sizes():
+    tensor = CrossingTensor("f", (1, 32, 8, 8), torch.float32)
+    codec = Codec(8, 64, ratio=0.25)
+    assert codec.sent_shape(tensor.shape) == (1, 8, 8, 8)
+    assert payload_bits([tensor], codec) == 8 * len(quantize(torch.zeros(1, 8, 8, 8), 8, 64)
+                                                    .to_bytes())  # fmt: skip
+    assert projection_flops([tensor], codec) == 2 * (8 * 8 * 8) * 32
+
+
+def test_builtin_models_have_many_cuts():
+    profile = profile_model(deep_mlp(depth=30), torch.zeros(1, 3, 32, 32))
+    assert len(profile.cuts) == 61  # the input and 60 cuts of 61 steps
