@@ -20,7 +20,7 @@ def model(kind: str) -> torch.nn.Module:
         return small_cnn().to(DEVICE)
     cut = split_model(small_cnn(), "5")
     link = SplitLink(bits=8, group_size=128, snr_db=(0.0, 20.0), generator=0,
-                     link=AnalogLink(RayleighFading(coherence=64, generator=0)))  # fmt: skip
+                     link=AnalogLink(RayleighFading(generator=0)))  # fmt: skip
     return SplitModel(cut.head, link, cut.tail).to(DEVICE).train()
 
 

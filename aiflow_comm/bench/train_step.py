@@ -69,7 +69,7 @@ def bench_train_step(
     plain = small_cnn(width).to(device)
     cut = split_model(small_cnn(width), "5")
     link = SplitLink(bits=8, group_size=128, snr_db=(0.0, 20.0), generator=0,
-                     link=AnalogLink(RayleighFading(coherence=64, generator=0)))  # fmt: skip
+                     link=AnalogLink(RayleighFading(generator=0)))  # fmt: skip
     linked = SplitModel(cut.head, link, cut.tail).to(device).train()
     x = torch.randn(batch, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
