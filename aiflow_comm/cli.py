@@ -71,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     ber.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ber.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    fused = targets.add_parser(
+        "fused", help="projection+quantize against the matmul alone and the separate ops (CPU)"
+    )
+    fused.add_argument("--bits", type=int, choices=[2, 4, 8], default=8)
+    fused.add_argument("--group-size", type=int, default=32)
+    fused.add_argument("--repeats", type=int, default=9)
+    fused.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
     step = targets.add_parser(
         "train-step", help="a training step with a SplitLink against a plain training step"
     )
@@ -295,6 +303,21 @@ def _bench_train_step(args: argparse.Namespace) -> None:
         print(format_train_step(rows))
 
 
+def _bench_fused(args: argparse.Namespace) -> None:
+    from aiflow_comm.bench.fused import bench_fused, format_fused_table
+
+    try:
+        rows = bench_fused(bits=args.bits, group_size=args.group_size, repeats=args.repeats)
+    except ValueError as error:
+        raise SystemExit(f"aiflow-comm bench fused: {error}") from error
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        print(f"float32 on the CPU, {torch.get_num_threads()} threads, bits {args.bits}, "
+              f"group size {args.group_size}")  # fmt: skip
+        print(format_fused_table(rows))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``aiflow-comm`` console script."""
     args = build_parser().parse_args(argv)
@@ -312,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         _bench_quant(args)
     elif args.target == "ber":
         _bench_ber(args)
+    elif args.target == "fused":
+        _bench_fused(args)
     else:
         _bench_train_step(args)
     return 0

@@ -19,6 +19,16 @@ void quantize_cpu_out(const at::Tensor& x, int64_t bits, int64_t group_size, boo
 void dequantize_cpu_out(const at::Tensor& codes, const at::Tensor& scales,
                         const at::Tensor& zero_points, int64_t bits, int64_t group_size,
                         int64_t row_len, bool symmetric, at::Tensor& out);
+// Projection fused with quantization (fused_cpu.cpp): quantize(x @ weight^T + bias) and
+// dequantize(codes) @ weight^T + bias, float32 accumulation, without the whole float intermediate.
+// x: (R, in) float, last stride 1; weight: (out, in) float; bias: (out,) float or None.
+std::vector<at::Tensor> project_quantize_cpu(const at::Tensor& x, const at::Tensor& weight,
+                                             const c10::optional<at::Tensor>& bias, int64_t bits,
+                                             int64_t group_size, bool symmetric);
+at::Tensor dequantize_project_cpu(const at::Tensor& codes, const at::Tensor& scales,
+                                  const at::Tensor& zero_points, int64_t bits, int64_t group_size,
+                                  int64_t row_len, bool symmetric, const at::Tensor& weight,
+                                  const c10::optional<at::Tensor>& bias, at::ScalarType dtype);
 
 #ifdef WITH_CUDA
 std::vector<at::Tensor> quantize_cuda(const at::Tensor& x, int64_t bits, int64_t group_size,

@@ -1,0 +1,115 @@
+"""``aiflow-comm bench fused``: projection+quantize beside the matmul alone and the separate ops."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from aiflow_comm.bench.timing import median_seconds
+from aiflow_comm.kernels import available_backends, quantize_packed
+from aiflow_comm.kernels.fused import project_quantize
+
+__all__ = ["SHAPES", "FusedBenchRow", "bench_fused", "format_fused_table", "fused_runs"]
+
+# Split points: (rows, in_features, out_features): a ResNet stage 32 x 56 x 56 x 256 -> 32
+# channels, ViT-B tokens 197 x 768 -> 96, and a 4096 x 4096 -> 512 projection.
+SHAPES = {
+    "conv 32x56x56x256->32": (32 * 56 * 56, 256, 32),
+    "vit 197x768->96": (197, 768, 96),
+    "mlp 4096x4096->512": (4096, 4096, 512),
+}
+
+
+@dataclass
+class FusedBenchRow:
+    """One shape: median seconds of the matmul alone, the separate ops and the fused op."""
+
+    shape: str
+    rows: int
+    in_features: int
+    out_features: int
+    backend: str
+    matmul_seconds: float
+    separate_seconds: float
+    fused_seconds: float
+    fused_over_matmul: float
+    fused_over_separate: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def fused_runs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, bits: int,
+               group_size: int, backend: str) -> dict:  # fmt: skip
+    """The three calls to time: ``matmul`` (addmm into a preallocated output), ``separate``
+    (that matmul, then quantize) and ``fused`` (:func:`project_quantize`).
+
+    Example:
+        >>> runs = fused_runs(torch.randn(8, 4), torch.randn(3, 4), torch.zeros(3), 8, 2, "torch")
+        >>> sorted(runs)
+        ['fused', 'matmul', 'separate']
+    """
+    out = torch.empty(x.shape[0], weight.shape[0])
+    weight_t = weight.T
+    return {
+        "matmul": lambda: torch.addmm(bias, x, weight_t, out=out),
+        "separate": lambda: quantize_packed(
+            torch.addmm(bias, x, weight_t, out=out), bits, group_size, backend=backend
+        ),
+        "fused": lambda: project_quantize(x, weight, bias, bits, group_size, backend=backend),
+    }
+
+
+def bench_fused(
+    shapes: dict[str, tuple[int, int, int]] | None = None,
+    bits: int = 8,
+    group_size: int = 32,
+    repeats: int = 9,
+    backend: str | None = None,
+) -> list[FusedBenchRow]:
+    """Time the three runs of :func:`fused_runs` per shape on the CPU, float32, with bias.
+
+    ``backend`` defaults to ``cpp`` when built, else ``torch``.
+    """
+    if repeats < 1 or group_size < 1:
+        raise ValueError(f"repeats and group_size must be >= 1; got {repeats}, {group_size}")
+    backend = backend or available_backends("cpu")[0]
+    rows = []
+    generator = torch.Generator().manual_seed(0)
+    for name, (count, inp, out) in (shapes or SHAPES).items():
+        x = torch.randn(count, inp, generator=generator)
+        weight = torch.randn(out, inp, generator=generator) / inp**0.5
+        bias = torch.randn(out, generator=generator)
+        runs = fused_runs(x, weight, bias, bits, group_size, backend)
+        seconds = {op: median_seconds(run, x.device, repeats) for op, run in runs.items()}
+        rows.append(
+            FusedBenchRow(
+                name,
+                count,
+                inp,
+                out,
+                backend,
+                seconds["matmul"],
+                seconds["separate"],
+                seconds["fused"],
+                seconds["fused"] / seconds["matmul"],
+                seconds["fused"] / seconds["separate"],
+            )
+        )
+    return rows
+
+
+def format_fused_table(rows: list[FusedBenchRow]) -> str:
+    """A text table: milliseconds per variant and the fused op's ratios."""
+    lines = [
+        f"{'shape':<24}{'backend':>8}{'matmul ms':>11}{'separate ms':>13}{'fused ms':>10}"
+        f"{'fused/matmul':>14}{'fused/separate':>16}"
+    ]
+    for r in rows:
+        lines.append(
+            f"{r.shape:<24}{r.backend:>8}{r.matmul_seconds * 1e3:>11.3f}"
+            f"{r.separate_seconds * 1e3:>13.3f}{r.fused_seconds * 1e3:>10.3f}"
+            f"{r.fused_over_matmul:>14.2f}{r.fused_over_separate:>16.2f}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,242 @@
+"""Projection fused with group quantization: ``project_quantize`` and ``dequantize_project``.
+
+The specification (the ``torch`` backend) is the composition of existing ops, in float32:
+``project_quantize(x, W, b)`` quantizes ``y = x.float() @ W.float().T + b.float()`` with
+:func:`~aiflow_comm.kernels.reference.quantize_reference`, groups running along the output
+features; ``dequantize_project(q, W, b)`` is ``dequantize(q, float32) @ W.float().T + b.float()``.
+The ``cpp`` backend computes the projection tile by tile, so the float ``y`` (or the decoded
+tensor) is never materialized whole. Its matmul may sum in another order than the reference's:
+a value at a rounding boundary may then take the neighbouring code. Codes therefore equal the
+reference's except for a few, each exactly one step off (``tests/test_fused.py`` bounds the count).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+
+from aiflow_comm.codec.quantized import QuantizedTensor
+from aiflow_comm.kernels.layout import GroupLayout, check_float_tensor, check_quant_args
+from aiflow_comm.kernels.ops import rows_of
+from aiflow_comm.kernels.reference import dequantize_reference, quantize_reference
+
+__all__ = ["FUSED_BACKENDS", "dequantize_project", "project_quantize", "resolve_fused_backend"]
+
+FUSED_BACKENDS = ("torch", "cpp")
+
+
+def _load_native():
+    try:
+        return importlib.import_module("aiflow_comm._C")
+    except ImportError:  # backends.py already warned
+        return None
+
+
+_NATIVE = _load_native()
+_HAS_CPP = _NATIVE is not None and hasattr(_NATIVE, "project_quantize_cpu")
+
+
+def resolve_fused_backend(backend: str, device: torch.device) -> str:
+    """``backend`` if it has a fused kernel for ``device``; ``"auto"``: ``cpp`` on CPU, else torch.
+
+    Example:
+        >>> resolve_fused_backend("torch", torch.device("cpu"))
+        'torch'
+    """
+    if not isinstance(backend, str) or backend not in (*FUSED_BACKENDS, "auto"):
+        raise ValueError(
+            f"backend must be 'auto' or one of {FUSED_BACKENDS} (the fused ops have no triton "
+            f"or cuda kernel yet); got {backend!r}"
+        )
+    usable = ["cpp", "torch"] if _HAS_CPP and device.type == "cpu" else ["torch"]
+    if backend == "auto":
+        return usable[0]
+    if backend not in usable:
+        raise ValueError(
+            f"backend {backend!r} is not usable for tensors on {device}; usable here: {usable}"
+        )
+    return backend
+
+
+def _check_projection(
+    weight: object, bias: object, in_features: int, device: torch.device
+) -> tuple[int, int]:
+    """Raise unless ``weight`` is a float ``(out, in_features)`` and ``bias`` ``(out,)`` or None."""
+    check_float_tensor(weight, "weight")
+    if weight.dim() != 2 or weight.shape[1] != in_features:
+        raise ValueError(
+            f"weight must have shape (out_features, {in_features}) to match the input's last "
+            f"dimension; got {tuple(weight.shape)}"
+        )
+    if bias is not None:
+        check_float_tensor(bias, "bias")
+        if tuple(bias.shape) != (weight.shape[0],):
+            raise ValueError(
+                f"bias must be None or have shape ({weight.shape[0]},); got {tuple(bias.shape)}"
+            )
+    for name, tensor in (("weight", weight), ("bias", bias)):
+        if tensor is not None and tensor.device != device:
+            raise ValueError(f"{name} must be on the input's device {device}; got {tensor.device}")
+    return weight.shape[0], in_features
+
+
+def _float_bias(bias: torch.Tensor | None) -> torch.Tensor | None:
+    return None if bias is None else bias.detach().float()
+
+
+@torch.library.custom_op("aiflow_comm::project_quantize", mutates_args=())
+def _project_quantize_op(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    bits: int,
+    group_size: int,
+    symmetric: bool,
+    backend: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    rows = rows_of(x)
+    if backend == "cpp":
+        codes, scales, zero_points = _NATIVE.project_quantize_cpu(
+            rows, weight, bias, bits, group_size, symmetric
+        )
+    else:
+        projected = torch.nn.functional.linear(rows.float(), weight.float(), _float_bias(bias))
+        codes, scales, zero_points = quantize_reference(projected, bits, group_size, symmetric)
+    if not torch.isfinite(scales).all():
+        raise ValueError(
+            "the projection x @ weight.T + bias holds NaN or Inf (non-finite x, weight or bias, "
+            "or float32 overflow); quantization rejects non-finite values"
+        )
+    return codes, scales, zero_points
+
+
+@_project_quantize_op.register_fake
+def _(x, weight, bias, bits, group_size, symmetric, backend):
+    layout = GroupLayout.of((*x.shape[:-1], weight.shape[0]), bits, group_size)
+    codes = x.new_empty((layout.rows, layout.row_bytes), dtype=torch.uint8)
+    scales = x.new_empty((layout.rows, layout.num_groups), dtype=torch.float32)
+    zero_shape = (0,) if symmetric else (layout.rows, layout.num_groups)
+    return codes, scales, x.new_empty(zero_shape, dtype=torch.float32)
+
+
+@torch.library.custom_op("aiflow_comm::dequantize_project", mutates_args=())
+def _dequantize_project_op(
+    codes: torch.Tensor,
+    scales: torch.Tensor,
+    zero_points: torch.Tensor,
+    bits: int,
+    group_size: int,
+    row_len: int,
+    symmetric: bool,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    dtype: torch.dtype,
+    backend: str,
+) -> torch.Tensor:
+    if backend == "cpp":
+        return _NATIVE.dequantize_project_cpu(
+            codes, scales, zero_points, bits, group_size, row_len, symmetric, weight, bias, dtype
+        )
+    decoded = dequantize_reference(
+        codes, scales, zero_points, bits, group_size, row_len, symmetric, torch.float32
+    )
+    return torch.nn.functional.linear(decoded, weight.float(), _float_bias(bias)).to(dtype)
+
+
+@_dequantize_project_op.register_fake
+def _(
+    codes, scales, zero_points, bits, group_size, row_len, symmetric, weight, bias, dtype, backend
+):
+    return codes.new_empty((codes.shape[0], weight.shape[0]), dtype=dtype)
+
+
+def project_quantize(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    bits: int = 8,
+    group_size: int = 128,
+    *,
+    symmetric: bool = True,
+    backend: str = "auto",
+) -> QuantizedTensor:
+    """``quantize(x @ weight.T + bias)`` in float32, groups along the output features.
+
+    The ``cpp`` backend never holds the whole float projection in memory. Gradients do not flow
+    (use it where the codes are sent); rounding is to nearest.
+
+    :input: ``x`` float32/float16/bfloat16 ``(..., in)``, any strides; ``weight`` float
+        ``(out, in)``; ``bias`` float ``(out,)`` or ``None``.
+    :output: a :class:`~aiflow_comm.codec.quantized.QuantizedTensor` of shape ``(..., out)``
+        whose dtype is ``torch.promote_types(x.dtype, weight.dtype)``.
+
+    Example:
+        >>> x, w = torch.randn(5, 16), torch.randn(8, 16)
+        >>> q = project_quantize(x, w, bits=8, group_size=4, backend="torch")
+        >>> q.shape, bool(((q.dequantize() - x @ w.T).abs() <= q.scales.max()).all())
+        ((5, 8), True)
+    """
+    check_float_tensor(x)
+    check_quant_args(bits, group_size)
+    if x.dim() == 0:
+        raise ValueError("x must have at least one dimension (..., in_features); got a 0-d tensor")
+    out_features, _ = _check_projection(weight, bias, x.shape[-1], x.device)
+    chosen = resolve_fused_backend(backend, x.device)
+    detached = None if bias is None else bias.detach()
+    codes, scales, zero_points = _project_quantize_op(
+        x.detach(), weight.detach(), detached, bits, group_size, bool(symmetric), chosen
+    )
+    return QuantizedTensor(
+        codes,
+        scales,
+        None if symmetric else zero_points,
+        (*x.shape[:-1], out_features),
+        torch.promote_types(x.dtype, weight.dtype),
+        bits,
+        group_size,
+        "symmetric" if symmetric else "asymmetric",
+    )
+
+
+def dequantize_project(
+    q: QuantizedTensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """``dequantize(q) @ weight.T + bias`` in float32, without the whole decoded tensor (cpp).
+
+    :input: ``q`` of shape ``(..., in)``; ``weight`` float ``(out, in)``; ``bias`` ``(out,)``.
+    :output: ``(..., out)`` of dtype ``torch.promote_types(q.dtype, weight.dtype)``.
+
+    Example:
+        >>> x, w = torch.randn(5, 16), torch.randn(8, 16)
+        >>> q = project_quantize(x, torch.eye(16), group_size=4, backend="torch")
+        >>> y = dequantize_project(q, w, backend="torch")
+        >>> torch.allclose(y, q.dequantize() @ w.T, atol=1e-5)
+        True
+    """
+    if not isinstance(q, QuantizedTensor):
+        raise TypeError(f"q must be a QuantizedTensor; got {type(q).__name__}")
+    in_features = q.layout.row_len
+    out_features, _ = _check_projection(weight, bias, in_features, q.device)
+    chosen = resolve_fused_backend(backend, q.device)
+    zero_points = q.zero_points if q.zero_points is not None else q.scales.new_empty(0)
+    dtype = torch.promote_types(q.dtype, weight.dtype)
+    detached = None if bias is None else bias.detach()
+    flat = _dequantize_project_op(
+        q.codes.contiguous(),
+        q.scales.contiguous(),
+        zero_points.contiguous(),
+        q.bits,
+        q.group_size,
+        in_features,
+        q.symmetric,
+        weight.detach(),
+        detached,
+        dtype,
+        chosen,
+    )
+    return flat.view(*q.shape[:-1], out_features)

@@ -1,0 +1,136 @@
+"""The fused projection ops applied to ``nn.Linear`` and 1x1 ``nn.Conv2d`` layers."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from aiflow_comm.codec.quantized import QuantizedTensor
+from aiflow_comm.kernels.fused import dequantize_project, project_quantize
+
+__all__ = [
+    "dequantize_project_conv1x1",
+    "dequantize_project_linear",
+    "project_quantize_conv1x1",
+    "project_quantize_linear",
+]
+
+
+def _check_linear(linear: object) -> nn.Linear:
+    if not isinstance(linear, nn.Linear):
+        raise TypeError(f"linear must be a torch.nn.Linear; got {type(linear).__name__}")
+    return linear
+
+
+def _conv_weight(conv: object) -> torch.Tensor:
+    """A pointwise ``nn.Conv2d``'s weight as ``(out_channels, in_channels)``; raise otherwise."""
+    if not isinstance(conv, nn.Conv2d):
+        raise TypeError(f"conv must be a torch.nn.Conv2d; got {type(conv).__name__}")
+    settings = {
+        "kernel_size": (conv.kernel_size, (1, 1)),
+        "stride": (conv.stride, (1, 1)),
+        "padding": (conv.padding, (0, 0)),
+        "groups": (conv.groups, 1),
+    }
+    for name, (value, accepted) in settings.items():
+        if value != accepted and not (name == "padding" and value == "valid"):
+            raise ValueError(
+                f"conv.{name} must be {accepted} for a pointwise (1x1) projection; got {value}"
+            )
+    return conv.weight.view(conv.out_channels, conv.in_channels)
+
+
+def _channels_last(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != conv.in_channels:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be (N, {conv.in_channels}, H, W) for this conv; got {got}")
+    return x.permute(0, 2, 3, 1)
+
+
+def project_quantize_linear(
+    x: torch.Tensor,
+    linear: nn.Linear,
+    bits: int = 8,
+    group_size: int = 128,
+    *,
+    symmetric: bool = True,
+    backend: str = "auto",
+) -> QuantizedTensor:
+    """``quantize(linear(x))`` through :func:`~aiflow_comm.kernels.fused.project_quantize`.
+
+    Example:
+        >>> layer = torch.nn.Linear(16, 8)
+        >>> project_quantize_linear(torch.randn(2, 3, 16), layer, group_size=4).shape
+        (2, 3, 8)
+    """
+    layer = _check_linear(linear)
+    return project_quantize(
+        x, layer.weight, layer.bias, bits, group_size, symmetric=symmetric, backend=backend
+    )
+
+
+def dequantize_project_linear(
+    q: QuantizedTensor, linear: nn.Linear, *, backend: str = "auto"
+) -> torch.Tensor:
+    """``linear(dequantize(q))`` through :func:`~aiflow_comm.kernels.fused.dequantize_project`.
+
+    Example:
+        >>> q = project_quantize_linear(torch.randn(4, 16), torch.nn.Linear(16, 8), group_size=4)
+        >>> dequantize_project_linear(q, torch.nn.Linear(8, 32)).shape
+        torch.Size([4, 32])
+    """
+    layer = _check_linear(linear)
+    return dequantize_project(q, layer.weight, layer.bias, backend=backend)
+
+
+def project_quantize_conv1x1(
+    x: torch.Tensor,
+    conv: nn.Conv2d,
+    bits: int = 8,
+    group_size: int = 128,
+    *,
+    symmetric: bool = True,
+    backend: str = "auto",
+) -> QuantizedTensor:
+    """``quantize(conv(x))`` for a pointwise ``conv``, groups along the output channels.
+
+    :input: ``x`` ``(N, C_in, H, W)``; channels-last memory (``torch.channels_last``) is read
+        without a copy.
+    :output: a :class:`~aiflow_comm.codec.quantized.QuantizedTensor` in channels-last order,
+        of shape ``(N, H, W, C_out)``.
+
+    Example:
+        >>> conv = torch.nn.Conv2d(16, 4, kernel_size=1)
+        >>> project_quantize_conv1x1(torch.randn(2, 16, 5, 5), conv, group_size=4).shape
+        (2, 5, 5, 4)
+    """
+    weight = _conv_weight(conv)
+    return project_quantize(
+        _channels_last(x, conv),
+        weight,
+        conv.bias,
+        bits,
+        group_size,
+        symmetric=symmetric,
+        backend=backend,
+    )
+
+
+def dequantize_project_conv1x1(
+    q: QuantizedTensor, conv: nn.Conv2d, *, backend: str = "auto"
+) -> torch.Tensor:
+    """``conv(x)`` for ``q`` holding ``x`` channels-last ``(N, H, W, C_in)``, a pointwise conv.
+
+    :output: ``(N, C_out, H, W)`` in ``torch.channels_last`` memory format.
+
+    Example:
+        >>> q = project_quantize_conv1x1(torch.randn(2, 16, 5, 5), torch.nn.Conv2d(16, 4, 1))
+        >>> dequantize_project_conv1x1(q, torch.nn.Conv2d(4, 8, 1)).shape
+        torch.Size([2, 8, 5, 5])
+    """
+    weight = _conv_weight(conv)
+    if len(q.shape) != 4 or q.shape[-1] != conv.in_channels:
+        raise ValueError(
+            f"q must hold a channels-last (N, H, W, {conv.in_channels}) tensor; got {q.shape}"
+        )
+    return dequantize_project(q, weight, conv.bias, backend=backend).permute(0, 3, 1, 2)
