@@ -18,6 +18,7 @@ from aiflow_comm.channel.fading import RayleighFading
 from aiflow_comm.channel.modulation import bits_per_symbol, check_modulation
 from aiflow_comm.channel.randomness import RandomSource
 from aiflow_comm.channel.theory import ber_awgn, ber_rayleigh
+from aiflow_comm.codec.fake import straight_through
 from aiflow_comm.codec.quantized import QuantizedTensor, quantize
 from aiflow_comm.kernels.reference import pack_codes, unpack_codes
 
@@ -367,18 +368,6 @@ def bits_to_bytes(bits: torch.Tensor) -> bytes:
     return packed.cpu().numpy().tobytes()
 
 
-class _StraightThrough(torch.autograd.Function):
-    """Forward: the corrupted value. Backward: the incoming gradient, unchanged."""
-
-    @staticmethod
-    def forward(ctx, clean: torch.Tensor, corrupted: torch.Tensor) -> torch.Tensor:
-        return corrupted
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return grad, None
-
-
 def bit_flip_ste(
     bits: torch.Tensor,
     p: float | torch.Tensor,
@@ -412,7 +401,7 @@ def bit_flip_ste(
         )
     flips = _draw_flips(p, bits.shape, bits.device, generator)
     corrupted = torch.where(flips, 1 - bits.detach(), bits.detach())
-    return _StraightThrough.apply(bits, corrupted)
+    return straight_through(bits, corrupted)
 
 
 def quantized_bit_flip_ste(
@@ -469,7 +458,7 @@ def quantized_bit_flip_ste(
         q.group_size,
         q.scheme,
     )
-    return _StraightThrough.apply(x, flipped.dequantize(backend=backend))
+    return straight_through(x, flipped.dequantize(backend=backend))
 
 
 def _draw_flips(

@@ -6,7 +6,7 @@ import torch
 
 from aiflow_comm.codec.quantized import dequantize, quantize
 
-__all__ = ["fake_quantize"]
+__all__ = ["fake_quantize", "straight_through"]
 
 
 class _StraightThrough(torch.autograd.Function):
@@ -19,6 +19,16 @@ class _StraightThrough(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         return grad, None
+
+
+def straight_through(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``value`` in the forward pass, the gradient passed to ``x`` unchanged in the backward.
+
+    >>> x = torch.ones(3, requires_grad=True)
+    >>> straight_through(x, torch.zeros(3)).mul(2).sum().backward(); x.grad
+    tensor([2., 2., 2.])
+    """
+    return _StraightThrough.apply(x, value)
 
 
 def fake_quantize(
@@ -52,4 +62,4 @@ def fake_quantize(
         generator=generator,
         backend=backend,
     )
-    return _StraightThrough.apply(x, dequantize(q, backend=backend))
+    return straight_through(x, dequantize(q, backend=backend))

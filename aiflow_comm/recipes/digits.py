@@ -8,14 +8,13 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from aiflow_comm.recipes.runner import tqdm_disable
+from aiflow_comm.recipes.runner import torch_threads, tqdm_disable
 from aiflow_comm.semantic.metrics import accuracy
 from aiflow_comm.split import SplitLink, SplitModel, split_model
 
@@ -249,7 +248,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ``channel_uses`` (complex symbols per example).
     """
     options = _options(args)
-    with _threads(options["threads"]):
+    with torch_threads(options["threads"]):
         return _run(options, tqdm_disable(args))
 
 
@@ -306,17 +305,6 @@ def _check_ratio(ratio: float) -> None:
             f"ratios must be in (0, 1] (the fraction of the cut's channels the encoder keeps); "
             f"got {ratio}"
         )
-
-
-@contextmanager
-def _threads(count: int) -> Iterator[None]:
-    """``torch.set_num_threads(count)`` for the block, the previous count restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _batches(

@@ -39,15 +39,13 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from aiflow_comm.recipes.runner import tqdm_disable
+from aiflow_comm.recipes.runner import torch_threads, tqdm_disable
 
 __all__ = [
     "CHANNELS",
@@ -178,7 +176,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ``train_snr_db`` and ``channel_uses`` (complex symbols per vector).
     """
     options = _options(args)
-    with _threads(options["threads"]):
+    with torch_threads(options["threads"]):
         return _run(options, tqdm_disable(args))
 
 
@@ -225,17 +223,6 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "device": args.device,
     }
-
-
-@contextmanager
-def _threads(count: int) -> Iterator[None]:
-    """``torch.set_num_threads(count)`` for the block, the previous count restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _channel(name: str, seed: int) -> nn.Module:

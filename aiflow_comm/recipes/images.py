@@ -6,8 +6,7 @@ import argparse
 import math
 import time
 import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from aiflow_comm.recipes.runner import tqdm_disable
+from aiflow_comm.recipes.runner import torch_threads, tqdm_disable
 
 __all__ = [
     "CHANNELS",
@@ -520,7 +519,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     :func:`choose_digital` on training crops, for the same channel uses per patch as JSCC.
     """
     options = _options(args)
-    with _threads(options["threads"]):
+    with torch_threads(options["threads"]):
         return _run(options, tqdm_disable(args))
 
 
@@ -579,17 +578,6 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "device": args.device,
     }  # fmt: skip
-
-
-@contextmanager
-def _threads(count: int) -> Iterator[None]:
-    """``torch.set_num_threads(count)`` for the block, the previous count restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _load(names: Sequence[str], size: int) -> list[torch.Tensor]:

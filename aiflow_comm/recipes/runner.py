@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
+import torch
+
 from aiflow_comm.recipes import RECIPES
 
-__all__ = ["build_parser", "main", "recipe_module", "tqdm_disable"]
+__all__ = ["build_parser", "main", "recipe_module", "torch_threads", "tqdm_disable"]
 
 
 def recipe_module(name: str) -> ModuleType:
@@ -64,3 +68,14 @@ def main(name: str, argv: list[str] | None = None, prog: str | None = None) -> i
 def tqdm_disable(args: argparse.Namespace) -> bool | None:
     """tqdm's ``disable`` value for ``--progress``: ``None`` lets tqdm decide (a terminal)."""
     return {"auto": None, "on": False, "off": True}[args.progress]
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """``torch.set_num_threads(count)`` for the block, the previous count restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
