@@ -16,6 +16,8 @@ the tests check that both give the same weights.
 from __future__ import annotations
 
 import argparse
+import datetime
+import faulthandler
 import json
 import os
 
@@ -53,7 +55,8 @@ def shard(step: int, rank: int, world: int, batch: int, count: int) -> torch.Ten
 
 
 def train_ddp(args: argparse.Namespace) -> dict[str, torch.Tensor]:
-    dist.init_process_group(args.backend)
+    # A rank whose peer never arrives fails after two minutes instead of waiting forever.
+    dist.init_process_group(args.backend, timeout=datetime.timedelta(seconds=120))
     rank, world = dist.get_rank(), dist.get_world_size()
     device = torch.device(args.device, rank % torch.cuda.device_count()) if args.device == "cuda" \
         else torch.device("cpu")  # fmt: skip
@@ -100,7 +103,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--emulate-world-size", type=int, default=0)
     parser.add_argument("--out", help="save the trained weights here (rank 0)")
+    parser.add_argument(
+        "--watchdog-s", type=float, help="print every thread's stack and exit after this long"
+    )
     args = parser.parse_args()
+    if args.watchdog_s:
+        faulthandler.dump_traceback_later(args.watchdog_s, exit=True)
     distributed = "RANK" in os.environ and not args.emulate_world_size
     state = train_ddp(args) if distributed else train_emulated(args)
     if state and args.out:
