@@ -69,7 +69,11 @@ def train_ddp(args: argparse.Namespace) -> dict[str, torch.Tensor]:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    state = {k: v.detach().cpu() for k, v in model.module.state_dict().items()}
+    state = {k: v.detach().cpu().clone() for k, v in model.module.state_dict().items()}
+    # Release DDP (its reducer holds the process group) and wait for every rank before the
+    # group goes: a rank tearing these down while its peer has already left can wait forever.
+    del model, optimizer, loss
+    dist.barrier()
     dist.destroy_process_group()
     return state if rank == 0 else {}
 

@@ -52,10 +52,6 @@ def train_two_ranks(tmp_path: Path) -> dict[str, torch.Tensor]:
     return torch.load(out)
 
 
-# Slow, and out of the default run: on the project's 2-core VM one run in about four hangs
-# (rank 0 waits forever after start-up; the workers' watchdog turns that into a failure with
-# every thread's stack). `make check-slow` runs it.
-@pytest.mark.slow
 def test_ddp_matches_one_process_on_the_same_global_batch(tmp_path: Path) -> None:
     ddp = train_two_ranks(tmp_path)
     single = train(tmp_path, "single", [sys.executable], "--emulate-world-size", "2")
