@@ -18,7 +18,7 @@ import torch
 
 from aiflow_comm.codec.quantized import QuantizedTensor
 from aiflow_comm.kernels.layout import GroupLayout, check_float_tensor, check_quant_args
-from aiflow_comm.kernels.ops import rows_of
+from aiflow_comm.kernels.ops import empty_packed, rows_of
 from aiflow_comm.kernels.reference import dequantize_reference, quantize_reference
 
 __all__ = ["FUSED_BACKENDS", "dequantize_project", "project_quantize", "resolve_fused_backend"]
@@ -114,10 +114,7 @@ def _project_quantize_op(
 @_project_quantize_op.register_fake
 def _(x, weight, bias, bits, group_size, symmetric, backend):
     layout = GroupLayout.of((*x.shape[:-1], weight.shape[0]), bits, group_size)
-    codes = x.new_empty((layout.rows, layout.row_bytes), dtype=torch.uint8)
-    scales = x.new_empty((layout.rows, layout.num_groups), dtype=torch.float32)
-    zero_shape = (0,) if symmetric else (layout.rows, layout.num_groups)
-    return codes, scales, x.new_empty(zero_shape, dtype=torch.float32)
+    return empty_packed(x, layout, symmetric)
 
 
 @torch.library.custom_op("aiflow_comm::dequantize_project", mutates_args=())

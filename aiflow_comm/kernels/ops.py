@@ -55,13 +55,19 @@ def _quantize_op(
     return codes, scales, zero_points
 
 
+def empty_packed(
+    like: torch.Tensor, layout: GroupLayout, symmetric: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Uninitialized codes, scales and zero points for ``layout``, on ``like``'s device."""
+    codes = like.new_empty((layout.rows, layout.row_bytes), dtype=torch.uint8)
+    scales = like.new_empty((layout.rows, layout.num_groups), dtype=torch.float32)
+    zero_shape = (0,) if symmetric else (layout.rows, layout.num_groups)
+    return codes, scales, like.new_empty(zero_shape, dtype=torch.float32)
+
+
 @_quantize_op.register_fake
 def _(x, bits, group_size, symmetric, seed, backend):
-    layout = GroupLayout.of(x.shape, bits, group_size)
-    codes = x.new_empty((layout.rows, layout.row_bytes), dtype=torch.uint8)
-    scales = x.new_empty((layout.rows, layout.num_groups), dtype=torch.float32)
-    zero_shape = (0,) if symmetric else (layout.rows, layout.num_groups)
-    return codes, scales, x.new_empty(zero_shape, dtype=torch.float32)
+    return empty_packed(x, GroupLayout.of(x.shape, bits, group_size), symmetric)
 
 
 @torch.library.custom_op("aiflow_comm::dequantize_packed", mutates_args=())

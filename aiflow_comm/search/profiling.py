@@ -19,6 +19,7 @@ from aiflow_comm.split.graph import node_labels
 from aiflow_comm.split.points import (
     CrossingTensor,
     ExampleInput,
+    evaluating,
     example_inputs,
     list_split_points,
 )
@@ -139,7 +140,7 @@ def profile_model(
             "nothing to search; give a model with at least two steps"
         )
     steps = model_steps(model, leaf_modules)
-    with _inference(model), threads(num_threads):
+    with evaluating(model), threads(num_threads):
         flops = steps.flops(inputs)
         seconds = steps.seconds(inputs, repeats, clock) if measure else None
     total_flops = int(flops.sum())
@@ -286,16 +287,3 @@ def threads(num_threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-@contextmanager
-def _inference(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no gradients; every module's training flag restored."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for m, training in modes:
-            m.training = training

@@ -20,14 +20,13 @@ from aiflow_comm.search.plans import Plan
 from aiflow_comm.search.profiling import (
     INPUT_CUT,
     ModelProfile,
-    _inference,
     model_steps,
     profile_model,
     threads,
 )
 from aiflow_comm.search.tiers import Tier
 from aiflow_comm.split import split_model
-from aiflow_comm.split.points import ExampleInput, example_inputs
+from aiflow_comm.split.points import ExampleInput, evaluating, example_inputs
 
 __all__ = ["ValidationReport", "calibrated_tier", "validate_plan_choice"]
 
@@ -153,7 +152,7 @@ def validate_plan_choice(
     steps = model_steps(model)
     heads: dict[str, Callable[[], Any]] = {}
     tails: dict[tuple[str, Codec], tuple[Callable[[], Any], int]] = {}
-    with _inference(model), threads(num_threads):
+    with evaluating(model), threads(num_threads):
         for cut in profile.cuts:
             if cut.name == INPUT_CUT:
                 features: Any = inputs

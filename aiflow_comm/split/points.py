@@ -134,7 +134,7 @@ def sequential_points(model: nn.Sequential, inputs: tuple[torch.Tensor, ...]) ->
     children = list(model.named_children())
     points: list[SplitPoint] = []
     value = inputs[0]
-    with _shape_run(model):
+    with evaluating(model):
         for name, child in children[:-1]:
             value = child(value)
             tensors = _runtime_tensors(name, value)
@@ -147,7 +147,7 @@ def graph_points(
     gm: fx.GraphModule, cuts: list[GraphCut], inputs: tuple[torch.Tensor, ...]
 ) -> list[SplitPoint]:
     """Split points of a traced model: the cuts where only tensors cross, with their shapes."""
-    with _shape_run(gm):
+    with evaluating(gm):
         ShapeProp(gm).propagate(*inputs)
     points: list[SplitPoint] = []
     for cut in cuts:
@@ -177,8 +177,8 @@ def _runtime_tensors(name: str, value: object) -> tuple[CrossingTensor, ...] | N
 
 
 @contextmanager
-def _shape_run(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no gradients for a shape run; every module's training flag restored."""
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no gradients inside; every module's training flag restored after."""
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
