@@ -11,6 +11,7 @@ from aiflow_comm.channel.awgn import AWGN
 from aiflow_comm.channel.complex_ops import scale
 from aiflow_comm.channel.conventions import normalize_power
 from aiflow_comm.channel.equalization import EQUALIZERS, equalize
+from aiflow_comm.channel.flat_link import flat_link, is_flat
 
 __all__ = ["AnalogLink", "pair_to_complex", "unpair_to_real"]
 
@@ -61,7 +62,9 @@ class AnalogLink(nn.Module):
     through ``channel``, equalize with the channel's state (perfect CSI, or the estimate an OFDM
     channel returns), undo the scaling, and unpair. The per-example power factor is treated as
     side information delivered without error (one float per example); ``denormalize=False``
-    skips it and returns the unit-power estimate, as a learned JSCC decoder expects.
+    skips it and returns the unit-power estimate, as a learned JSCC decoder expects. Over the
+    flat channels (AWGN, Rayleigh, Rician) the whole chain runs in closed form on real views
+    (:func:`~aiflow_comm.channel.flat_link.flat_link`), equal in law to the composition.
 
     Args:
         channel: a channel module taking ``(symbols (batch, n), snr_db, return_state=True)``:
@@ -102,6 +105,10 @@ class AnalogLink(nn.Module):
         return math.ceil(math.prod(features.shape[1:]) / 2)
 
     def forward(self, features: torch.Tensor, snr_db: float | torch.Tensor) -> torch.Tensor:
+        if is_flat(self.channel):
+            sent = pair_to_complex(features)
+            received = flat_link(sent, self.channel, snr_db, self.equalizer, self.denormalize)
+            return unpair_to_real(received, features)
         symbols, gain = normalize_power(pair_to_complex(features))
         received, state = self.channel(symbols, snr_db, return_state=True)
         estimate, _ = equalize(received, state, self.equalizer)
