@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from aiflow_comm.channel import AWGN, AnalogLink, DigitalLink, OFDMChannel, RayleighFading
-from aiflow_comm.codec import fake_quantize, quantize
+from aiflow_comm.codec import QuantizedTensor, fake_quantize, quantize
+from aiflow_comm.kernels import dequantize_project_linear, project_quantize_linear
 from aiflow_comm.split import SplitLink, SplitModel, split_model
 
 
@@ -160,3 +161,59 @@ def test_bad_inputs() -> None:
         SplitLink()(torch.ones(4))
     with pytest.raises(ValueError, match="need quantization"):
         SplitLink(bits=None).encode(torch.ones(2, 4))
+
+
+def codes_within_one_step(fused: QuantizedTensor, plain: QuantizedTensor) -> bool:
+    """Same layout, scales within float error, codes equal but for a few one step off."""
+    rows = plain.scales.shape[0]
+    a, b = (q.dequantize().double().reshape(rows, -1) for q in (fused, plain))
+    step = plain.scales.double().repeat_interleave(plain.group_size, -1)[:, : a.shape[-1]]
+    off = ((a - b).abs() / step).reshape(-1)
+    return fused.shape == plain.shape and float(off.max()) < 1.01 and float(off.mean()) < 0.01
+
+
+def test_a_linear_encoder_and_decoder_run_fused_in_deployment() -> None:
+    encoder, decoder = projection_pair(channels=64, reduced=24)
+    link = SplitLink(bits=4, group_size=8, encoder=encoder, decoder=decoder).eval()
+    features = torch.randn(6, 5, 64)
+    payload = link.encode(features)
+    fused = project_quantize_linear(features, encoder, 4, 8)
+    assert payload == fused.to_bytes()
+    assert codes_within_one_step(fused, quantize(encoder(features).detach(), 4, 8))
+    decoded = link.decode(payload)
+    assert torch.equal(decoded, dequantize_project_linear(fused, decoder))
+    assert torch.allclose(decoded, decoder(fused.dequantize()), atol=1e-5)
+    assert torch.equal(link(features), decoded)
+
+
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_a_conv_encoder_groups_along_channels(kernel: int) -> None:
+    torch.manual_seed(1)
+    encoder = nn.Conv2d(32, 16, kernel, padding=kernel // 2)
+    decoder = nn.Conv2d(16, 32, 1)
+    link = SplitLink(bits=8, group_size=16, encoder=encoder, decoder=decoder)
+    features = torch.randn(2, 32, 5, 7)
+    z = encoder(features)
+    trained = decoder(fake_quantize(z.movedim(1, -1), 8, 16).movedim(-1, 1))
+    assert link.group_dim == 1 and torch.equal(link.train()(features), trained)
+
+    link.eval()
+    q = QuantizedTensor.from_bytes(link.encode(features))
+    assert q.shape == (2, 5, 7, 16) and q.group_size == 16  # channels-last, one group per pixel
+    assert codes_within_one_step(q, quantize(z.detach().movedim(1, -1), 8, 16))
+    out = link(features)
+    assert out.shape == (2, 32, 5, 7) and torch.equal(out, link.decode(link.encode(features)))
+    assert (out - trained).abs().max() < 0.05 * trained.abs().max()
+
+
+def test_a_conv_encoder_over_a_digital_link_at_high_snr_equals_the_perfect_link() -> None:
+    torch.manual_seed(2)
+    encoder, decoder = nn.Conv2d(8, 4, 1), nn.Conv2d(4, 8, 1)
+    perfect = SplitLink(bits=8, group_size=4, encoder=encoder, decoder=decoder).eval()
+    digital = SplitLink(bits=8, group_size=4, encoder=encoder, decoder=decoder, snr_db=40.0,
+                        link=DigitalLink("16qam", generator=0)).eval()  # fmt: skip
+    features = torch.randn(3, 8, 4, 4)
+    sent = QuantizedTensor.from_bytes(perfect.encode(features))
+    assert torch.allclose(digital(features), decoder(sent.dequantize().movedim(-1, 1)), atol=1e-5)
+    assert digital.erasures == 0
+    assert torch.allclose(digital(features), perfect(features), atol=1e-5)

@@ -18,6 +18,7 @@ _LAZY = {
     "project_quantize": "fused",
     "dequantize_project_conv1x1": "fused_layers",
     "dequantize_project_linear": "fused_layers",
+    "is_pointwise_conv": "fused_layers",
     "project_quantize_conv1x1": "fused_layers",
     "project_quantize_linear": "fused_layers",
 }
@@ -31,6 +32,7 @@ __all__ = [
     "dequantize_project",
     "dequantize_project_conv1x1",
     "dequantize_project_linear",
+    "is_pointwise_conv",
     "project_quantize",
     "project_quantize_conv1x1",
     "project_quantize_linear",

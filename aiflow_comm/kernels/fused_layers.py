@@ -9,11 +9,33 @@ from aiflow_comm.codec.quantized import QuantizedTensor
 from aiflow_comm.kernels.fused import dequantize_project, project_quantize
 
 __all__ = [
+    "POINTWISE",
     "dequantize_project_conv1x1",
     "dequantize_project_linear",
+    "is_pointwise_conv",
     "project_quantize_conv1x1",
     "project_quantize_linear",
 ]
+
+POINTWISE = {"kernel_size": (1, 1), "stride": (1, 1), "padding": (0, 0), "groups": 1}
+
+
+def _mismatches(conv: nn.Conv2d) -> dict[str, object]:
+    """The settings of ``conv`` that keep it from being a pointwise projection."""
+    padding = (0, 0) if conv.padding == "valid" else conv.padding
+    found = {"kernel_size": conv.kernel_size, "stride": conv.stride, "padding": padding,
+             "groups": conv.groups}  # fmt: skip
+    return {name: value for name, value in found.items() if value != POINTWISE[name]}
+
+
+def is_pointwise_conv(module: object) -> bool:
+    """Whether ``module`` is an ``nn.Conv2d`` with a 1x1 kernel, stride 1, no padding, 1 group.
+
+    Example:
+        >>> is_pointwise_conv(nn.Conv2d(8, 2, 1)), is_pointwise_conv(nn.Conv2d(8, 2, 3))
+        (True, False)
+    """
+    return isinstance(module, nn.Conv2d) and not _mismatches(module)
 
 
 def _check_linear(linear: object) -> nn.Linear:
@@ -26,17 +48,12 @@ def _conv_weight(conv: object) -> torch.Tensor:
     """A pointwise ``nn.Conv2d``'s weight as ``(out_channels, in_channels)``; raise otherwise."""
     if not isinstance(conv, nn.Conv2d):
         raise TypeError(f"conv must be a torch.nn.Conv2d; got {type(conv).__name__}")
-    settings = {
-        "kernel_size": (conv.kernel_size, (1, 1)),
-        "stride": (conv.stride, (1, 1)),
-        "padding": (conv.padding, (0, 0)),
-        "groups": (conv.groups, 1),
-    }
-    for name, (value, accepted) in settings.items():
-        if value != accepted and not (name == "padding" and value == "valid"):
-            raise ValueError(
-                f"conv.{name} must be {accepted} for a pointwise (1x1) projection; got {value}"
-            )
+    mismatches = _mismatches(conv)
+    if mismatches:
+        name, value = next(iter(mismatches.items()))
+        raise ValueError(
+            f"conv.{name} must be {POINTWISE[name]} for a pointwise (1x1) projection; got {value}"
+        )
     return conv.weight.view(conv.out_channels, conv.in_channels)
 
 

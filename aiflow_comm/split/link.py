@@ -11,6 +11,13 @@ from aiflow_comm.channel.analog import AnalogLink
 from aiflow_comm.channel.digital import DigitalLink, quantized_bit_flip_ste
 from aiflow_comm.channel.randomness import RandomSource
 from aiflow_comm.codec import QuantizedTensor, WireFormatError, fake_quantize, quantize
+from aiflow_comm.kernels.fused_layers import (
+    dequantize_project_conv1x1,
+    dequantize_project_linear,
+    is_pointwise_conv,
+    project_quantize_conv1x1,
+    project_quantize_linear,
+)
 from aiflow_comm.kernels.layout import check_quant_args
 
 __all__ = ["ON_ERROR", "SplitLink"]
@@ -35,6 +42,16 @@ def _check_snr_setting(snr_db: SnrSetting) -> SnrSetting:
     raise TypeError(f"snr_db must be a number, a (low, high) pair or None; got {snr_db!r}")
 
 
+def _check_features(features: object) -> None:
+    if not isinstance(features, torch.Tensor) or not features.is_floating_point():
+        raise TypeError("features must be a floating-point tensor")
+    if features.dim() < 2:
+        raise ValueError(
+            f"features must be (batch, ...) with at least 2 dimensions; got shape "
+            f"{tuple(features.shape)}"
+        )
+
+
 class SplitLink(nn.Module):
     """What happens to features between a model's head and tail: compress, send, receive.
 
@@ -54,6 +71,14 @@ class SplitLink(nn.Module):
       (header and scales are assumed delivered intact, as by a robust control channel) and
       the bit errors reach the features, which is what the training surrogate models. With
       ``link=None`` the output equals ``decode(encode(features))`` bit for bit.
+
+    Quantization groups run along the last dimension, or along the channels (dimension 1,
+    sent channels-last) when ``encoder`` is an ``nn.Conv2d``: the encoder's output features.
+    Where the encoder is an ``nn.Linear`` or a pointwise (1x1) ``nn.Conv2d``, the bytes are
+    made by the fused :func:`~aiflow_comm.kernels.project_quantize` (the float projection is
+    never held whole), and where the decoder is one, the edge runs the fused
+    :func:`~aiflow_comm.kernels.dequantize_project`; training keeps the plain modules, with
+    fake quantization, for autograd.
 
     ``snr_db`` is a fixed Es/N0 in dB, or a ``(low, high)`` range from which each example draws
     its own SNR uniformly at every call; ``forward(features, snr_db=...)`` overrides it.
@@ -115,6 +140,7 @@ class SplitLink(nn.Module):
         self.link = link
         self.random = RandomSource(generator)
         self.erasures = 0
+        self.group_dim = 1 if isinstance(encoder, nn.Conv2d) else -1
 
     def draw_snr_db(
         self, batch: int, device: torch.device, snr_db: float | torch.Tensor | None = None
@@ -136,15 +162,14 @@ class SplitLink(nn.Module):
 
     def decode(self, payload: bytes | bytearray | memoryview) -> torch.Tensor:
         """Deployment, edge side: bytes back to features (dequantize, then the decoder)."""
-        return self._decoded(QuantizedTensor.from_bytes(payload).dequantize())
+        return self._decoded_codes(QuantizedTensor.from_bytes(payload))
 
     def payload_bits(self, features: torch.Tensor) -> int:
         """Bits one example of ``features`` takes on the wire (float32 values without ``bits``)."""
+        if self.bits is not None:
+            return 8 * len(self.encode(features[:1]))
         with torch.no_grad():
-            one = self._encoded(features[:1])
-        if self.bits is None:
-            return 32 * one.numel()
-        return 8 * len(self._quantize(one).to_bytes())
+            return 32 * self._encoded(features[:1]).numel()
 
     def channel_uses(self, features: torch.Tensor) -> int | None:
         """Complex channel uses per example over the link (``None`` without a link)."""
@@ -158,18 +183,20 @@ class SplitLink(nn.Module):
     def forward(
         self, features: torch.Tensor, snr_db: float | torch.Tensor | None = None
     ) -> torch.Tensor:
-        z = self._encoded(features)
-        snr = None if self.link is None else self.draw_snr_db(z.shape[0], z.device, snr_db)
+        _check_features(features)
+        if not self.training and self.link is None and self.bits is not None:
+            return self.decode(self.encode(features))
+        snr = None
+        if self.link is not None:
+            snr = self.draw_snr_db(features.shape[0], features.device, snr_db)
         if self.training:
-            z = self._train_path(z, snr)
-        elif self.link is None:
-            return self.decode(self._quantize(z).to_bytes())
+            z = self._train_path(self._encoded(features), snr)
         elif isinstance(self.link, DigitalLink):
-            z = self._send_packets(z, snr)
+            z = self._send_packets(features, snr)
         else:
-            if self.bits is not None:
-                z = self._quantize(z).dequantize()
-            z = self.link(z, snr)
+            z = self._encoded(features) if self.bits is None else self._sent_codes(features)
+            if self.link is not None:
+                z = self.link(z, snr)
         return self._decoded(z)
 
     def _train_path(self, z: torch.Tensor, snr: float | torch.Tensor | None) -> torch.Tensor:
@@ -178,19 +205,22 @@ class SplitLink(nn.Module):
             if isinstance(p, torch.Tensor):
                 p = p.reshape(p.shape + (1,) * (z.dim() - p.dim()))
             return quantized_bit_flip_ste(
-                z, self.bits, self.group_size, p=p, symmetric=self.symmetric,
-                generator=self.random.generator(z.device),
-            )  # fmt: skip
+                z.movedim(self.group_dim, -1), self.bits, self.group_size, p=p,
+                symmetric=self.symmetric, generator=self.random.generator(z.device),
+            ).movedim(-1, self.group_dim)  # fmt: skip
         if self.bits is not None:
-            z = fake_quantize(z, self.bits, self.group_size, symmetric=self.symmetric)
+            grouped = z.movedim(self.group_dim, -1)
+            z = fake_quantize(grouped, self.bits, self.group_size, symmetric=self.symmetric)
+            z = z.movedim(-1, self.group_dim)
         return z if self.link is None else self.link(z, snr)
 
-    def _send_packets(self, z: torch.Tensor, snr: float | torch.Tensor) -> torch.Tensor:
-        received = torch.empty_like(z)
-        for i in range(z.shape[0]):
+    def _send_packets(self, features: torch.Tensor, snr: float | torch.Tensor) -> torch.Tensor:
+        """Each example as its own packet; the decoded codes, in the encoder's layout."""
+        received = []
+        for i in range(features.shape[0]):
             snr_i = snr[i] if isinstance(snr, torch.Tensor) and snr.dim() > 0 else snr
-            received[i] = self._receive(self._quantize(z[i : i + 1]), snr_i)[0]
-        return received
+            received.append(self._receive(self._quantized(features[i : i + 1]), snr_i))
+        return torch.cat(received).movedim(-1, self.group_dim)
 
     def _receive(self, q: QuantizedTensor, snr_db: float | torch.Tensor) -> torch.Tensor:
         """One example's packet over the digital link, decoded per ``on_error``."""
@@ -207,25 +237,47 @@ class SplitLink(nn.Module):
             return torch.zeros(q.shape, dtype=q.dtype, device=q.device)
 
     def _encoded(self, features: torch.Tensor) -> torch.Tensor:
-        if not isinstance(features, torch.Tensor) or not features.is_floating_point():
-            raise TypeError("features must be a floating-point tensor")
-        if features.dim() < 2:
-            raise ValueError(
-                f"features must be (batch, ...) with at least 2 dimensions; got shape "
-                f"{tuple(features.shape)}"
-            )
+        _check_features(features)
         return features if self.encoder is None else self.encoder(features)
 
     def _decoded(self, z: torch.Tensor) -> torch.Tensor:
         return z if self.decoder is None else self.decoder(z)
 
+    def _dequantized(self, q: QuantizedTensor) -> torch.Tensor:
+        """Decoded codes in the encoder's layout (channels moved back for a conv encoder)."""
+        return q.dequantize().movedim(-1, self.group_dim)
+
+    def _sent_codes(self, features: torch.Tensor) -> torch.Tensor:
+        """What the quantizer lets through: the decoded codes, in the encoder's layout."""
+        return self._dequantized(self._quantized(features))
+
+    def _decoded_codes(self, q: QuantizedTensor) -> torch.Tensor:
+        """The decoder applied to ``q``'s values: fused with dequantization where it can be."""
+        with torch.no_grad():
+            if isinstance(self.decoder, nn.Linear) and self.group_dim == -1:
+                return dequantize_project_linear(q, self.decoder)
+            if is_pointwise_conv(self.decoder) and self.group_dim == 1 and len(q.shape) == 4:
+                return dequantize_project_conv1x1(q, self.decoder)
+            return self._decoded(self._dequantized(q))
+
     def _quantize(self, z: torch.Tensor) -> QuantizedTensor:
+        """Quantize ``z`` (features after the encoder), groups along :attr:`group_dim`."""
         if self.bits is None:
             raise ValueError("encode/decode need quantization: construct with bits=2, 4 or 8")
-        return quantize(z.detach(), self.bits, self.group_size, symmetric=self.symmetric)
+        grouped = z.detach().movedim(self.group_dim, -1)
+        return quantize(grouped, self.bits, self.group_size, symmetric=self.symmetric)
 
     def _quantized(self, features: torch.Tensor) -> QuantizedTensor:
+        """Encoder and quantizer, fused for a linear or pointwise-conv encoder."""
+        if self.bits is None:
+            raise ValueError("encode/decode need quantization: construct with bits=2, 4 or 8")
+        _check_features(features)
+        options = {"bits": self.bits, "group_size": self.group_size, "symmetric": self.symmetric}
         with torch.no_grad():
+            if isinstance(self.encoder, nn.Linear):
+                return project_quantize_linear(features, self.encoder, **options)
+            if is_pointwise_conv(self.encoder) and features.dim() == 4:
+                return project_quantize_conv1x1(features, self.encoder, **options)
             return self._quantize(self._encoded(features))
 
     def extra_repr(self) -> str:
