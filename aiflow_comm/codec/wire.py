@@ -31,7 +31,7 @@ import torch
 from aiflow_comm.codec.quantized import QuantizedTensor
 from aiflow_comm.kernels.layout import SUPPORTED_BITS, GroupLayout
 
-__all__ = ["MAGIC", "VERSION", "WireFormatError", "decode", "encode"]
+__all__ = ["MAGIC", "VERSION", "WireFormatError", "decode", "encode", "tensor_at"]
 
 MAGIC = b"AIFQ"
 VERSION = 1
@@ -84,7 +84,8 @@ def encode(q: QuantizedTensor) -> bytes:
     return body + _CRC.pack(zlib.crc32(body))
 
 
-def _tensor_at(buf: memoryview, offset: int, count: int, dtype: str) -> torch.Tensor:
+def tensor_at(buf: memoryview, offset: int, count: int, dtype: str) -> torch.Tensor:
+    """``count`` values of numpy ``dtype`` (``"u1"``, ``"<f4"``, ...) at ``offset``, copied."""
     array = np.frombuffer(buf, dtype=dtype, count=count, offset=offset).copy()
     return torch.from_numpy(array.astype(dtype[1:] if dtype.startswith("<") else dtype))
 
@@ -125,13 +126,13 @@ def decode(buf: bytes | bytearray | memoryview) -> QuantizedTensor:
     needed = offset + sum(sections) + _CRC.size
     if needed != len(view):
         raise WireFormatError(f"buffer holds {len(view)} bytes; shape {shape} needs {needed}")
-    codes = _tensor_at(view, offset, sections[0], "u1").view(layout.rows, layout.row_bytes)
+    codes = tensor_at(view, offset, sections[0], "u1").view(layout.rows, layout.row_bytes)
     offset += sections[0]
-    scales = _tensor_at(view, offset, groups, "<f4").view(layout.rows, layout.num_groups)
+    scales = tensor_at(view, offset, groups, "<f4").view(layout.rows, layout.num_groups)
     offset += sections[1]
     zero_points = None
     if scheme == 1:
-        zero_points = _tensor_at(view, offset, groups, "<f4").view(layout.rows, layout.num_groups)
+        zero_points = tensor_at(view, offset, groups, "<f4").view(layout.rows, layout.num_groups)
     return QuantizedTensor(
         codes, scales, zero_points, tuple(shape), _DTYPES[dtype], bits, group_size, _SCHEMES[scheme]
     )

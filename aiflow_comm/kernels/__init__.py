@@ -21,6 +21,8 @@ _LAZY = {
     "is_pointwise_conv": "fused_layers",
     "project_quantize_conv1x1": "fused_layers",
     "project_quantize_linear": "fused_layers",
+    "topk_dequantize_packed": "topk",
+    "topk_quantize_packed": "topk",
 }
 
 __all__ = [
@@ -37,6 +39,8 @@ __all__ = [
     "project_quantize_conv1x1",
     "project_quantize_linear",
     "quantize_packed",
+    "topk_dequantize_packed",
+    "topk_quantize_packed",
 ]
 
 

@@ -14,7 +14,7 @@ import torch
 from aiflow_comm.kernels.backends import kernels_of, resolve_backend
 from aiflow_comm.kernels.layout import GroupLayout, check_float_tensor, check_quant_args
 
-__all__ = ["dequantize_packed", "quantize_packed", "rows_of"]
+__all__ = ["dequantize_packed", "quantize_packed", "raise_nonfinite", "rows_of"]
 
 _MAX_SEED = 2**32
 
@@ -32,7 +32,8 @@ def rows_of(x: torch.Tensor) -> torch.Tensor:
     return rows
 
 
-def _raise_nonfinite(x: torch.Tensor) -> None:
+def raise_nonfinite(x: torch.Tensor) -> None:
+    """Raise ``ValueError`` if ``x`` holds NaN or Inf (quantization's input policy)."""
     if not torch.isfinite(x).all():
         raise ValueError(
             "x contains NaN or Inf; quantization rejects non-finite input "
@@ -51,7 +52,7 @@ def _quantize_op(
     quantize, _ = kernels_of(backend)
     codes, scales, zero_points = quantize(rows_of(x), bits, group_size, symmetric, seed)
     if not torch.isfinite(scales).all():
-        _raise_nonfinite(x)
+        raise_nonfinite(x)
     return codes, scales, zero_points
 
 

@@ -1,0 +1,175 @@
+"""The wire format of a :class:`SparseQuantizedTensor`: magic ``AIFS``, versioned, CRC32-checked.
+
+Layout (version 1, every integer little-endian; ``docs/wire-format.md`` is the full text):
+
+======  =====  ==========================================================
+offset  size   field
+======  =====  ==========================================================
+0       4      magic ``b"AIFS"``
+4       1      version (1)
+5       1      scheme (0 symmetric, 1 asymmetric)
+6       1      bits (2, 4 or 8)
+7       1      dtype of the original tensor (0 float32, 1 float16, 2 bfloat16)
+8       4      group_size (uint32, >= 1)
+12      4      k (uint32, >= 1)
+16      1      index width in bytes (1 if group_size <= 256, 2 if <= 2**15, else 4)
+17      1      ndim (1 to 32)
+18      2      reserved, zero
+20      8*nd   shape, one uint64 per dimension
+...            codes (rows * row_bytes bytes), scales (rows * groups float32),
+               zero points (rows * groups float32, asymmetric only),
+               indices (rows * kept_per_row integers of the index width)
+end-4   4      CRC32 (zlib) of every byte before it
+======  =====  ==========================================================
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import torch
+
+from aiflow_comm.codec.sparse import SparseQuantizedTensor
+from aiflow_comm.codec.wire import MAX_NDIM, WireFormatError, tensor_at
+from aiflow_comm.kernels.layout import FLOAT_DTYPES, SUPPORTED_BITS
+from aiflow_comm.kernels.topk_reference import SparseLayout, index_dtype
+
+__all__ = ["SPARSE_MAGIC", "SPARSE_VERSION", "decode_sparse", "encode_sparse"]
+
+SPARSE_MAGIC = b"AIFS"
+SPARSE_VERSION = 1
+_HEADER = struct.Struct("<4sBBBBIIBB2s")
+_CRC = struct.Struct("<I")
+_SCHEMES = ("symmetric", "asymmetric")
+_INDEX_FORMATS = {torch.uint8: "u1", torch.int16: "<i2", torch.int32: "<i4"}
+
+
+def _array_bytes(t: torch.Tensor, fmt: str) -> bytes:
+    return t.detach().to("cpu").contiguous().numpy().astype(fmt).tobytes()
+
+
+def encode_sparse(s: SparseQuantizedTensor) -> bytes:
+    """Serialize ``s``; :func:`decode_sparse` returns an identical tensor.
+
+    Example:
+        >>> from aiflow_comm.codec import sparsify
+        >>> buf = encode_sparse(sparsify(torch.ones(2, 3), k=1))
+        >>> buf[:4], len(buf)
+        (b'AIFS', 52)
+    """
+    if not isinstance(s, SparseQuantizedTensor):
+        raise TypeError(f"s must be a SparseQuantizedTensor; got {type(s).__name__}")
+    if len(s.shape) > MAX_NDIM:
+        raise ValueError(
+            f"the wire format carries at most {MAX_NDIM} dimensions; got {len(s.shape)}"
+        )
+    header = _HEADER.pack(
+        SPARSE_MAGIC,
+        SPARSE_VERSION,
+        _SCHEMES.index(s.scheme),
+        s.bits,
+        FLOAT_DTYPES.index(s.dtype),
+        s.group_size,
+        s.k,
+        s.indices.element_size(),
+        len(s.shape),
+        b"\0\0",
+    )
+    parts = [header, struct.pack(f"<{len(s.shape)}Q", *s.shape)]
+    parts.append(_array_bytes(s.codes, "u1"))
+    parts.append(_array_bytes(s.scales, "<f4"))
+    if s.zero_points is not None:
+        parts.append(_array_bytes(s.zero_points, "<f4"))
+    parts.append(_array_bytes(s.indices, _INDEX_FORMATS[s.indices.dtype]))
+    body = b"".join(parts)
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def _check_indices(indices: torch.Tensor, layout: SparseLayout) -> None:
+    """Raise unless every group's indices ascend strictly and stay inside the group."""
+    if indices.numel() == 0:
+        return
+    wide = indices.to(torch.int64)
+    slot = torch.arange(layout.kept_per_row)
+    length = torch.full((layout.kept_per_row,), layout.group_size)
+    length[slot // layout.kept_per_group == layout.num_groups - 1] = (
+        layout.row_len - (layout.num_groups - 1) * layout.group_size
+    )
+    opens = slot % layout.kept_per_group == 0
+    ascending = opens[1:] | (wide[:, 1:] > wide[:, :-1])
+    if not (((wide >= 0) & (wide < length)).all() and ascending.all()):
+        raise WireFormatError("invalid indices: not ascending inside their groups, or out of range")
+
+
+def decode_sparse(buf: bytes | bytearray | memoryview) -> SparseQuantizedTensor:
+    """Parse bytes made by :func:`encode_sparse`.
+
+    Raises:
+        WireFormatError: the buffer is truncated, has extra bytes, fails its CRC32, or holds an
+            unknown magic, version or field value, or indices that are not ascending inside their
+            group. No tensor is ever returned from such a buffer.
+
+    Example:
+        >>> from aiflow_comm.codec import sparsify
+        >>> s = sparsify(torch.tensor([[1.0, -4.0, 2.0]]), k=2)
+        >>> decode_sparse(encode_sparse(s)).indices
+        tensor([[1, 2]], dtype=torch.uint8)
+    """
+    if not isinstance(buf, bytes | bytearray | memoryview):
+        raise TypeError(f"buf must be bytes, bytearray or memoryview; got {type(buf).__name__}")
+    view = memoryview(buf).cast("B")
+    if len(view) < _HEADER.size + _CRC.size:
+        raise WireFormatError(f"buffer of {len(view)} bytes is shorter than the smallest message")
+    fields = _HEADER.unpack_from(view)
+    magic, version, scheme, bits, dtype, group_size, k, width, ndim, reserved = fields
+    if magic != SPARSE_MAGIC:
+        raise WireFormatError(f"bad magic {magic!r}; expected {SPARSE_MAGIC!r}")
+    (crc,) = _CRC.unpack_from(view, len(view) - _CRC.size)
+    if zlib.crc32(view[: len(view) - _CRC.size]) != crc:
+        raise WireFormatError("CRC32 mismatch: the buffer is corrupted or truncated")
+    if version != SPARSE_VERSION:
+        raise WireFormatError(
+            f"unsupported top-k wire-format version {version}; this build reads {SPARSE_VERSION}"
+        )
+    if scheme >= len(_SCHEMES) or bits not in SUPPORTED_BITS or dtype >= len(FLOAT_DTYPES):
+        raise WireFormatError(f"invalid field: scheme={scheme}, bits={bits}, dtype={dtype}")
+    if group_size < 1 or k < 1 or not 1 <= ndim <= MAX_NDIM or reserved != b"\0\0":
+        raise WireFormatError(f"invalid field: group_size={group_size}, k={k}, ndim={ndim}")
+    if width != index_dtype(group_size).itemsize:
+        raise WireFormatError(f"invalid field: index width={width} for group_size={group_size}")
+    offset = _HEADER.size + 8 * ndim
+    if offset + _CRC.size > len(view):
+        raise WireFormatError("buffer ends inside the shape field")
+    shape = struct.unpack_from(f"<{ndim}Q", view, _HEADER.size)
+    layout = SparseLayout.of(shape, group_size, k)
+    values = layout.values(bits)
+    groups = layout.rows * layout.num_groups
+    kept = layout.rows * layout.kept_per_row
+    sections = [layout.rows * values.row_bytes, 4 * groups, 4 * groups if scheme == 1 else 0]
+    needed = offset + sum(sections) + width * kept + _CRC.size
+    if needed != len(view):
+        raise WireFormatError(f"buffer holds {len(view)} bytes; shape {shape} needs {needed}")
+    codes = tensor_at(view, offset, sections[0], "u1").view(layout.rows, values.row_bytes)
+    offset += sections[0]
+    scales = tensor_at(view, offset, groups, "<f4").view(layout.rows, layout.num_groups)
+    offset += sections[1]
+    zero_points = None
+    if scheme == 1:
+        zero_points = tensor_at(view, offset, groups, "<f4").view(layout.rows, layout.num_groups)
+    offset += sections[2]
+    fmt = _INDEX_FORMATS[layout.index_dtype]
+    indices = tensor_at(view, offset, kept, fmt).view(layout.rows, layout.kept_per_row)
+    _check_indices(indices, layout)
+    return SparseQuantizedTensor(
+        codes,
+        scales,
+        zero_points,
+        indices,
+        tuple(shape),
+        FLOAT_DTYPES[dtype],
+        bits,
+        group_size,
+        k,
+        _SCHEMES[scheme],
+    )
