@@ -72,7 +72,7 @@ def _extensions() -> tuple[list, dict]:
         _say(f"building aiflow_comm._C with C++ (OpenMP) and CUDA kernels (CUDA_HOME={cuda_home})")
         extension = cpp_extension.CUDAExtension(
             "aiflow_comm._C",
-            [*sources, f"{CSRC}/quant_cuda.cu"],
+            [*sources, f"{CSRC}/quant_cuda.cu", f"{CSRC}/fused_cuda.cu"],
             define_macros=[("WITH_CUDA", None)],
             extra_compile_args={"cxx": cxx_flags, "nvcc": NVCC_FLAGS},
             extra_link_args=["-fopenmp"],

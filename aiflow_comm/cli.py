@@ -72,11 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     ber.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     fused = targets.add_parser(
-        "fused", help="projection+quantize against the matmul alone and the separate ops (CPU)"
+        "fused", help="projection+quantize against the matmul alone and the separate ops"
     )
     fused.add_argument("--bits", type=int, choices=[2, 4, 8], default=8)
     fused.add_argument("--group-size", type=int, default=32)
     fused.add_argument("--repeats", type=int, default=9)
+    fused.add_argument(
+        "--backend",
+        choices=["auto", "cpp", "triton", "cuda", "torch"],
+        default="auto",
+        help="fused backend (default: the fastest usable on the device)",
+    )
+    fused.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    fused.add_argument("--dtype", choices=sorted(_DTYPES), default="float32")
     fused.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     step = targets.add_parser(
@@ -307,14 +315,21 @@ def _bench_fused(args: argparse.Namespace) -> None:
     from aiflow_comm.bench.fused import bench_fused, format_fused_table
 
     try:
-        rows = bench_fused(bits=args.bits, group_size=args.group_size, repeats=args.repeats)
-    except ValueError as error:
+        rows = bench_fused(
+            bits=args.bits,
+            group_size=args.group_size,
+            repeats=args.repeats,
+            backend=args.backend,
+            device=args.device,
+            dtype=_DTYPES[args.dtype],
+        )
+    except (ValueError, RuntimeError) as error:
         raise SystemExit(f"aiflow-comm bench fused: {error}") from error
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=2))
     else:
-        print(f"float32 on the CPU, {torch.get_num_threads()} threads, bits {args.bits}, "
-              f"group size {args.group_size}")  # fmt: skip
+        print(f"{args.dtype} on {args.device}, {torch.get_num_threads()} threads, "
+              f"bits {args.bits}, group size {args.group_size}")  # fmt: skip
         print(format_fused_table(rows))
 
 

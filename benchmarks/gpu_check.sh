@@ -9,15 +9,24 @@
 #      aiflow_comm.kernels.triton_quant against aiflow_comm.kernels.reference run on the CPU (as
 #      tests/test_backends_exact.py does), bit for bit, over shapes, group sizes, bits, schemes,
 #      seeds, dtypes and unaligned rows; bad arguments raise; empty inputs;
+#   3b. the fused ops (project_quantize, dequantize_project) of the triton and cuda backends against
+#      the torch reference run on the CPU, within the bound of tests/test_fused.py (a few codes,
+#      at most 0.1%, each one step off; scales close), over odd shapes, group sizes (wider than a
+#      tile, larger than the row), bits, schemes, dtypes, bias or not, strided inputs and the
+#      shapes of `aiflow-comm bench fused`; bad arguments of the cuda entry points raise;
 #   4. timings (triton.testing.do_bench, median) of bf16 -> int8 and int4, group 128, symmetric,
 #      on a 256 MiB input, quantize and dequantize: torch eager reference, torch.compile(reference),
 #      triton, cuda, and a device-to-device copy of the same input; GB/s counts bytes read + bytes
 #      written, and each row gives its fraction of the copy's GB/s;
+#   4b. `aiflow-comm bench fused --device cuda` for the triton and cuda backends, float32 and
+#      bfloat16: fused projection+quantize beside the matmul alone and the matmul followed by the
+#      plain quantize op of the same backend (do_bench medians), on the bench's three shapes;
 #   5. pytest -q tests -k "cuda or triton";
-#   6. compute-sanitizer memcheck of the CUDA kernels on small cases.
+#   6. compute-sanitizer memcheck of the CUDA kernels (plain and fused) on small cases.
 # Every step runs; the script exits non-zero at the end if any failed (at once if the environment
 # or the build is unusable). With $OUT set, the logs and the table (.md, .json) are written there.
-# About 5 to 8 minutes on an H100; SKIP_COMPILE=1, SKIP_PYTEST=1, SKIP_SANITIZER=1 shorten it.
+# About 6 to 10 minutes on an H100; SKIP_COMPILE=1, SKIP_FUSED=1, SKIP_PYTEST=1, SKIP_SANITIZER=1
+# shorten it.
 #
 #   bash benchmarks/gpu_check.sh
 #   VENV=/path/venv BASE_PYTHON=/path/python3 bash benchmarks/gpu_check.sh   # VENV=none: no venv
@@ -28,7 +37,7 @@ cd "$ROOT"
 VENV="${VENV:-.venv}"
 BASE_PYTHON="${BASE_PYTHON:-python3}"
 SCRATCH="$(mktemp -d /tmp/aiflow_gpu_check.XXXXXX)"
-LOGS="${OUT:-$SCRATCH}"  # at most 7 files land here: 5 logs and the table (.md, .json)
+LOGS="${OUT:-$SCRATCH}"  # at most 10 files land here: 8 logs and the table (.md, .json)
 mkdir -p "$LOGS"
 FAILED=()
 T0=$SECONDS
@@ -280,6 +289,161 @@ rc=${PIPESTATUS[0]}
 set -e
 [ "$rc" -eq 0 ] || fail "exactness check (rc $rc, log $LOGS/exact_check.log)"
 
+# ---- 3b. the fused ops: triton and cuda against the reference ------------------------------------
+cat > "$SCRATCH/fused_check.py" <<'PY'
+"""project_quantize / dequantize_project on the GPU against the torch reference run on the CPU."""
+import os
+import random
+import sys
+
+import torch
+
+import aiflow_comm._C as C
+from aiflow_comm.codec.quantized import quantize
+from aiflow_comm.kernels.fused import dequantize_project, project_quantize, resolve_fused_backend
+from aiflow_comm.kernels.reference import unpack_codes
+
+SMALL = os.environ.get("FUSED_SMALL") == "1"  # under compute-sanitizer: cuda only, few cases
+dev = torch.device("cuda")
+failures, checked, differing_codes = [], 0, 0
+backends = []
+for name in ("cuda",) if SMALL else ("triton", "cuda"):
+    try:
+        backends.append(resolve_fused_backend(name, dev))
+    except ValueError as error:
+        failures.append(f"{name}: no fused kernel on cuda: {error}")
+
+
+def codes_problems(got, want):
+    """What breaks the bound of tests/test_fused.py (empty when the codes are close enough)."""
+    global differing_codes
+    if got.shape != want.shape or got.codes.shape != want.codes.shape:
+        return [f"shape {got.shape} / codes {tuple(got.codes.shape)}"]
+    diff = (unpack_codes(got.codes.cpu(), got.layout) - unpack_codes(want.codes, want.layout)).abs()
+    differing = int((diff != 0).sum())
+    differing_codes += differing
+    problems = []
+    if diff.numel() and int(diff.max()) > 1:
+        problems.append(f"a code {int(diff.max())} steps off")
+    if differing > max(1, diff.numel() // 1000):
+        problems.append(f"{differing} of {diff.numel()} codes differ")
+    if not torch.allclose(got.scales.cpu(), want.scales, rtol=1e-5, atol=0):
+        problems.append("scales differ")
+    if want.zero_points is not None and not torch.allclose(
+        got.zero_points.cpu(), want.zero_points, rtol=1e-5, atol=1e-6
+    ):
+        problems.append("zero points differ")
+    return problems
+
+
+def run(backend, rows, inp, out, group, bits, sym, dtype, bias, view, gen):
+    global checked
+    tag = f"{backend} R={rows} in={inp} out={out} gs={group} bits={bits} sym={sym} {dtype} bias={bias} {view}"
+    x = torch.randn(rows, inp + 3, generator=gen).to(dtype)
+    x = {"contiguous": x[:, :inp].contiguous(), "sliced": x[:, 3:], "transposed": x[:, :inp].T.contiguous().T}[view]
+    w = (torch.randn(out, inp, generator=gen) / inp**0.5).to(dtype)
+    b = torch.randn(out, generator=gen).to(dtype) if bias else None
+    on = [None if t is None else t.to(dev) for t in (x, w, b)]
+    want = project_quantize(x, w, b, bits, group, symmetric=sym, backend="torch")
+    got = project_quantize(*on, bits, group, symmetric=sym, backend=backend)
+    if SMALL:
+        dequantize_project(got, on[1].T.contiguous(), None, backend=backend)
+        return
+    checked += 1
+    for problem in codes_problems(got, want):
+        failures.append(f"project_quantize {tag}: {problem}")
+    receiver = (torch.randn(inp, out, generator=gen) / out**0.5).to(dtype)
+    back = torch.randn(inp, generator=gen).to(dtype) if bias else None
+    y_want = dequantize_project(want, receiver, back, backend="torch")
+    y_got = dequantize_project(want.to(dev), receiver.to(dev), None if back is None else back.to(dev), backend=backend)
+    tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == torch.float32 else {}
+    try:
+        torch.testing.assert_close(y_got.cpu(), y_want, **tol)
+    except AssertionError as error:
+        failures.append(f"dequantize_project {tag}: {str(error).splitlines()[0]}")
+
+
+rng = random.Random(5)
+gen = torch.Generator().manual_seed(5)
+shapes = [(1, 7, 5), (3, 33, 40), (17, 33, 130), (300, 96, 40), (6000, 64, 520), (257, 1000, 96)]
+cases = []
+groups = [8, 32, 128, 300, 512]
+for k, shape in enumerate(shapes):
+    for group in (groups[k % 5], groups[(k + 2) % 5], groups[(k + 4) % 5]):
+        cases.append((*shape, group, rng.choice([2, 4, 8]), rng.random() < 0.5,
+                      rng.choice([torch.float32, torch.float16, torch.bfloat16]), rng.random() < 0.7,
+                      rng.choice(["contiguous", "contiguous", "sliced", "transposed"])))
+for rows, inp, out in ((32 * 56 * 56, 256, 32), (197, 768, 96), (4096, 4096, 512)):  # bench fused
+    for dtype in (torch.float32, torch.bfloat16):
+        cases.append((rows, inp, out, 32, 8, True, dtype, True, "contiguous"))
+if SMALL:
+    cases = [c for c in cases if c[0] * max(c[1], c[2]) < 200_000][::3]
+for backend in backends:
+    for case in cases:
+        run(backend, *case, gen=gen)
+
+if not SMALL:
+    # Argument checks of the cuda entry points: each bad call raises a RuntimeError.
+    x, w, b = torch.randn(4, 16, device=dev), torch.randn(8, 16, device=dev), torch.randn(8, device=dev)
+    codes, scales, zps = C.quantize_cuda(torch.randn(4, 16, device=dev), 4, 8, False, -1)
+    bad_calls = {
+        "x on cpu": lambda: C.project_quantize_cuda(x.cpu(), w, b, 8, 4, True),
+        "weight on cpu": lambda: C.project_quantize_cuda(x, w.cpu(), b, 8, 4, True),
+        "bias on cpu": lambda: C.project_quantize_cuda(x, w, b.cpu(), 8, 4, True),
+        "weight in_features": lambda: C.project_quantize_cuda(x, w[:, :15], b, 8, 4, True),
+        "bias length": lambda: C.project_quantize_cuda(x, w, b[:7], 8, 4, True),
+        "3-D x": lambda: C.project_quantize_cuda(x.view(2, 2, 16), w, b, 8, 4, True),
+        "int x": lambda: C.project_quantize_cuda(x.int(), w, b, 8, 4, True),
+        "int weight": lambda: C.project_quantize_cuda(x, w.int(), b, 8, 4, True),
+        "bits 3": lambda: C.project_quantize_cuda(x, w, b, 3, 4, True),
+        "group 0": lambda: C.project_quantize_cuda(x, w, b, 8, 0, True),
+        "codes on cpu": lambda: C.dequantize_project_cuda(codes.cpu(), scales, zps, 4, 8, 16, False, w, b, torch.float32),
+        "codes width": lambda: C.dequantize_project_cuda(codes[:, :-1], scales, zps, 4, 8, 16, False, w, b, torch.float32),
+        "codes last stride": lambda: C.dequantize_project_cuda(codes.repeat(1, 2)[:, ::2], scales, zps, 4, 8, 16, False, w, b, torch.float32),
+        "scales shape": lambda: C.dequantize_project_cuda(codes, scales[:, :1], zps, 4, 8, 16, False, w, b, torch.float32),
+        "scales dtype": lambda: C.dequantize_project_cuda(codes, scales.half(), zps, 4, 8, 16, False, w, b, torch.float32),
+        "zero_points empty": lambda: C.dequantize_project_cuda(codes, scales, torch.empty(0, device=dev), 4, 8, 16, False, w, b, torch.float32),
+        "row_len": lambda: C.dequantize_project_cuda(codes, scales, zps, 4, 8, 17, False, w, b, torch.float32),
+        "weight columns": lambda: C.dequantize_project_cuda(codes, scales, zps, 4, 8, 16, False, w[:, :8], b, torch.float32),
+        "dtype int": lambda: C.dequantize_project_cuda(codes, scales, zps, 4, 8, 16, False, w, b, torch.int32),
+    }
+    for name, call in bad_calls.items():
+        try:
+            call()
+            failures.append(f"argument check: {name} did not raise")
+        except RuntimeError:
+            pass
+    # Empty and degenerate inputs, through every backend.
+    for backend in backends:
+        q = project_quantize(torch.empty(0, 16, device=dev), w, b, 8, 4, backend=backend)
+        if q.codes.shape != (0, 8) or q.scales.shape != (0, 2):
+            failures.append(f"{backend} empty rows: codes {tuple(q.codes.shape)}")
+        got = project_quantize(torch.empty(3, 0, device=dev), torch.empty(8, 0, device=dev), b, 8, 4, backend=backend)
+        problems = codes_problems(got, quantize(b.cpu().expand(3, 8), 8, 4, backend="torch"))
+        failures += [f"{backend} no input features: {p}" for p in problems]
+        y = dequantize_project(got, torch.empty(5, 8, device=dev), torch.ones(5, device=dev), backend=backend)
+        if tuple(y.shape) != (3, 5):
+            failures.append(f"{backend} dequantize_project shape {tuple(y.shape)}")
+
+torch.cuda.synchronize()
+if SMALL:
+    print(f"fused_check (small, for compute-sanitizer): {len(cases)} cases ran")
+    sys.exit(0)
+print(f"fused_check: {checked} comparisons over {len(cases)} cases x {backends}, {len(failures)} failures; "
+      f"{differing_codes} codes differ from the reference's in all")
+for line in failures[:40]:
+    print("  FAIL", line)
+sys.exit(1 if failures else 0)
+PY
+if [ "${SKIP_FUSED:-0}" != "1" ]; then
+  say "fused ops against the reference (log: $LOGS/fused_check.log)"
+  set +e
+  PYTHONUNBUFFERED=1 timeout "${FUSED_TIMEOUT:-240}" "$PY" "$SCRATCH/fused_check.py" 2>&1 | tee "$LOGS/fused_check.log" | tail -n 45
+  rc=${PIPESTATUS[0]}
+  set -e
+  [ "$rc" -eq 0 ] || fail "fused ops check (rc $rc, log $LOGS/fused_check.log)"
+fi
+
 # ---- 4. timings ---------------------------------------------------------------------------------
 cat > "$SCRATCH/bench.py" <<'PY'
 """bf16 -> int8 / int4 (group 128, symmetric) on 256 MiB: GB/s and fraction of a D2D copy."""
@@ -385,17 +549,44 @@ rc=${PIPESTATUS[0]}
 set -e
 [ "$rc" -eq 0 ] || fail "timings (rc $rc, log $LOGS/bench.log)"
 
+# ---- 4b. fused projection+quantize timings (aiflow-comm bench fused) ----------------------------
+if [ "${SKIP_FUSED:-0}" != "1" ]; then
+  say "bench fused: triton and cuda on the GPU (log: $LOGS/fused_bench.log)"
+  set +e
+  PYTHONUNBUFFERED=1 timeout "${FUSED_BENCH_TIMEOUT:-180}" "$PY" - <<'PY' 2>&1 | tee "$LOGS/fused_bench.log"
+import sys
+
+import torch
+
+# What `aiflow-comm bench fused --device cuda --backend B --dtype D` runs, without the CLI's imports.
+from aiflow_comm.bench.fused import bench_fused, format_fused_table
+
+failed = []
+for backend, dtype in (("triton", "float32"), ("cuda", "float32"), ("triton", "bfloat16"), ("cuda", "bfloat16")):
+    print(f"\nbench fused --device cuda --backend {backend} --dtype {dtype} (bits 8, group size 32)", flush=True)
+    try:
+        print(format_fused_table(bench_fused(backend=backend, device="cuda", dtype=getattr(torch, dtype))), flush=True)
+    except Exception as error:  # noqa: BLE001
+        print(f"bench fused: FAIL: {backend} {dtype}: {error!r}"[:400], flush=True)
+        failed.append(f"{backend} {dtype}")
+sys.exit(1 if failed else 0)
+PY
+  rc=${PIPESTATUS[0]}
+  set -e
+  [ "$rc" -eq 0 ] || fail "bench fused (rc $rc, log $LOGS/fused_bench.log)"
+fi
+
 # ---- 5. the test suite's CUDA and Triton tests ---------------------------------------------------
 if [ "${SKIP_PYTEST:-0}" != "1" ]; then
   say "pytest -q tests -k 'cuda or triton' (log: $LOGS/pytest.log)"
   set +e
-  timeout "${PYTEST_TIMEOUT:-300}" "$PY" -m pytest -q -p no:cacheprovider tests -k "cuda or triton" 2>&1 | tee "$LOGS/pytest.log" | tail -n 25
+  timeout "${PYTEST_TIMEOUT:-360}" "$PY" -m pytest -q -p no:cacheprovider tests -k "cuda or triton" 2>&1 | tee "$LOGS/pytest.log" | tail -n 25
   rc=${PIPESTATUS[0]}
   set -e
   case $rc in
     0) say "pytest passed" ;;
     5) say "pytest selected no test (rc 5)" ;;
-    124) fail "pytest ran past ${PYTEST_TIMEOUT:-300} s" ;;
+    124) fail "pytest ran past ${PYTEST_TIMEOUT:-360} s" ;;
     *) fail "pytest failed (rc $rc, log $LOGS/pytest.log)" ;;
   esac
 fi
@@ -418,6 +609,20 @@ if [ "${SKIP_SANITIZER:-0}" != "1" ]; then
       124) say "compute-sanitizer ran past ${SANITIZER_TIMEOUT:-240} s: not counted as a failure" ;;
       *) fail "compute-sanitizer memcheck (rc $rc, log $LOGS/sanitizer.log)" ;;
     esac
+    if [ "${SKIP_FUSED:-0}" != "1" ]; then
+      say "compute-sanitizer memcheck of the fused cuda ops on small cases (log: $LOGS/sanitizer_fused.log)"
+      set +e
+      FUSED_SMALL=1 timeout "${SANITIZER_TIMEOUT:-240}" "$SANITIZER" --tool memcheck --error-exitcode 3 \
+        "$PY" "$SCRATCH/fused_check.py" > "$LOGS/sanitizer_fused.log" 2>&1
+      rc=$?
+      set -e
+      tail -n 5 "$LOGS/sanitizer_fused.log"
+      case $rc in
+        0) say "compute-sanitizer (fused): no error" ;;
+        124) say "compute-sanitizer (fused) ran past ${SANITIZER_TIMEOUT:-240} s: not counted as a failure" ;;
+        *) fail "compute-sanitizer memcheck of the fused ops (rc $rc, log $LOGS/sanitizer_fused.log)" ;;
+      esac
+    fi
   fi
 fi
 

@@ -14,6 +14,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 #ifdef WITH_CUDA
   m.def("quantize_cuda", &quantize_cuda, "Group quantize+pack on a CUDA device");
   m.def("dequantize_cuda", &dequantize_cuda, "Unpack+dequantize on a CUDA device");
+  m.def("project_quantize_cuda", &project_quantize_cuda, "quantize(x @ W^T + b) by row blocks");
+  m.def("dequantize_project_cuda", &dequantize_project_cuda,
+        "dequantize(codes) @ W^T + b by row blocks, on a CUDA device");
   m.attr("with_cuda") = true;
 #else
   m.attr("with_cuda") = false;

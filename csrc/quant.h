@@ -36,4 +36,12 @@ std::vector<at::Tensor> quantize_cuda(const at::Tensor& x, int64_t bits, int64_t
 at::Tensor dequantize_cuda(const at::Tensor& codes, const at::Tensor& scales,
                            const at::Tensor& zero_points, int64_t bits, int64_t group_size,
                            int64_t row_len, bool symmetric, at::ScalarType dtype);
+// The fused ops on a CUDA device (fused_cuda.cu): the arguments of the CPU ones, CUDA tensors.
+std::vector<at::Tensor> project_quantize_cuda(const at::Tensor& x, const at::Tensor& weight,
+                                              const c10::optional<at::Tensor>& bias, int64_t bits,
+                                              int64_t group_size, bool symmetric);
+at::Tensor dequantize_project_cuda(const at::Tensor& codes, const at::Tensor& scales,
+                                   const at::Tensor& zero_points, int64_t bits, int64_t group_size,
+                                   int64_t row_len, bool symmetric, const at::Tensor& weight,
+                                   const c10::optional<at::Tensor>& bias, at::ScalarType dtype);
 #endif

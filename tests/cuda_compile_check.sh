@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Compile-only check of the CUDA backend: csrc/quant_cuda.cu (and the standalone kernel header
-# csrc/quant_cuda_kernels.cuh) through nvcc against torch's headers, with the flags that
-# torch.utils.cpp_extension and setup.py use, for sm_80 and sm_90. Needs nvcc, not a GPU, and works
-# with a CPU build of torch (whose wheel still ships the ATen/c10 CUDA headers).
+# Compile-only check of the CUDA backend: csrc/quant_cuda.cu, csrc/fused_cuda.cu (and the standalone
+# kernel header csrc/quant_cuda_kernels.cuh) through nvcc against torch's headers, with the flags
+# that torch.utils.cpp_extension and setup.py use, for sm_80 and sm_90; csrc/bindings.cpp with
+# WITH_CUDA through the host compiler. Needs nvcc, not a GPU, and works with a CPU build of torch
+# (whose wheel still ships the ATen/c10 CUDA headers).
 #
 #   bash tests/cuda_compile_check.sh            # exits non-zero on any error, or on a warning from our files
 #   NVCC=/path/to/nvcc PYTHON=/path/to/python CUDA_STD=c++20 bash tests/cuda_compile_check.sh
@@ -78,20 +79,21 @@ NVCC_FLAGS=(
 )
 
 status=0
+OURS="(quant_cuda(_kernels)?\.cuh?|fused_cuda\.cu|bindings\.cpp|quant\.h)[(:]"  # our files in compiler messages
 compile() {  # compile NAME SOURCE EXTRA_FLAGS...
   local name="$1" src="$2"
   shift 2
   local start=$SECONDS
   echo "cuda_compile_check: compiling $name ..."
-  if ! "$NVCC" "$@" -c "$src" -o "$WORK/$name.o" > "$WORK/$name.log" 2>&1; then
+  if ! "${COMPILER:-$NVCC}" "$@" -c "$src" -o "$WORK/$name.o" > "$WORK/$name.log" 2>&1; then
     cat "$WORK/$name.log" >&2
     echo "cuda_compile_check: FAIL: $name does not compile" >&2
     status=1
     return
   fi
   # Warnings from torch's own headers are not ours; any in our files fails the check.
-  if grep -E "quant_cuda(_kernels)?\.cuh?[(:]" "$WORK/$name.log" | grep -qiE "warning|error"; then
-    grep -E -A3 "quant_cuda(_kernels)?\.cuh?[(:]" "$WORK/$name.log" >&2
+  if grep -E "$OURS" "$WORK/$name.log" | grep -qiE "warning|error"; then
+    grep -E -A3 "$OURS" "$WORK/$name.log" >&2
     echo "cuda_compile_check: FAIL: warnings in our sources ($name)" >&2
     status=1
     return
@@ -99,8 +101,32 @@ compile() {  # compile NAME SOURCE EXTRA_FLAGS...
   echo "cuda_compile_check: ok: $name ($((SECONDS - start)) s, object $(stat -c %s "$WORK/$name.o") bytes)"
 }
 
-# 1. The extension's CUDA translation unit, as setup.py builds it.
+# 1. The extension's CUDA translation units, as setup.py builds them, and the bindings that
+#    register them (WITH_CUDA), through the host compiler with setup.py's portable C++ flags.
 compile quant_cuda "$ROOT/csrc/quant_cuda.cu" "${NVCC_FLAGS[@]}" "${TORCH_FLAGS[@]}" "${SHIM[@]}" -I"$ROOT/csrc"
+compile fused_cuda "$ROOT/csrc/fused_cuda.cu" "${NVCC_FLAGS[@]}" "${TORCH_FLAGS[@]}" "${SHIM[@]}" -I"$ROOT/csrc"
+COMPILER="${CXX:-c++}" compile bindings_with_cuda "$ROOT/csrc/bindings.cpp" -O0 -std=c++17 -fPIC -Wall \
+  -DWITH_CUDA -DTORCH_API_INCLUDE_EXTENSION_H -DTORCH_EXTENSION_NAME=_C "${TORCH_FLAGS[@]}" -I"$ROOT/csrc"
+
+# The objects link into one library (no symbol defined twice), and the CUDA entry points that the
+# bindings call are defined by the CUDA objects under the same (mangled) names.
+if [ "$status" -eq 0 ]; then
+  if ! "$NVCC" -shared "$WORK/quant_cuda.o" "$WORK/fused_cuda.o" "$WORK/bindings_with_cuda.o" \
+      -o "$WORK/_C.so" > "$WORK/link.log" 2>&1; then
+    cat "$WORK/link.log" >&2
+    echo "cuda_compile_check: FAIL: the CUDA objects and the bindings do not link together" >&2
+    status=1
+  fi
+  missing="$(comm -23 <(nm -u "$WORK/bindings_with_cuda.o" | awk '{print $2}' | grep -E '(quantize|project)_cuda' | sort -u) \
+    <(nm --defined-only "$WORK/quant_cuda.o" "$WORK/fused_cuda.o" | awk '{print $3}' | sort -u))"
+  if [ -n "$missing" ]; then
+    echo "cuda_compile_check: FAIL: the bindings call CUDA functions that no .cu file defines:" >&2
+    echo "$missing" | c++filt >&2
+    status=1
+  else
+    echo "cuda_compile_check: ok: the objects link; the bindings' CUDA entry points are defined"
+  fi
+fi
 
 # 2. The kernel header on its own: no torch on the include path, every kernel instantiated.
 cat > "$WORK/kernels_only.cu" <<'CU'
@@ -530,4 +556,4 @@ if [ "$status" -ne 0 ]; then
 fi
 EMU_NOTE=""
 [ "${EMULATE:-0}" = "0" ] || EMU_NOTE="; host emulation ($EMULATE) matches the reference"
-echo "cuda_compile_check: PASSED (csrc/quant_cuda.cu for sm_80 and sm_90, -std=$CUDA_STD; kernel header standalone$EMU_NOTE)"
+echo "cuda_compile_check: PASSED (csrc/quant_cuda.cu and csrc/fused_cuda.cu for sm_80 and sm_90, -std=$CUDA_STD; bindings with WITH_CUDA; kernel header standalone$EMU_NOTE)"

@@ -1,8 +1,10 @@
 """The CUDA sources compile with nvcc against torch's headers (when nvcc is installed).
 
-A machine without a GPU cannot run the kernels; this checks that csrc/quant_cuda.cu and its kernel
-header build for sm_80 and sm_90 (about two minutes); benchmarks/gpu_check.sh runs the kernels where
-there is a GPU, and `EMULATE=1 bash tests/cuda_compile_check.sh` runs their bodies on the host.
+A machine without a GPU cannot run the kernels; this checks that csrc/quant_cuda.cu,
+csrc/fused_cuda.cu and their kernel header build for sm_80 and sm_90, and that they link with the
+bindings compiled WITH_CUDA (about four minutes on two cores); benchmarks/gpu_check.sh runs the
+kernels where there is a GPU, and `EMULATE=1 bash tests/cuda_compile_check.sh` runs the kernel
+bodies on the host.
 """
 
 from __future__ import annotations

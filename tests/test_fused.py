@@ -149,7 +149,9 @@ def test_bad_inputs_raise():
     with pytest.raises(TypeError, match="x must have dtype"):
         project_quantize(x.to(torch.int64), weight)
     with pytest.raises(ValueError, match="backend must be 'auto' or one of"):
-        project_quantize(x, weight, backend="triton")
+        project_quantize(x, weight, backend="numpy")
+    with pytest.raises(ValueError, match="backend 'cuda' has no fused kernel for tensors on cpu"):
+        project_quantize(x, weight, backend="cuda")
     with pytest.raises(ValueError, match="bits must be one of"):
         project_quantize(x, weight, bits=3)
     with pytest.raises(ValueError, match="NaN or Inf"):

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from aiflow_comm.bench.timing import median_seconds
-from aiflow_comm.kernels import available_backends, quantize_packed
-from aiflow_comm.kernels.fused import project_quantize
+from aiflow_comm.kernels import quantize_packed
+from aiflow_comm.kernels.fused import project_quantize, resolve_fused_backend
 
 __all__ = ["SHAPES", "FusedBenchRow", "bench_fused", "format_fused_table", "fused_runs"]
 
@@ -30,6 +30,8 @@ class FusedBenchRow:
     in_features: int
     out_features: int
     backend: str
+    device: str
+    dtype: str
     matmul_seconds: float
     separate_seconds: float
     fused_seconds: float
@@ -42,15 +44,16 @@ class FusedBenchRow:
 
 def fused_runs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, bits: int,
                group_size: int, backend: str) -> dict:  # fmt: skip
-    """The three calls to time: ``matmul`` (addmm into a preallocated output), ``separate``
-    (that matmul, then quantize) and ``fused`` (:func:`project_quantize`).
+    """The three calls to time: ``matmul`` (addmm into a preallocated output of ``x``'s dtype),
+    ``separate`` (that matmul, then the plain quantize op of ``backend``) and ``fused``
+    (:func:`project_quantize` with ``backend``).
 
     Example:
         >>> runs = fused_runs(torch.randn(8, 4), torch.randn(3, 4), torch.zeros(3), 8, 2, "torch")
         >>> sorted(runs)
         ['fused', 'matmul', 'separate']
     """
-    out = torch.empty(x.shape[0], weight.shape[0])
+    out = x.new_empty(x.shape[0], weight.shape[0])
     weight_t = weight.T
     return {
         "matmul": lambda: torch.addmm(bias, x, weight_t, out=out),
@@ -66,23 +69,34 @@ def bench_fused(
     bits: int = 8,
     group_size: int = 32,
     repeats: int = 9,
-    backend: str | None = None,
+    backend: str = "auto",
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> list[FusedBenchRow]:
-    """Time the three runs of :func:`fused_runs` per shape on the CPU, float32, with bias.
+    """Time the three runs of :func:`fused_runs` per shape on ``device``, with bias.
 
-    ``backend`` defaults to ``cpp`` when built, else ``torch``.
+    ``backend`` is a fused backend (``cpp``, ``triton``, ``cuda``, ``torch``) or ``auto``, the
+    fastest one usable on ``device``; ``x``, the weight and the bias are of ``dtype``. On CUDA
+    the times are ``triton.testing.do_bench`` medians (device events).
+
+    Example:
+        >>> rows = bench_fused({"tiny": (8, 4, 2)}, group_size=2, repeats=1, backend="torch")
+        >>> rows[0].backend, rows[0].device
+        ('torch', 'cpu')
     """
     if repeats < 1 or group_size < 1:
         raise ValueError(f"repeats and group_size must be >= 1; got {repeats}, {group_size}")
-    backend = backend or available_backends("cpu")[0]
+    device = torch.device(device)
+    backend = resolve_fused_backend(backend, device)
     rows = []
     generator = torch.Generator().manual_seed(0)
     for name, (count, inp, out) in (shapes or SHAPES).items():
         x = torch.randn(count, inp, generator=generator)
         weight = torch.randn(out, inp, generator=generator) / inp**0.5
         bias = torch.randn(out, generator=generator)
+        x, weight, bias = (t.to(device, dtype) for t in (x, weight, bias))
         runs = fused_runs(x, weight, bias, bits, group_size, backend)
-        seconds = {op: median_seconds(run, x.device, repeats) for op, run in runs.items()}
+        seconds = {op: median_seconds(run, device, repeats) for op, run in runs.items()}
         rows.append(
             FusedBenchRow(
                 name,
@@ -90,6 +104,8 @@ def bench_fused(
                 inp,
                 out,
                 backend,
+                str(device),
+                str(dtype).removeprefix("torch."),
                 seconds["matmul"],
                 seconds["separate"],
                 seconds["fused"],

@@ -4,15 +4,29 @@ The specification (the ``torch`` backend) is the composition of existing ops, in
 ``project_quantize(x, W, b)`` quantizes ``y = x.float() @ W.float().T + b.float()`` with
 :func:`~aiflow_comm.kernels.reference.quantize_reference`, groups running along the output
 features; ``dequantize_project(q, W, b)`` is ``dequantize(q, float32) @ W.float().T + b.float()``.
-The ``cpp`` backend computes the projection tile by tile, so the float ``y`` (or the decoded
-tensor) is never materialized whole. Its matmul may sum in another order than the reference's:
-a value at a rounding boundary may then take the neighbouring code. Codes therefore equal the
-reference's except for a few, each exactly one step off (``tests/test_fused.py`` bounds the count).
+The other backends never materialize the whole float ``y`` (or the decoded tensor):
+
+* ``cpp`` (CPU) and ``cuda`` (CUDA) compute the projection a block of rows at a time into one
+  reused float32 tile (BLAS / cuBLAS ``addmm``) and run the plain quantize kernel on it while it is
+  in cache; ``dequantize_project`` decodes a block of rows into a tile and multiplies it.
+* ``triton`` (CUDA, or the CPU through Triton's interpreter with ``TRITON_INTERPRET=1`` set before
+  import) quantizes each output tile in the matmul kernel's epilogue and decodes codes in the
+  matmul's prologue: the float values exist only in registers
+  (:mod:`aiflow_comm.kernels.triton_fused`).
+
+Their matmuls may sum in another order than the reference's: a value at a rounding boundary may
+then take the neighbouring code. Codes therefore equal the reference's except for a few, each
+exactly one step off (``tests/test_fused.py`` bounds the count). The ``cuda`` backend follows
+torch's float32 matmul setting: allowing TF32 (``torch.backends.cuda.matmul.allow_tf32``) moves
+more codes.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+from collections.abc import Callable
+from types import ModuleType
 
 import torch
 
@@ -23,38 +37,69 @@ from aiflow_comm.kernels.reference import dequantize_reference, quantize_referen
 
 __all__ = ["FUSED_BACKENDS", "dequantize_project", "project_quantize", "resolve_fused_backend"]
 
-FUSED_BACKENDS = ("torch", "cpp")
+FUSED_BACKENDS = ("torch", "cpp", "triton", "cuda")
+_FASTEST_FIRST = {"cpu": ("cpp", "torch"), "cuda": ("cuda", "triton", "torch")}
 
 
-def _load_native():
+def _load_native() -> ModuleType | None:
     try:
         return importlib.import_module("aiflow_comm._C")
     except ImportError:  # backends.py already warned
         return None
 
 
+def _load_triton() -> ModuleType | None:
+    try:
+        return importlib.import_module("aiflow_comm.kernels.triton_fused")
+    except ImportError:
+        return None
+
+
+# Probed once at import, as in backends.py, so that code traced by torch.compile reads constants.
 _NATIVE = _load_native()
+_TRITON = _load_triton()
 _HAS_CPP = _NATIVE is not None and hasattr(_NATIVE, "project_quantize_cpu")
+_HAS_CUDA = _NATIVE is not None and hasattr(_NATIVE, "project_quantize_cuda")
+_TRITON_ON_CPU = os.environ.get("TRITON_INTERPRET") == "1" and _TRITON is not None
+
+
+def _usable_backends(device: torch.device) -> list[str]:
+    """The fused backends with a kernel for ``device``, fastest first (``auto`` takes the first)."""
+    usable = {"torch"}
+    if device.type == "cpu":
+        if _HAS_CPP:
+            usable.add("cpp")
+        if _TRITON_ON_CPU:
+            usable.add("triton")
+    elif device.type == "cuda" and torch.cuda.is_available():
+        if _HAS_CUDA:
+            usable.add("cuda")
+        if _TRITON is not None:
+            usable.add("triton")
+    ordered = [name for name in _FASTEST_FIRST.get(device.type, ()) if name in usable]
+    return ordered + sorted(usable - set(ordered))
 
 
 def resolve_fused_backend(backend: str, device: torch.device) -> str:
-    """``backend`` if it has a fused kernel for ``device``; ``"auto"``: ``cpp`` on CPU, else torch.
+    """``backend`` if it has a fused kernel for ``device``; ``"auto"``: the fastest that has one.
+
+    ``auto`` is ``cpp`` on the CPU (``triton`` runs there only through the interpreter, when
+    asked for), ``cuda`` then ``triton`` on a CUDA device, ``torch`` where nothing else is built.
 
     Example:
         >>> resolve_fused_backend("torch", torch.device("cpu"))
         'torch'
     """
     if not isinstance(backend, str) or backend not in (*FUSED_BACKENDS, "auto"):
-        raise ValueError(
-            f"backend must be 'auto' or one of {FUSED_BACKENDS} (the fused ops have no triton "
-            f"or cuda kernel yet); got {backend!r}"
-        )
-    usable = ["cpp", "torch"] if _HAS_CPP and device.type == "cpu" else ["torch"]
+        raise ValueError(f"backend must be 'auto' or one of {FUSED_BACKENDS}; got {backend!r}")
+    usable = _usable_backends(device)
     if backend == "auto":
         return usable[0]
     if backend not in usable:
         raise ValueError(
-            f"backend {backend!r} is not usable for tensors on {device}; usable here: {usable}"
+            f"backend {backend!r} has no fused kernel for tensors on {device} here (cpp: built "
+            "extension, CPU; cuda: extension built with CUDA, CUDA device; triton: triton and a "
+            f"CUDA device, or TRITON_INTERPRET=1 on the CPU); usable here: {usable}"
         )
     return backend
 
@@ -85,6 +130,47 @@ def _float_bias(bias: torch.Tensor | None) -> torch.Tensor | None:
     return None if bias is None else bias.detach().float()
 
 
+def _project_quantize_torch(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    bits: int,
+    group_size: int,
+    symmetric: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    projected = torch.nn.functional.linear(x.float(), weight.float(), _float_bias(bias))
+    return quantize_reference(projected, bits, group_size, symmetric)
+
+
+def _dequantize_project_torch(
+    codes: torch.Tensor,
+    scales: torch.Tensor,
+    zero_points: torch.Tensor,
+    bits: int,
+    group_size: int,
+    row_len: int,
+    symmetric: bool,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    decoded = dequantize_reference(
+        codes, scales, zero_points, bits, group_size, row_len, symmetric, torch.float32
+    )
+    return torch.nn.functional.linear(decoded, weight.float(), _float_bias(bias)).to(dtype)
+
+
+def _fused_kernels(backend: str) -> tuple[Callable[..., tuple], Callable[..., torch.Tensor]]:
+    """The ``(project_quantize, dequantize_project)`` pair of a resolved backend, one signature."""
+    if backend == "cpp":
+        return _NATIVE.project_quantize_cpu, _NATIVE.dequantize_project_cpu
+    if backend == "cuda":
+        return _NATIVE.project_quantize_cuda, _NATIVE.dequantize_project_cuda
+    if backend == "triton":
+        return _TRITON.project_quantize_triton, _TRITON.dequantize_project_triton
+    return _project_quantize_torch, _dequantize_project_torch
+
+
 @torch.library.custom_op("aiflow_comm::project_quantize", mutates_args=())
 def _project_quantize_op(
     x: torch.Tensor,
@@ -95,14 +181,8 @@ def _project_quantize_op(
     symmetric: bool,
     backend: str,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    rows = rows_of(x)
-    if backend == "cpp":
-        codes, scales, zero_points = _NATIVE.project_quantize_cpu(
-            rows, weight, bias, bits, group_size, symmetric
-        )
-    else:
-        projected = torch.nn.functional.linear(rows.float(), weight.float(), _float_bias(bias))
-        codes, scales, zero_points = quantize_reference(projected, bits, group_size, symmetric)
+    project, _ = _fused_kernels(backend)
+    codes, scales, zero_points = project(rows_of(x), weight, bias, bits, group_size, symmetric)
     if not torch.isfinite(scales).all():
         raise ValueError(
             "the projection x @ weight.T + bias holds NaN or Inf (non-finite x, weight or bias, "
@@ -131,14 +211,10 @@ def _dequantize_project_op(
     dtype: torch.dtype,
     backend: str,
 ) -> torch.Tensor:
-    if backend == "cpp":
-        return _NATIVE.dequantize_project_cpu(
-            codes, scales, zero_points, bits, group_size, row_len, symmetric, weight, bias, dtype
-        )
-    decoded = dequantize_reference(
-        codes, scales, zero_points, bits, group_size, row_len, symmetric, torch.float32
+    _, dequantize = _fused_kernels(backend)
+    return dequantize(
+        codes, scales, zero_points, bits, group_size, row_len, symmetric, weight, bias, dtype
     )
-    return torch.nn.functional.linear(decoded, weight.float(), _float_bias(bias)).to(dtype)
 
 
 @_dequantize_project_op.register_fake
@@ -160,7 +236,7 @@ def project_quantize(
 ) -> QuantizedTensor:
     """``quantize(x @ weight.T + bias)`` in float32, groups along the output features.
 
-    The ``cpp`` backend never holds the whole float projection in memory. Gradients do not flow
+    Only the ``torch`` backend holds the whole float projection in memory. Gradients do not flow
     (use it where the codes are sent); rounding is to nearest.
 
     :input: ``x`` float32/float16/bfloat16 ``(..., in)``, any strides; ``weight`` float
@@ -203,7 +279,7 @@ def dequantize_project(
     *,
     backend: str = "auto",
 ) -> torch.Tensor:
-    """``dequantize(q) @ weight.T + bias`` in float32, without the whole decoded tensor (cpp).
+    """``dequantize(q) @ weight.T + bias`` in float32, without the whole decoded tensor.
 
     :input: ``q`` of shape ``(..., in)``; ``weight`` float ``(out, in)``; ``bias`` ``(out,)``.
     :output: ``(..., out)`` of dtype ``torch.promote_types(q.dtype, weight.dtype)``.

@@ -1,0 +1,318 @@
+// CUDA projection fused with group quantization: project_quantize_cuda (quantize(x @ W^T + b)) and
+// dequantize_project_cuda (dequantize(codes) @ W^T + b), the strategy of fused_cpu.cpp on the GPU.
+// Row blocks are processed in turn on the current stream: cuBLAS (at::addmm_out) writes a block's
+// float32 projection into one reused tile of about 8 MiB, small enough to stay in L2, and the
+// quantize team/block kernel of quant_cuda_kernels.cuh (the bit-exact group quantizer) reads it
+// there and writes the block's codes, scales and zero points straight into the outputs. The
+// converse decodes a block of codes into a float32 tile with the dequantize kernel, then multiplies
+// it. The float projection (or the decoded tensor) exists one block at a time, never whole (unless
+// it fits in one block).
+//
+// The matmul is float32 (x and W are converted to float32 first, as the spec does), so codes equal
+// the reference's up to the matmul's summation order (see aiflow_comm/kernels/fused.py), as long as
+// torch does not allow TF32 for float32 matmuls (torch.backends.cuda.matmul.allow_tf32, off by
+// default).
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "quant.h"
+#include "quant_cuda_kernels.cuh"
+
+namespace {
+
+constexpr int64_t kTileFloats = int64_t{1} << 21;  // 8 MiB of float32 per tile
+constexpr int64_t kMinBlockRows = 256;             // fewer rows make cuBLAS inefficient
+
+// Rows per block: a tile of about kTileFloats values of `width` columns.
+int64_t block_rows(int64_t rows, int64_t width) {
+  const int64_t by_cache = std::max(kTileFloats / std::max<int64_t>(width, 1), kMinBlockRows);
+  return std::max<int64_t>(1, std::min(by_cache, rows));
+}
+
+bool is_float_type(at::ScalarType t) {
+  return t == at::kFloat || t == at::kHalf || t == at::kBFloat16;
+}
+
+// GroupLayout (aiflow_comm/kernels/layout.py) of rows of `row_len` values; `group_size` becomes
+// min(group_size, row_len), which gives the same layout (see quant_cuda.cu).
+struct Layout {
+  int64_t group_size = 1;
+  int64_t num_groups = 0;
+  int64_t group_bytes = 0;
+  int64_t row_bytes = 0;
+};
+
+Layout make_layout(int64_t row_len, int64_t bits, int64_t group_size) {
+  Layout l;
+  l.group_size = std::min<int64_t>(group_size, std::max<int64_t>(row_len, 1));
+  l.num_groups = row_len / l.group_size + (row_len % l.group_size != 0 ? 1 : 0);
+  l.group_bytes = (l.group_size * bits + 7) / 8;
+  if (l.num_groups > 0) {
+    const int64_t last = row_len - (l.num_groups - 1) * l.group_size;
+    l.row_bytes = (l.num_groups - 1) * l.group_bytes + (last * bits + 7) / 8;
+  }
+  return l;
+}
+
+void check_scheme(const char* fn, int64_t bits, int64_t group_size) {
+  TORCH_CHECK(bits == 2 || bits == 4 || bits == 8, fn, ": bits must be one of (2, 4, 8); got ", bits);
+  TORCH_CHECK(group_size >= 1, fn, ": group_size must be >= 1; got ", group_size);
+}
+
+// A defined tensor on `device`.
+void check_device(const char* fn, const char* name, const at::Tensor& t, const at::Device& device) {
+  TORCH_CHECK(t.defined(), fn, ": ", name, " is an undefined tensor");
+  TORCH_CHECK(t.device() == device, fn, ": ", name, " must be on ", device, "; got ", t.device());
+}
+
+// A 2-D tensor of `dtype`, `rows` x `cols`, last stride 1: the kernels index it by row stride.
+void check_rows(const char* fn, const char* name, const at::Tensor& t, at::ScalarType dtype,
+                int64_t rows, int64_t cols) {
+  TORCH_CHECK(t.layout() == at::kStrided, fn, ": ", name, " must be a strided (dense) tensor");
+  TORCH_CHECK(t.scalar_type() == dtype, fn, ": ", name, " must have dtype ", dtype, "; got ",
+              t.scalar_type());
+  TORCH_CHECK(t.dim() == 2 && t.size(0) == rows && t.size(1) == cols, fn, ": ", name,
+              " must have shape (", rows, ", ", cols, "); got ", t.sizes());
+  TORCH_CHECK(cols <= 1 || t.stride(1) == 1, fn, ": ", name,
+              " must have a contiguous last dimension (stride 1); got strides ", t.strides());
+  TORCH_CHECK(rows <= 1 || t.stride(0) >= 0, fn, ": ", name, " has a negative row stride");
+}
+
+// weight: float (out, in_features) and bias: float (out,) or None, both on `device`.
+void check_projection(const char* fn, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
+                      int64_t in_features, const at::Device& device) {
+  check_device(fn, "weight", weight, device);
+  TORCH_CHECK(weight.dim() == 2 && is_float_type(weight.scalar_type()), fn,
+              ": weight must be a 2-D float32/float16/bfloat16 tensor (out, in); got ",
+              weight.scalar_type(), " of shape ", weight.sizes());
+  TORCH_CHECK(weight.size(1) == in_features, fn, ": weight has ", weight.size(1),
+              " input features; the input has ", in_features);
+  if (bias.has_value() && bias->defined()) {
+    check_device(fn, "bias", *bias, device);
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == weight.size(0) && is_float_type(bias->scalar_type()),
+                fn, ": bias must be a float tensor of shape (", weight.size(0), ",); got ",
+                bias->scalar_type(), " of shape ", bias->sizes());
+  }
+}
+
+// out_tile = in_tile @ weight_t (+ bias), float32, on the current stream.
+void project_tile(const at::Tensor& in_tile, const at::Tensor& weight_t, const at::Tensor& bias,
+                  at::Tensor& out_tile) {
+  if (bias.defined()) {
+    at::addmm_out(out_tile, bias, in_tile, weight_t);
+  } else {
+    at::mm_out(out_tile, in_tile, weight_t);
+  }
+}
+
+int multiprocessor_count(int device) {
+  int count = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+  return std::max(count, 1);
+}
+
+// Resident blocks of a kernel on the whole device (one full wave), cached per (kernel, device).
+template <class Kernel>
+int64_t resident_blocks(Kernel kernel, int threads, int device) {
+  static std::mutex mutex;
+  static std::map<std::pair<const void*, int>, int64_t> cache;
+  const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), device);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    const auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+  }
+  int per_multiprocessor = 0;
+  C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, kernel, threads, 0));
+  const int64_t blocks = static_cast<int64_t>(std::max(per_multiprocessor, 1)) * multiprocessor_count(device);
+  std::lock_guard<std::mutex> lock(mutex);
+  cache[key] = blocks;
+  return blocks;
+}
+
+// Blocks for a grid-stride loop over `items`, `per_block` per block, at most one full wave.
+unsigned grid_size(int64_t items, int64_t per_block, int64_t resident) {
+  const int64_t wanted = (items + per_block - 1) / per_block;
+  return static_cast<unsigned>(std::max<int64_t>(1, std::min(wanted, resident)));
+}
+
+// The quantize kernels of quant_cuda.cu's launch_quantize, for a float32 tile, rounding to nearest.
+void launch_quantize(const qc::QuantParams& p, int bits, bool symmetric, int device, cudaStream_t stream) {
+  const qc::QuantKernels kernels = qc::quant_kernels_for<qc::TagF32>(bits, symmetric, false);
+  const int64_t groups = p.rows * p.num_groups;
+  if (p.group_size <= qc::kRegisterGroupMax) {
+    const int team = qc::quantize_team_size(p.group_size);
+    const int64_t resident = resident_blocks(kernels.team, qc::kTeamThreads, device);
+    kernels.team<<<grid_size(groups, qc::kTeamThreads / team, resident), qc::kTeamThreads, 0, stream>>>(p, team);
+  } else {
+    const int threads = qc::quantize_block_threads(p.group_size, qc::TagF32::kSize);
+    const int64_t resident = resident_blocks(kernels.block, threads, device);
+    kernels.block<<<grid_size(groups, 1, resident), threads, 0, stream>>>(p);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+// The dequantize kernel of quant_cuda.cu's launch_dequantize, into a float32 tile.
+void launch_dequantize(qc::DequantParams p, int bits, bool symmetric, int device, cudaStream_t stream) {
+  const qc::DequantKernel kernel = qc::dequant_kernel_for<qc::TagF32>(bits, symmetric);
+  const int team = qc::dequantize_team_size(p.group_size, qc::TagF32::kSize);
+  p.team = team;
+  p.segment = static_cast<int64_t>(team) * (16 / qc::TagF32::kSize) * qc::kDequantChunks;
+  p.segments_per_group = (p.group_size + p.segment - 1) / p.segment;
+  const int64_t items = p.rows * p.num_groups * p.segments_per_group;
+  const int64_t resident = resident_blocks(kernel, qc::kTeamThreads, device);
+  kernel<<<grid_size(items, qc::kTeamThreads / team, resident), qc::kTeamThreads, 0, stream>>>(p);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+std::vector<at::Tensor> project_quantize_cuda(const at::Tensor& x, const at::Tensor& weight,
+                                              const c10::optional<at::Tensor>& bias, int64_t bits,
+                                              int64_t group_size, bool symmetric) {
+  constexpr const char* fn = "project_quantize_cuda";
+  TORCH_CHECK(x.defined() && x.is_cuda(), fn, ": x must be a CUDA tensor");
+  TORCH_CHECK(x.layout() == at::kStrided && x.dim() == 2 && is_float_type(x.scalar_type()), fn,
+              ": x must be a 2-D float32/float16/bfloat16 tensor (rows, in); got ", x.scalar_type(),
+              " of shape ", x.sizes());
+  check_scheme(fn, bits, group_size);
+  check_projection(fn, weight, bias, x.size(1), x.device());
+  const c10::cuda::CUDAGuard guard(x.device());
+  c10::AutoGradMode no_grad(false);
+  const int64_t rows = x.size(0), width = weight.size(0);
+  const Layout l = make_layout(width, bits, group_size);
+  const auto f32 = x.options().dtype(at::kFloat);
+  at::Tensor codes = at::empty({rows, l.row_bytes}, x.options().dtype(at::kByte));
+  at::Tensor scales = at::empty({rows, l.num_groups}, f32);
+  at::Tensor zero_points = symmetric ? at::empty({0}, f32) : at::empty({rows, l.num_groups}, f32);
+  if (rows == 0 || l.num_groups == 0) return {codes, scales, zero_points};
+
+  const at::Tensor weight_t = weight.to(at::kFloat).t();
+  const at::Tensor b = bias.has_value() && bias->defined() ? bias->to(at::kFloat) : at::Tensor();
+  const bool convert = x.scalar_type() != at::kFloat;
+  const int64_t block = block_rows(rows, width);
+  at::Tensor tile = at::empty({block, width}, f32);
+  at::Tensor staged = convert ? at::empty({block, x.size(1)}, f32) : at::Tensor();
+
+  qc::QuantParams p{};
+  p.row_len = width;
+  p.group_size = l.group_size;
+  p.num_groups = l.num_groups;
+  p.group_bytes = l.group_bytes;
+  p.codes_row_stride = l.row_bytes;
+  p.scales_row_stride = l.num_groups;
+  p.zero_points_row_stride = symmetric ? 0 : l.num_groups;
+  p.scale_div = static_cast<float>(symmetric ? (int64_t{1} << (bits - 1)) - 1 : (int64_t{1} << bits) - 1);
+  const int device = x.get_device();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device).stream();
+  for (int64_t start = 0; start < rows; start += block) {
+    const int64_t n = std::min(block, rows - start);
+    at::Tensor in_tile = x.narrow(0, start, n);
+    if (convert) in_tile = staged.narrow(0, 0, n).copy_(in_tile);
+    at::Tensor out_tile = tile.narrow(0, 0, n);
+    project_tile(in_tile, weight_t, b, out_tile);
+    p.x = out_tile.data_ptr<float>();
+    p.x_row_stride = n > 1 ? width : 0;
+    p.rows = n;
+    p.codes = codes.data_ptr<uint8_t>() + start * l.row_bytes;
+    p.scales = scales.data_ptr<float>() + start * l.num_groups;
+    p.zero_points = symmetric ? nullptr : zero_points.data_ptr<float>() + start * l.num_groups;
+    launch_quantize(p, static_cast<int>(bits), symmetric, device, stream);
+  }
+  return {codes, scales, zero_points};
+}
+
+at::Tensor dequantize_project_cuda(const at::Tensor& codes, const at::Tensor& scales_in,
+                                   const at::Tensor& zero_points_in, int64_t bits, int64_t group_size,
+                                   int64_t row_len, bool symmetric, const at::Tensor& weight,
+                                   const c10::optional<at::Tensor>& bias, at::ScalarType dtype) {
+  constexpr const char* fn = "dequantize_project_cuda";
+  TORCH_CHECK(codes.defined() && codes.is_cuda(), fn, ": codes must be a CUDA tensor");
+  TORCH_CHECK(codes.dim() == 2, fn, ": codes must be 2-D; got shape ", codes.sizes());
+  check_scheme(fn, bits, group_size);
+  TORCH_CHECK(row_len >= 0, fn, ": row_len must be >= 0; got ", row_len);
+  TORCH_CHECK(is_float_type(dtype), fn, ": dtype must be float32, float16 or bfloat16; got ", dtype);
+  const int64_t rows = codes.size(0);
+  const Layout l = make_layout(row_len, bits, group_size);
+  check_rows(fn, "codes", codes, at::kByte, rows, l.row_bytes);
+  check_device(fn, "scales", scales_in, codes.device());
+  const at::Tensor scales = scales_in.resolve_neg();  // the kernel reads memory: no lazy negation
+  check_rows(fn, "scales", scales, at::kFloat, rows, l.num_groups);
+  at::Tensor zero_points;  // symmetric: not read
+  if (!symmetric) {
+    check_device(fn, "zero_points", zero_points_in, codes.device());
+    zero_points = zero_points_in.resolve_neg();
+    check_rows(fn, "zero_points", zero_points, at::kFloat, rows, l.num_groups);
+  }
+  check_projection(fn, weight, bias, row_len, codes.device());
+  const c10::cuda::CUDAGuard guard(codes.device());
+  c10::AutoGradMode no_grad(false);
+  const int64_t width = weight.size(0);
+  at::Tensor out = at::empty({rows, width}, codes.options().dtype(dtype));
+  if (rows == 0 || width == 0) return out;
+  const at::Tensor b = bias.has_value() && bias->defined() ? bias->to(at::kFloat) : at::Tensor();
+  if (row_len == 0) return b.defined() ? out.copy_(b.expand({rows, width})) : out.zero_();
+
+  const at::Tensor weight_t = weight.to(at::kFloat).t();
+  const auto f32 = codes.options().dtype(at::kFloat);
+  const bool convert = dtype != at::kFloat;
+  const int64_t block = block_rows(rows, std::max(row_len, width));
+  at::Tensor decoded = at::empty({block, row_len}, f32);
+  at::Tensor projected = convert ? at::empty({block, width}, f32) : at::Tensor();
+
+  qc::DequantParams p{};
+  p.out = decoded.data_ptr<float>();
+  p.out_row_stride = row_len;
+  p.row_len = row_len;
+  p.group_size = l.group_size;
+  p.num_groups = l.num_groups;
+  p.group_bytes = l.group_bytes;
+  const int device = codes.get_device();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device).stream();
+  for (int64_t start = 0; start < rows; start += block) {
+    const int64_t n = std::min(block, rows - start);
+    p.rows = n;
+    p.codes = codes.data_ptr<uint8_t>() + start * codes.stride(0);
+    p.codes_row_stride = n > 1 ? codes.stride(0) : 0;
+    p.scales = scales.data_ptr<float>() + start * scales.stride(0);
+    p.scales_row_stride = n > 1 ? scales.stride(0) : 0;
+    p.zero_points = symmetric ? nullptr : zero_points.data_ptr<float>() + start * zero_points.stride(0);
+    p.zero_points_row_stride = (symmetric || n <= 1) ? 0 : zero_points.stride(0);
+    launch_dequantize(p, static_cast<int>(bits), symmetric, device, stream);
+    const at::Tensor in_tile = decoded.narrow(0, 0, n);
+    at::Tensor out_tile = out.narrow(0, start, n);
+    if (convert) {
+      at::Tensor f = projected.narrow(0, 0, n);
+      project_tile(in_tile, weight_t, b, f);
+      out_tile.copy_(f);
+    } else {
+      project_tile(in_tile, weight_t, b, out_tile);
+    }
+  }
+  return out;
+}
+
+// The definitions above must be the functions quant.h declares (a differing signature would make an
+// overload here and an undefined symbol at import): taking their addresses is ambiguous otherwise.
+static_assert(std::is_same<decltype(&project_quantize_cuda),
+                           std::vector<at::Tensor> (*)(const at::Tensor&, const at::Tensor&,
+                                                       const c10::optional<at::Tensor>&, int64_t,
+                                                       int64_t, bool)>::value,
+              "project_quantize_cuda: signature differs from the declaration");
+static_assert(std::is_same<decltype(&dequantize_project_cuda),
+                           at::Tensor (*)(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                          int64_t, int64_t, int64_t, bool, const at::Tensor&,
+                                          const c10::optional<at::Tensor>&, at::ScalarType)>::value,
+              "dequantize_project_cuda: signature differs from the declaration");
