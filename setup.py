@@ -63,7 +63,12 @@ def _extensions() -> tuple[list, dict]:
             "(install torch first, then pip install --no-build-isolation)"
         )
         return [], {}
-    sources = [f"{CSRC}/bindings.cpp", f"{CSRC}/quant_cpu.cpp", f"{CSRC}/fused_cpu.cpp"]
+    sources = [
+        f"{CSRC}/bindings.cpp",
+        f"{CSRC}/quant_cpu.cpp",
+        f"{CSRC}/fused_cpu.cpp",
+        f"{CSRC}/gaussian_cpu.cpp",
+    ]
     cxx_flags = BASE_CXX_FLAGS + _cpu_flags()
     _say(f"C++ flags: {' '.join(cxx_flags)}")
     cuda_home = cpp_extension.CUDA_HOME

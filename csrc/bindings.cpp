@@ -11,6 +11,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("dequantize_cpu_out", &dequantize_cpu_out, "dequantize_cpu into a given output");
   m.def("project_quantize_cpu", &project_quantize_cpu, "quantize(x @ W^T + b) by row tiles");
   m.def("dequantize_project_cpu", &dequantize_project_cpu, "dequantize(codes) @ W^T + b by tiles");
+  m.def("counter_normal_cpu", &counter_normal_cpu, "Counter-based standard normal noise, float32");
 #ifdef WITH_CUDA
   m.def("quantize_cuda", &quantize_cuda, "Group quantize+pack on a CUDA device");
   m.def("dequantize_cuda", &dequantize_cuda, "Unpack+dequantize on a CUDA device");

@@ -30,6 +30,9 @@ at::Tensor dequantize_project_cpu(const at::Tensor& codes, const at::Tensor& sca
                                   int64_t row_len, bool symmetric, const at::Tensor& weight,
                                   const c10::optional<at::Tensor>& bias, at::ScalarType dtype);
 
+// Counter-based standard normal noise (gaussian_cpu.cpp): fills float32 `out` for `seed`.
+void counter_normal_cpu(at::Tensor& out, int64_t seed);
+
 #ifdef WITH_CUDA
 std::vector<at::Tensor> quantize_cuda(const at::Tensor& x, int64_t bits, int64_t group_size,
                                       bool symmetric, int64_t seed);

@@ -15,13 +15,13 @@ from __future__ import annotations
 import math
 
 import torch
-from sionna.phy.utils import normal
 from torch import nn
 
 from aiflow_comm.channel.awgn import AWGN
 from aiflow_comm.channel.complex_ops import energy
 from aiflow_comm.channel.conventions import snr_db_to_no
 from aiflow_comm.channel.fading import RayleighFading
+from aiflow_comm.channel.noise import standard_normal
 
 __all__ = ["equalized_response", "flat_link", "is_flat"]
 
@@ -159,7 +159,7 @@ def flat_link(
     signal, deviation = (f.reshape(-1, f.shape[-1] if f.dim() else 1) for f in (signal, deviation))
     signal, deviation = (f.expand(batch, f.shape[-1]) for f in (signal, deviation))
     random = channel.noise.random if isinstance(channel, RayleighFading) else channel.random
-    noise = normal(
+    noise = standard_normal(
         pairs.shape, dtype=pairs.dtype, device=pairs.device,
         generator=random.generator(pairs.device),
     )  # fmt: skip

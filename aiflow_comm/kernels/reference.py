@@ -26,6 +26,7 @@ from aiflow_comm.kernels.layout import GroupLayout
 
 __all__ = [
     "dequantize_reference",
+    "hash_bits",
     "pack_codes",
     "quantize_reference",
     "uniform_noise",
@@ -55,10 +56,20 @@ def uniform_noise(seed: int, index: torch.Tensor) -> torch.Tensor:
         >>> bool(((u >= 0) & (u < 1)).all())
         True
     """
+    return (hash_bits(seed, index) >> 8).to(torch.float32) * (2.0**-24)
+
+
+def hash_bits(seed: int, index: torch.Tensor) -> torch.Tensor:
+    """32 random bits per int64 ``index`` (held in int64): ``hash32(lo ^ hash32(hi ^ seed))``.
+
+    Example:
+        >>> bits = hash_bits(7, torch.arange(4))
+        >>> bool(((bits >= 0) & (bits < 2**32)).all())
+        True
+    """
     index = index.to(torch.int64)
     high = _hash32((index >> 32) ^ (seed & _MASK32))
-    bits = _hash32((index & _MASK32) ^ high)
-    return (bits >> 8).to(torch.float32) * (2.0**-24)
+    return _hash32((index & _MASK32) ^ high)
 
 
 def pack_codes(codes: torch.Tensor, layout: GroupLayout) -> torch.Tensor:
