@@ -139,7 +139,7 @@ def test_other_decode_backends_give_the_same_tensor():
 def test_fake_implementation_and_schema():
     x = torch.randn(3, 20)
     for symmetric in (True, False):
-        torch.library.opcheck(_topk_quantize_op, (x, 3, 4, 8, symmetric, "torch"))
+        torch.library.opcheck(_topk_quantize_op.op, (x, 3, 4, 8, symmetric, "torch"))
 
 
 # Triton: exactly the reference's indices, codes, scales and zero points.

@@ -31,6 +31,7 @@ from types import ModuleType
 import torch
 
 from aiflow_comm.codec.quantized import QuantizedTensor
+from aiflow_comm.kernels.dispatch import custom_op
 from aiflow_comm.kernels.layout import GroupLayout, check_float_tensor, check_quant_args
 from aiflow_comm.kernels.ops import empty_packed, rows_of
 from aiflow_comm.kernels.reference import dequantize_reference, quantize_reference
@@ -171,7 +172,7 @@ def _fused_kernels(backend: str) -> tuple[Callable[..., tuple], Callable[..., to
     return _project_quantize_torch, _dequantize_project_torch
 
 
-@torch.library.custom_op("aiflow_comm::project_quantize", mutates_args=())
+@custom_op("aiflow_comm::project_quantize")
 def _project_quantize_op(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -197,7 +198,7 @@ def _(x, weight, bias, bits, group_size, symmetric, backend):
     return empty_packed(x, layout, symmetric)
 
 
-@torch.library.custom_op("aiflow_comm::dequantize_project", mutates_args=())
+@custom_op("aiflow_comm::dequantize_project")
 def _dequantize_project_op(
     codes: torch.Tensor,
     scales: torch.Tensor,

@@ -12,6 +12,7 @@ import math
 import torch
 
 from aiflow_comm.kernels.backends import kernels_of, resolve_backend
+from aiflow_comm.kernels.dispatch import custom_op
 from aiflow_comm.kernels.layout import GroupLayout, check_float_tensor, check_quant_args
 
 __all__ = ["dequantize_packed", "quantize_packed", "raise_nonfinite", "rows_of"]
@@ -45,7 +46,7 @@ def raise_nonfinite(x: torch.Tensor) -> None:
     )
 
 
-@torch.library.custom_op("aiflow_comm::quantize_packed", mutates_args=())
+@custom_op("aiflow_comm::quantize_packed")
 def _quantize_op(
     x: torch.Tensor, bits: int, group_size: int, symmetric: bool, seed: int, backend: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -71,7 +72,7 @@ def _(x, bits, group_size, symmetric, seed, backend):
     return empty_packed(x, GroupLayout.of(x.shape, bits, group_size), symmetric)
 
 
-@torch.library.custom_op("aiflow_comm::dequantize_packed", mutates_args=())
+@custom_op("aiflow_comm::dequantize_packed")
 def _dequantize_op(
     codes: torch.Tensor,
     scales: torch.Tensor,

@@ -13,6 +13,7 @@ from types import ModuleType
 import torch
 
 from aiflow_comm.kernels.backends import available_backends
+from aiflow_comm.kernels.dispatch import custom_op
 from aiflow_comm.kernels.layout import check_float_tensor, check_quant_args
 from aiflow_comm.kernels.ops import dequantize_packed, raise_nonfinite, rows_of
 from aiflow_comm.kernels.topk_reference import (
@@ -66,7 +67,7 @@ def resolve_topk_backend(backend: str, device: torch.device, group_size: int) ->
     return backend
 
 
-@torch.library.custom_op("aiflow_comm::topk_quantize_packed", mutates_args=())
+@custom_op("aiflow_comm::topk_quantize_packed")
 def _topk_quantize_op(
     x: torch.Tensor, k: int, bits: int, group_size: int, symmetric: bool, backend: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
