@@ -45,6 +45,22 @@ T0=$SECONDS
 say() { echo "gpu_check [$((SECONDS - T0))s]: $*"; }
 fail() { say "FAIL: $*"; FAILED+=("$*"); }
 die() { say "FATAL: $*"; exit 1; }
+# run_logged LOG SECONDS SHOWN COMMAND...: COMMAND (stdout and stderr) under `timeout SECONDS`, into
+# $LOGS/LOG and onto the screen: its last SHOWN lines when it ends, or SHOWN=all: every line as it
+# comes. Sets rc to COMMAND's exit status (124: it ran past SECONDS) and never stops the script.
+run_logged() {
+  local log="$1" seconds="$2" shown="$3"
+  shift 3
+  set +e
+  if [ "$shown" = all ]; then
+    PYTHONUNBUFFERED=1 timeout "$seconds" "$@" 2>&1 | tee "$LOGS/$log"
+    rc=${PIPESTATUS[0]}
+  else
+    PYTHONUNBUFFERED=1 timeout "$seconds" "$@" 2>&1 | tee "$LOGS/$log" | tail -n "$shown"
+    rc=${PIPESTATUS[0]}
+  fi
+  set -e
+}
 
 # ---- 1. the card and the environment ------------------------------------------------------------
 command -v nvidia-smi > /dev/null || die "nvidia-smi not found: this script needs a machine with an NVIDIA GPU"
@@ -283,10 +299,7 @@ for line in failures[:40]:
 sys.exit(1 if failures else 0)
 PY
 say "exactness check against the reference (log: $LOGS/exact_check.log)"
-set +e
-PYTHONUNBUFFERED=1 timeout "${CHECK_TIMEOUT:-300}" "$PY" "$SCRATCH/exact_check.py" 2>&1 | tee "$LOGS/exact_check.log" | tail -n 45
-rc=${PIPESTATUS[0]}
-set -e
+run_logged exact_check.log "${CHECK_TIMEOUT:-300}" 45 "$PY" "$SCRATCH/exact_check.py"
 [ "$rc" -eq 0 ] || fail "exactness check (rc $rc, log $LOGS/exact_check.log)"
 
 # ---- 3b. the fused ops: triton and cuda against the reference ------------------------------------
@@ -437,10 +450,7 @@ sys.exit(1 if failures else 0)
 PY
 if [ "${SKIP_FUSED:-0}" != "1" ]; then
   say "fused ops against the reference (log: $LOGS/fused_check.log)"
-  set +e
-  PYTHONUNBUFFERED=1 timeout "${FUSED_TIMEOUT:-240}" "$PY" "$SCRATCH/fused_check.py" 2>&1 | tee "$LOGS/fused_check.log" | tail -n 45
-  rc=${PIPESTATUS[0]}
-  set -e
+  run_logged fused_check.log "${FUSED_TIMEOUT:-240}" 45 "$PY" "$SCRATCH/fused_check.py"
   [ "$rc" -eq 0 ] || fail "fused ops check (rc $rc, log $LOGS/fused_check.log)"
 fi
 
@@ -543,17 +553,13 @@ for e in errors:
 sys.exit(1 if errors else 0)
 PY
 say "timings (log: $LOGS/bench.log)"
-set +e
-PYTHONUNBUFFERED=1 timeout "${BENCH_TIMEOUT:-420}" "$PY" "$SCRATCH/bench.py" 2>&1 | tee "$LOGS/bench.log"
-rc=${PIPESTATUS[0]}
-set -e
+run_logged bench.log "${BENCH_TIMEOUT:-420}" all "$PY" "$SCRATCH/bench.py"
 [ "$rc" -eq 0 ] || fail "timings (rc $rc, log $LOGS/bench.log)"
 
 # ---- 4b. fused projection+quantize timings (aiflow-comm bench fused) ----------------------------
 if [ "${SKIP_FUSED:-0}" != "1" ]; then
   say "bench fused: triton and cuda on the GPU (log: $LOGS/fused_bench.log)"
-  set +e
-  PYTHONUNBUFFERED=1 timeout "${FUSED_BENCH_TIMEOUT:-180}" "$PY" - <<'PY' 2>&1 | tee "$LOGS/fused_bench.log"
+  run_logged fused_bench.log "${FUSED_BENCH_TIMEOUT:-180}" all "$PY" - <<'PY'
 import sys
 
 import torch
@@ -571,18 +577,13 @@ for backend, dtype in (("triton", "float32"), ("cuda", "float32"), ("triton", "b
         failed.append(f"{backend} {dtype}")
 sys.exit(1 if failed else 0)
 PY
-  rc=${PIPESTATUS[0]}
-  set -e
   [ "$rc" -eq 0 ] || fail "bench fused (rc $rc, log $LOGS/fused_bench.log)"
 fi
 
 # ---- 5. the test suite's CUDA and Triton tests ---------------------------------------------------
 if [ "${SKIP_PYTEST:-0}" != "1" ]; then
   say "pytest -q tests -k 'cuda or triton' (log: $LOGS/pytest.log)"
-  set +e
-  timeout "${PYTEST_TIMEOUT:-360}" "$PY" -m pytest -q -p no:cacheprovider tests -k "cuda or triton" 2>&1 | tee "$LOGS/pytest.log" | tail -n 25
-  rc=${PIPESTATUS[0]}
-  set -e
+  run_logged pytest.log "${PYTEST_TIMEOUT:-360}" 25 "$PY" -m pytest -q -p no:cacheprovider tests -k "cuda or triton"
   case $rc in
     0) say "pytest passed" ;;
     5) say "pytest selected no test (rc 5)" ;;
@@ -592,36 +593,27 @@ if [ "${SKIP_PYTEST:-0}" != "1" ]; then
 fi
 
 # ---- 6. compute-sanitizer memcheck of the CUDA kernels ----------------------------------------
+# memcheck WHAT LABEL SMALL SCRIPT LOG: the small cases of $SCRATCH/SCRIPT (run with SMALL=1) under
+# compute-sanitizer memcheck; a run past SANITIZER_TIMEOUT is not counted as a failure.
+memcheck() {
+  local what="$1" label="$2" small="$3" script="$4" log="$5"
+  say "compute-sanitizer memcheck of $what on small cases (log: $LOGS/$log)"
+  run_logged "$log" "${SANITIZER_TIMEOUT:-240}" 5 env "$small=1" "$SANITIZER" --tool memcheck \
+    --error-exitcode 3 "$PY" "$SCRATCH/$script"
+  case $rc in
+    0) say "compute-sanitizer$label: no error" ;;
+    124) say "compute-sanitizer$label ran past ${SANITIZER_TIMEOUT:-240} s: not counted as a failure" ;;
+    *) fail "compute-sanitizer memcheck of $what (rc $rc, log $LOGS/$log)" ;;
+  esac
+}
 if [ "${SKIP_SANITIZER:-0}" != "1" ]; then
   SANITIZER="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2> /dev/null || true)"
   if [ -z "$SANITIZER" ]; then
     say "compute-sanitizer not found: skipping the memcheck run"
   else
-    say "compute-sanitizer memcheck of the CUDA kernels on small cases (log: $LOGS/sanitizer.log)"
-    set +e
-    EXACT_SMALL=1 timeout "${SANITIZER_TIMEOUT:-240}" "$SANITIZER" --tool memcheck --error-exitcode 3 \
-      "$PY" "$SCRATCH/exact_check.py" > "$LOGS/sanitizer.log" 2>&1
-    rc=$?
-    set -e
-    tail -n 5 "$LOGS/sanitizer.log"
-    case $rc in
-      0) say "compute-sanitizer: no error" ;;
-      124) say "compute-sanitizer ran past ${SANITIZER_TIMEOUT:-240} s: not counted as a failure" ;;
-      *) fail "compute-sanitizer memcheck (rc $rc, log $LOGS/sanitizer.log)" ;;
-    esac
+    memcheck "the CUDA kernels" "" EXACT_SMALL exact_check.py sanitizer.log
     if [ "${SKIP_FUSED:-0}" != "1" ]; then
-      say "compute-sanitizer memcheck of the fused cuda ops on small cases (log: $LOGS/sanitizer_fused.log)"
-      set +e
-      FUSED_SMALL=1 timeout "${SANITIZER_TIMEOUT:-240}" "$SANITIZER" --tool memcheck --error-exitcode 3 \
-        "$PY" "$SCRATCH/fused_check.py" > "$LOGS/sanitizer_fused.log" 2>&1
-      rc=$?
-      set -e
-      tail -n 5 "$LOGS/sanitizer_fused.log"
-      case $rc in
-        0) say "compute-sanitizer (fused): no error" ;;
-        124) say "compute-sanitizer (fused) ran past ${SANITIZER_TIMEOUT:-240} s: not counted as a failure" ;;
-        *) fail "compute-sanitizer memcheck of the fused ops (rc $rc, log $LOGS/sanitizer_fused.log)" ;;
-      esac
+      memcheck "the fused cuda ops" " (fused)" FUSED_SMALL fused_check.py sanitizer_fused.log
     fi
   fi
 fi

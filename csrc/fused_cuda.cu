@@ -14,21 +14,17 @@
 // default).
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
-#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <map>
-#include <mutex>
 #include <type_traits>
-#include <utility>
 #include <vector>
 
+#include "cuda_launch.cuh"
 #include "quant.h"
-#include "quant_cuda_kernels.cuh"
 
 namespace {
 
@@ -39,36 +35,6 @@ constexpr int64_t kMinBlockRows = 256;             // fewer rows make cuBLAS ine
 int64_t block_rows(int64_t rows, int64_t width) {
   const int64_t by_cache = std::max(kTileFloats / std::max<int64_t>(width, 1), kMinBlockRows);
   return std::max<int64_t>(1, std::min(by_cache, rows));
-}
-
-bool is_float_type(at::ScalarType t) {
-  return t == at::kFloat || t == at::kHalf || t == at::kBFloat16;
-}
-
-// GroupLayout (aiflow_comm/kernels/layout.py) of rows of `row_len` values; `group_size` becomes
-// min(group_size, row_len), which gives the same layout (see quant_cuda.cu).
-struct Layout {
-  int64_t group_size = 1;
-  int64_t num_groups = 0;
-  int64_t group_bytes = 0;
-  int64_t row_bytes = 0;
-};
-
-Layout make_layout(int64_t row_len, int64_t bits, int64_t group_size) {
-  Layout l;
-  l.group_size = std::min<int64_t>(group_size, std::max<int64_t>(row_len, 1));
-  l.num_groups = row_len / l.group_size + (row_len % l.group_size != 0 ? 1 : 0);
-  l.group_bytes = (l.group_size * bits + 7) / 8;
-  if (l.num_groups > 0) {
-    const int64_t last = row_len - (l.num_groups - 1) * l.group_size;
-    l.row_bytes = (l.num_groups - 1) * l.group_bytes + (last * bits + 7) / 8;
-  }
-  return l;
-}
-
-void check_scheme(const char* fn, int64_t bits, int64_t group_size) {
-  TORCH_CHECK(bits == 2 || bits == 4 || bits == 8, fn, ": bits must be one of (2, 4, 8); got ", bits);
-  TORCH_CHECK(group_size >= 1, fn, ": group_size must be >= 1; got ", group_size);
 }
 
 // A defined tensor on `device`.
@@ -94,14 +60,14 @@ void check_rows(const char* fn, const char* name, const at::Tensor& t, at::Scala
 void check_projection(const char* fn, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
                       int64_t in_features, const at::Device& device) {
   check_device(fn, "weight", weight, device);
-  TORCH_CHECK(weight.dim() == 2 && is_float_type(weight.scalar_type()), fn,
+  TORCH_CHECK(weight.dim() == 2 && qc::is_float_type(weight.scalar_type()), fn,
               ": weight must be a 2-D float32/float16/bfloat16 tensor (out, in); got ",
               weight.scalar_type(), " of shape ", weight.sizes());
   TORCH_CHECK(weight.size(1) == in_features, fn, ": weight has ", weight.size(1),
               " input features; the input has ", in_features);
   if (bias.has_value() && bias->defined()) {
     check_device(fn, "bias", *bias, device);
-    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == weight.size(0) && is_float_type(bias->scalar_type()),
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == weight.size(0) && qc::is_float_type(bias->scalar_type()),
                 fn, ": bias must be a float tensor of shape (", weight.size(0), ",); got ",
                 bias->scalar_type(), " of shape ", bias->sizes());
   }
@@ -117,66 +83,6 @@ void project_tile(const at::Tensor& in_tile, const at::Tensor& weight_t, const a
   }
 }
 
-int multiprocessor_count(int device) {
-  int count = 0;
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
-  return std::max(count, 1);
-}
-
-// Resident blocks of a kernel on the whole device (one full wave), cached per (kernel, device).
-template <class Kernel>
-int64_t resident_blocks(Kernel kernel, int threads, int device) {
-  static std::mutex mutex;
-  static std::map<std::pair<const void*, int>, int64_t> cache;
-  const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), device);
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    const auto it = cache.find(key);
-    if (it != cache.end()) return it->second;
-  }
-  int per_multiprocessor = 0;
-  C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, kernel, threads, 0));
-  const int64_t blocks = static_cast<int64_t>(std::max(per_multiprocessor, 1)) * multiprocessor_count(device);
-  std::lock_guard<std::mutex> lock(mutex);
-  cache[key] = blocks;
-  return blocks;
-}
-
-// Blocks for a grid-stride loop over `items`, `per_block` per block, at most one full wave.
-unsigned grid_size(int64_t items, int64_t per_block, int64_t resident) {
-  const int64_t wanted = (items + per_block - 1) / per_block;
-  return static_cast<unsigned>(std::max<int64_t>(1, std::min(wanted, resident)));
-}
-
-// The quantize kernels of quant_cuda.cu's launch_quantize, for a float32 tile, rounding to nearest.
-void launch_quantize(const qc::QuantParams& p, int bits, bool symmetric, int device, cudaStream_t stream) {
-  const qc::QuantKernels kernels = qc::quant_kernels_for<qc::TagF32>(bits, symmetric, false);
-  const int64_t groups = p.rows * p.num_groups;
-  if (p.group_size <= qc::kRegisterGroupMax) {
-    const int team = qc::quantize_team_size(p.group_size);
-    const int64_t resident = resident_blocks(kernels.team, qc::kTeamThreads, device);
-    kernels.team<<<grid_size(groups, qc::kTeamThreads / team, resident), qc::kTeamThreads, 0, stream>>>(p, team);
-  } else {
-    const int threads = qc::quantize_block_threads(p.group_size, qc::TagF32::kSize);
-    const int64_t resident = resident_blocks(kernels.block, threads, device);
-    kernels.block<<<grid_size(groups, 1, resident), threads, 0, stream>>>(p);
-  }
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
-
-// The dequantize kernel of quant_cuda.cu's launch_dequantize, into a float32 tile.
-void launch_dequantize(qc::DequantParams p, int bits, bool symmetric, int device, cudaStream_t stream) {
-  const qc::DequantKernel kernel = qc::dequant_kernel_for<qc::TagF32>(bits, symmetric);
-  const int team = qc::dequantize_team_size(p.group_size, qc::TagF32::kSize);
-  p.team = team;
-  p.segment = static_cast<int64_t>(team) * (16 / qc::TagF32::kSize) * qc::kDequantChunks;
-  p.segments_per_group = (p.group_size + p.segment - 1) / p.segment;
-  const int64_t items = p.rows * p.num_groups * p.segments_per_group;
-  const int64_t resident = resident_blocks(kernel, qc::kTeamThreads, device);
-  kernel<<<grid_size(items, qc::kTeamThreads / team, resident), qc::kTeamThreads, 0, stream>>>(p);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
-
 }  // namespace
 
 std::vector<at::Tensor> project_quantize_cuda(const at::Tensor& x, const at::Tensor& weight,
@@ -184,15 +90,15 @@ std::vector<at::Tensor> project_quantize_cuda(const at::Tensor& x, const at::Ten
                                               int64_t group_size, bool symmetric) {
   constexpr const char* fn = "project_quantize_cuda";
   TORCH_CHECK(x.defined() && x.is_cuda(), fn, ": x must be a CUDA tensor");
-  TORCH_CHECK(x.layout() == at::kStrided && x.dim() == 2 && is_float_type(x.scalar_type()), fn,
+  TORCH_CHECK(x.layout() == at::kStrided && x.dim() == 2 && qc::is_float_type(x.scalar_type()), fn,
               ": x must be a 2-D float32/float16/bfloat16 tensor (rows, in); got ", x.scalar_type(),
               " of shape ", x.sizes());
-  check_scheme(fn, bits, group_size);
+  qc::check_scheme(fn, bits, group_size);
   check_projection(fn, weight, bias, x.size(1), x.device());
   const c10::cuda::CUDAGuard guard(x.device());
   c10::AutoGradMode no_grad(false);
   const int64_t rows = x.size(0), width = weight.size(0);
-  const Layout l = make_layout(width, bits, group_size);
+  const qc::RowLayout l = qc::row_layout(width, bits, group_size);
   const auto f32 = x.options().dtype(at::kFloat);
   at::Tensor codes = at::empty({rows, l.row_bytes}, x.options().dtype(at::kByte));
   at::Tensor scales = at::empty({rows, l.num_groups}, f32);
@@ -207,10 +113,7 @@ std::vector<at::Tensor> project_quantize_cuda(const at::Tensor& x, const at::Ten
   at::Tensor staged = convert ? at::empty({block, x.size(1)}, f32) : at::Tensor();
 
   qc::QuantParams p{};
-  p.row_len = width;
-  p.group_size = l.group_size;
-  p.num_groups = l.num_groups;
-  p.group_bytes = l.group_bytes;
+  qc::set_layout(p, l);
   p.codes_row_stride = l.row_bytes;
   p.scales_row_stride = l.num_groups;
   p.zero_points_row_stride = symmetric ? 0 : l.num_groups;
@@ -229,7 +132,7 @@ std::vector<at::Tensor> project_quantize_cuda(const at::Tensor& x, const at::Ten
     p.codes = codes.data_ptr<uint8_t>() + start * l.row_bytes;
     p.scales = scales.data_ptr<float>() + start * l.num_groups;
     p.zero_points = symmetric ? nullptr : zero_points.data_ptr<float>() + start * l.num_groups;
-    launch_quantize(p, static_cast<int>(bits), symmetric, device, stream);
+    qc::launch_quantize<qc::TagF32>(p, static_cast<int>(bits), symmetric, /*stochastic=*/false, device, stream);
   }
   return {codes, scales, zero_points};
 }
@@ -241,11 +144,11 @@ at::Tensor dequantize_project_cuda(const at::Tensor& codes, const at::Tensor& sc
   constexpr const char* fn = "dequantize_project_cuda";
   TORCH_CHECK(codes.defined() && codes.is_cuda(), fn, ": codes must be a CUDA tensor");
   TORCH_CHECK(codes.dim() == 2, fn, ": codes must be 2-D; got shape ", codes.sizes());
-  check_scheme(fn, bits, group_size);
+  qc::check_scheme(fn, bits, group_size);
   TORCH_CHECK(row_len >= 0, fn, ": row_len must be >= 0; got ", row_len);
-  TORCH_CHECK(is_float_type(dtype), fn, ": dtype must be float32, float16 or bfloat16; got ", dtype);
+  TORCH_CHECK(qc::is_float_type(dtype), fn, ": dtype must be float32, float16 or bfloat16; got ", dtype);
   const int64_t rows = codes.size(0);
-  const Layout l = make_layout(row_len, bits, group_size);
+  const qc::RowLayout l = qc::row_layout(row_len, bits, group_size);
   check_rows(fn, "codes", codes, at::kByte, rows, l.row_bytes);
   check_device(fn, "scales", scales_in, codes.device());
   const at::Tensor scales = scales_in.resolve_neg();  // the kernel reads memory: no lazy negation
@@ -275,10 +178,7 @@ at::Tensor dequantize_project_cuda(const at::Tensor& codes, const at::Tensor& sc
   qc::DequantParams p{};
   p.out = decoded.data_ptr<float>();
   p.out_row_stride = row_len;
-  p.row_len = row_len;
-  p.group_size = l.group_size;
-  p.num_groups = l.num_groups;
-  p.group_bytes = l.group_bytes;
+  qc::set_layout(p, l);
   const int device = codes.get_device();
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device).stream();
   for (int64_t start = 0; start < rows; start += block) {
@@ -290,7 +190,7 @@ at::Tensor dequantize_project_cuda(const at::Tensor& codes, const at::Tensor& sc
     p.scales_row_stride = n > 1 ? scales.stride(0) : 0;
     p.zero_points = symmetric ? nullptr : zero_points.data_ptr<float>() + start * zero_points.stride(0);
     p.zero_points_row_stride = (symmetric || n <= 1) ? 0 : zero_points.stride(0);
-    launch_dequantize(p, static_cast<int>(bits), symmetric, device, stream);
+    qc::launch_dequantize<qc::TagF32>(p, static_cast<int>(bits), symmetric, device, stream);
     const at::Tensor in_tile = decoded.narrow(0, 0, n);
     at::Tensor out_tile = out.narrow(0, start, n);
     if (convert) {

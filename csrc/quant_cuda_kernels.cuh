@@ -880,8 +880,50 @@ QC_KERNEL void QC_LAUNCH_BOUNDS(kTeamThreads) dequantize_kernel(const DequantPar
 }
 
 // ---------------------------------------------------------------------------------------------
-// Host-side choices (plain C++, shared by quant_cuda.cu and the emulator).
+// Host-side choices (plain C++, shared by quant_cuda.cu, fused_cuda.cu and the emulator).
 // ---------------------------------------------------------------------------------------------
+
+// GroupLayout (aiflow_comm/kernels/layout.py) of rows of `row_len` values. `group_size` here is
+// min(group_size, row_len): a group size >= row_len gives one group of row_len values, the same
+// layout.
+struct RowLayout {
+  int64_t row_len = 0;
+  int64_t group_size = 1;
+  int64_t num_groups = 0;
+  int64_t group_bytes = 0;
+  int64_t row_bytes = 0;
+};
+
+inline RowLayout row_layout(int64_t row_len, int64_t bits, int64_t group_size) {
+  RowLayout l;
+  l.row_len = row_len;
+  const int64_t longest = row_len > 1 ? row_len : 1;
+  l.group_size = group_size < longest ? group_size : longest;
+  l.num_groups = row_len / l.group_size + (row_len % l.group_size != 0 ? 1 : 0);
+  l.group_bytes = (l.group_size * bits + 7) / 8;
+  if (l.num_groups > 0) {
+    const int64_t last = row_len - (l.num_groups - 1) * l.group_size;
+    l.row_bytes = (l.num_groups - 1) * l.group_bytes + (last * bits + 7) / 8;
+  }
+  return l;
+}
+
+// Copies layout `l` into the parameters of a kernel (QuantParams or DequantParams).
+template <class Params>
+inline void set_layout(Params& p, const RowLayout& l) {
+  p.row_len = l.row_len;
+  p.group_size = l.group_size;
+  p.num_groups = l.num_groups;
+  p.group_bytes = l.group_bytes;
+}
+
+// Blocks for a grid-stride loop over `items` work items, `per_block` per block: no more than
+// `resident`, one full wave of resident blocks.
+inline unsigned grid_size(int64_t items, int64_t per_block, int64_t resident) {
+  const int64_t wanted = (items + per_block - 1) / per_block;
+  const int64_t blocks = wanted < resident ? wanted : resident;
+  return static_cast<unsigned>(blocks > 1 ? blocks : 1);
+}
 
 inline int pow2_ceil_capped(int64_t v) {
   int t = 1;
@@ -906,6 +948,15 @@ inline int quantize_block_threads(int64_t group_size, int in_elem_size) {
 inline int dequantize_team_size(int64_t group_size, int out_elem_size) {
   const int64_t per_lane = static_cast<int64_t>(16 / out_elem_size) * kDequantChunks;
   return pow2_ceil_capped((group_size + per_lane - 1) / per_lane);
+}
+
+// Sets the dequantize kernel's work split in `p` (team, segment, segments per group) for output
+// elements of `out_elem_size` bytes, and returns the number of work items.
+inline int64_t plan_dequantize(DequantParams& p, int out_elem_size) {
+  p.team = dequantize_team_size(p.group_size, out_elem_size);
+  p.segment = static_cast<int64_t>(p.team) * (16 / out_elem_size) * kDequantChunks;
+  p.segments_per_group = (p.group_size + p.segment - 1) / p.segment;
+  return p.rows * p.num_groups * p.segments_per_group;
 }
 
 using QuantTeamKernel = void (*)(const QuantParams, const int);

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Compile-only check of the CUDA backend: csrc/quant_cuda.cu, csrc/fused_cuda.cu (and the standalone
-# kernel header csrc/quant_cuda_kernels.cuh) through nvcc against torch's headers, with the flags
-# that torch.utils.cpp_extension and setup.py use, for sm_80 and sm_90; csrc/bindings.cpp with
-# WITH_CUDA through the host compiler. Needs nvcc, not a GPU, and works with a CPU build of torch
-# (whose wheel still ships the ATen/c10 CUDA headers).
+# Compile-only check of the CUDA backend: csrc/quant_cuda.cu, csrc/fused_cuda.cu (with the launch
+# helpers they share, csrc/cuda_launch.cuh, and the standalone kernel header
+# csrc/quant_cuda_kernels.cuh) through nvcc against torch's headers, with the flags that
+# torch.utils.cpp_extension and setup.py use, for sm_80 and sm_90; csrc/bindings.cpp with WITH_CUDA
+# through the host compiler. Needs nvcc, not a GPU, and works with a CPU build of torch (whose
+# wheel still ships the ATen/c10 CUDA headers).
 #
 #   bash tests/cuda_compile_check.sh            # exits non-zero on any error, or on a warning from our files
 #   NVCC=/path/to/nvcc PYTHON=/path/to/python CUDA_STD=c++20 bash tests/cuda_compile_check.sh
@@ -79,7 +80,7 @@ NVCC_FLAGS=(
 )
 
 status=0
-OURS="(quant_cuda(_kernels)?\.cuh?|fused_cuda\.cu|bindings\.cpp|quant\.h)[(:]"  # our files in compiler messages
+OURS="(quant_cuda(_kernels)?\.cuh?|fused_cuda\.cu|cuda_launch\.cuh|bindings\.cpp|quant\.h)[(:]"  # our files in compiler messages
 compile() {  # compile NAME SOURCE EXTRA_FLAGS...
   local name="$1" src="$2"
   shift 2
@@ -159,8 +160,8 @@ compile kernels_only "$WORK/kernels_only.cu" \
 
 # 3. Optional (EMULATE=1, or EMULATE=full / EMULATE=stress): run the kernel bodies on the host. The
 #    header compiles with QC_HOST_EMULATION under g++; a small emulator runs each CUDA thread of a
-#    block as a std::thread (warp shuffles and votes through barriers), launches with the same
-#    kernel and grid choices as quant_cuda.cu, and the results are compared bit for bit with
+#    block as a std::thread (warp shuffles and votes through barriers), launches with the kernel
+#    and grid choices of csrc/cuda_launch.cuh, and the results are compared bit for bit with
 #    aiflow_comm.kernels.reference (run on the CPU). This checks the indexing, packing, reductions
 #    and arithmetic without a GPU; it cannot check what only the hardware does (memory model,
 #    occupancy, speed).
@@ -243,36 +244,17 @@ static void launch(unsigned grid, int block, F body) {
   }
 }
 
-struct Layout { int64_t group_size, num_groups, group_bytes, row_bytes; };
-// Same as make_layout in csrc/quant_cuda.cu.
-static Layout make_layout(int64_t row_len, int64_t bits, int64_t group_size) {
-  Layout l{};
-  l.group_size = std::min<int64_t>(group_size, std::max<int64_t>(row_len, 1));
-  l.num_groups = row_len / l.group_size + (row_len % l.group_size != 0 ? 1 : 0);
-  l.group_bytes = (l.group_size * bits + 7) / 8;
-  if (l.num_groups > 0) {
-    const int64_t last = row_len - (l.num_groups - 1) * l.group_size;
-    l.row_bytes = (l.num_groups - 1) * l.group_bytes + (last * bits + 7) / 8;
-  }
-  return l;
-}
-
-static unsigned grid_size(int64_t items, int64_t per_block, int64_t resident) {
-  const int64_t wanted = (items + per_block - 1) / per_block;
-  return static_cast<unsigned>(std::max<int64_t>(1, std::min(wanted, resident)));
-}
-
 template <class Tag>
 static void run_quant(const qc::QuantParams& p, int bits, bool sym, bool stoch, int block, int resident, int force_block_kernel) {
   const qc::QuantKernels k = qc::quant_kernels_for<Tag>(bits, sym, stoch);
   const int64_t groups = p.rows * p.num_groups;
   if (p.group_size <= qc::kRegisterGroupMax && !force_block_kernel) {
     const int team = qc::quantize_team_size(p.group_size);
-    const unsigned grid = grid_size(groups, block / team, resident);
+    const unsigned grid = qc::grid_size(groups, block / team, resident);
     launch(grid, block, [&] { k.team(p, team); });
   } else {
     const int threads = force_block_kernel > 1 ? force_block_kernel : qc::quantize_block_threads(p.group_size, Tag::kSize);
-    const unsigned grid = grid_size(groups, 1, resident);
+    const unsigned grid = qc::grid_size(groups, 1, resident);
     launch(grid, threads, [&] { k.block(p); });
   }
 }
@@ -280,19 +262,15 @@ static void run_quant(const qc::QuantParams& p, int bits, bool sym, bool stoch, 
 template <class Tag>
 static void run_dequant(qc::DequantParams p, int bits, bool sym, int block, int resident) {
   const qc::DequantKernel k = qc::dequant_kernel_for<Tag>(bits, sym);
-  const int team = qc::dequantize_team_size(p.group_size, Tag::kSize);
-  p.team = team;
-  p.segment = static_cast<int64_t>(team) * (16 / Tag::kSize) * qc::kDequantChunks;
-  p.segments_per_group = (p.group_size + p.segment - 1) / p.segment;
-  const int64_t items = p.rows * p.num_groups * p.segments_per_group;
-  const unsigned grid = grid_size(items, block / team, resident);
+  const int64_t items = qc::plan_dequantize(p, Tag::kSize);  // as qc::launch_dequantize does
+  const unsigned grid = qc::grid_size(items, block / p.team, resident);
   launch(grid, block, [&] { k(p); });
 }
 
 extern "C" {
 
 int64_t emu_row_bytes(int64_t row_len, int64_t bits, int64_t group_size) {
-  return make_layout(row_len, bits, group_size).row_bytes;
+  return qc::row_layout(row_len, bits, group_size).row_bytes;
 }
 
 float emu_uniform_noise(int64_t seed, int64_t index) {
@@ -303,16 +281,13 @@ float emu_uniform_noise(int64_t seed, int64_t index) {
 int emu_quantize(const void* x, int dtype, int64_t rows, int64_t row_len, int64_t x_row_stride, int64_t bits,
                  int64_t group_size, int symmetric, int64_t seed, uint8_t* codes, float* scales,
                  float* zero_points, int block, int resident, int force_block_kernel) {
-  const Layout l = make_layout(row_len, bits, group_size);
+  const qc::RowLayout l = qc::row_layout(row_len, bits, group_size);
   if (rows == 0 || row_len == 0) return 0;
   qc::QuantParams p{};
   p.x = x;
   p.x_row_stride = rows > 1 ? x_row_stride : 0;
   p.rows = rows;
-  p.row_len = row_len;
-  p.group_size = l.group_size;
-  p.num_groups = l.num_groups;
-  p.group_bytes = l.group_bytes;
+  qc::set_layout(p, l);
   p.codes = codes;
   p.codes_row_stride = l.row_bytes;
   p.scales = scales;
@@ -334,7 +309,7 @@ int emu_quantize(const void* x, int dtype, int64_t rows, int64_t row_len, int64_
 int emu_dequantize(const uint8_t* codes, int64_t codes_row_stride, const float* scales, int64_t scales_row_stride,
                    const float* zero_points, int64_t zp_row_stride, int64_t rows, int64_t row_len, int64_t bits,
                    int64_t group_size, int symmetric, int dtype, void* out, int block, int resident) {
-  const Layout l = make_layout(row_len, bits, group_size);
+  const qc::RowLayout l = qc::row_layout(row_len, bits, group_size);
   if (rows == 0 || row_len == 0) return 0;
   qc::DequantParams p{};
   p.codes = codes;
@@ -346,10 +321,7 @@ int emu_dequantize(const uint8_t* codes, int64_t codes_row_stride, const float* 
   p.out = out;
   p.out_row_stride = row_len;
   p.rows = rows;
-  p.row_len = row_len;
-  p.group_size = l.group_size;
-  p.num_groups = l.num_groups;
-  p.group_bytes = l.group_bytes;
+  qc::set_layout(p, l);
   switch (dtype) {
     case 0: run_dequant<qc::TagF32>(p, (int)bits, symmetric, block, resident); break;
     case 1: run_dequant<qc::TagF16>(p, (int)bits, symmetric, block, resident); break;

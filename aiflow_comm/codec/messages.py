@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiflow_comm.codec.quantized import QuantizedTensor
 from aiflow_comm.codec.sparse import SparseQuantizedTensor
 from aiflow_comm.codec.sparse_wire import SPARSE_MAGIC, decode_sparse
-from aiflow_comm.codec.wire import MAGIC, WireFormatError, decode
+from aiflow_comm.codec.wire import MAGIC, WireFormatError, byte_view, decode
 
 __all__ = ["from_bytes"]
 
@@ -25,9 +25,7 @@ def from_bytes(buf: bytes | bytearray | memoryview) -> QuantizedTensor | SparseQ
         >>> type(from_bytes(sparsify(x, k=8).to_bytes())).__name__
         'SparseQuantizedTensor'
     """
-    if not isinstance(buf, bytes | bytearray | memoryview):
-        raise TypeError(f"buf must be bytes, bytearray or memoryview; got {type(buf).__name__}")
-    magic = bytes(memoryview(buf).cast("B")[:4])
+    magic = bytes(byte_view(buf)[:4])
     if magic == MAGIC:
         return decode(buf)
     if magic == SPARSE_MAGIC:

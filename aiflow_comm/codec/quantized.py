@@ -2,21 +2,111 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Self
 
 import torch
 
-from aiflow_comm.kernels.layout import GroupLayout, check_float_tensor, check_quant_args
+from aiflow_comm.kernels.layout import (
+    FLOAT_DTYPES,
+    GroupLayout,
+    check_float_tensor,
+    check_quant_args,
+)
 from aiflow_comm.kernels.ops import dequantize_packed, quantize_packed
 
-__all__ = ["ROUNDINGS", "SCHEMES", "QuantizedTensor", "dequantize", "quantize", "seed_from"]
+__all__ = [
+    "ROUNDINGS",
+    "SCHEMES",
+    "PackedTensor",
+    "QuantizedTensor",
+    "check_packed_fields",
+    "dequantize",
+    "quantize",
+    "seed_from",
+]
 
 SCHEMES = ("symmetric", "asymmetric")
 ROUNDINGS = ("nearest", "stochastic")
 
 
+def check_packed_fields(
+    scheme: str,
+    dtype: torch.dtype,
+    fields: dict[str, tuple[torch.Tensor | None, torch.dtype, tuple[int, ...]]],
+) -> None:
+    """Raise unless ``scheme`` and ``dtype`` are known and every field has its dtype and shape.
+
+    ``fields`` maps each buffer's name to ``(tensor, dtype, shape)``. Its ``zero_points`` tensor
+    must be ``None`` exactly when ``scheme`` is symmetric; every tensor given must be on one device.
+
+    Example:
+        >>> check_packed_fields("symmetric", torch.float32, {
+        ...     "codes": (torch.zeros(2, 3, dtype=torch.uint8), torch.uint8, (2, 4)),
+        ...     "zero_points": (None, torch.float32, (2, 1))})
+        Traceback (most recent call last):
+        ...
+        ValueError: codes must be torch.uint8 of shape (2, 4); got torch.uint8 (2, 3)
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}; got {scheme!r}")
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32, float16 or bfloat16; got {dtype}")
+    if (fields["zero_points"][0] is None) != (scheme == "symmetric"):
+        raise ValueError("zero_points must be given exactly when scheme is 'asymmetric'")
+    given = {name: spec for name, spec in fields.items() if spec[0] is not None}
+    for name, (tensor, want, shape) in given.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor; got {type(tensor).__name__}")
+        if tensor.dtype != want or tuple(tensor.shape) != shape:
+            raise ValueError(
+                f"{name} must be {want} of shape {shape}; got {tensor.dtype} {tuple(tensor.shape)}"
+            )
+    devices = {tensor.device for tensor, _, _ in given.values()}
+    if len(devices) > 1:
+        *names, last = fields
+        raise ValueError(f"{', '.join(names)} and {last} must be on one device; got {devices}")
+
+
+class PackedTensor:
+    """What the compressed tensors share: their buffers (codes, scales, ...) and their ``scheme``.
+
+    A base of frozen dataclasses whose tensor fields are the buffers (``codes`` among them).
+
+    Example:
+        >>> q = quantize(torch.randn(2, 8), bits=4, group_size=4)
+        >>> q.nbytes, q.to("cpu").symmetric  # 2 rows x 4 code bytes + 2 x 2 float32 scales
+        (24, True)
+    """
+
+    @property
+    def symmetric(self) -> bool:
+        return self.scheme == "symmetric"
+
+    @property
+    def device(self) -> torch.device:
+        return self.codes.device
+
+    @property
+    def nbytes(self) -> int:
+        """Payload size in bytes: every buffer (codes, scales, ...), the wire header excluded."""
+        return sum(t.numel() * t.element_size() for t in self._buffers().values())
+
+    def to(self, device: str | torch.device) -> Self:
+        """The same tensor with its buffers on ``device``."""
+        moved = {name: t.to(device) for name, t in self._buffers().items()}
+        return dataclasses.replace(self, **moved)
+
+    def _buffers(self) -> dict[str, torch.Tensor]:
+        fields = (field.name for field in dataclasses.fields(self))
+        return {
+            name: value for name in fields if isinstance(value := getattr(self, name), torch.Tensor)
+        }
+
+
 @dataclass(frozen=True, eq=False)
-class QuantizedTensor:
+class QuantizedTensor(PackedTensor):
     """A tensor quantized per group along its last dimension, with packed codes.
 
     Attributes:
@@ -47,65 +137,21 @@ class QuantizedTensor:
 
     def __post_init__(self) -> None:
         check_quant_args(self.bits, self.group_size)
-        if self.scheme not in SCHEMES:
-            raise ValueError(f"scheme must be one of {SCHEMES}; got {self.scheme!r}")
-        if self.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-            raise TypeError(f"dtype must be float32, float16 or bfloat16; got {self.dtype}")
         layout = self.layout
-        if self.codes.dtype != torch.uint8 or tuple(self.codes.shape) != (
-            layout.rows,
-            layout.row_bytes,
-        ):
-            raise ValueError(
-                f"codes must be uint8 of shape {(layout.rows, layout.row_bytes)}; "
-                f"got {self.codes.dtype} {tuple(self.codes.shape)}"
-            )
         groups = (layout.rows, layout.num_groups)
-        if self.scales.dtype != torch.float32 or tuple(self.scales.shape) != groups:
-            raise ValueError(
-                f"scales must be float32 of shape {groups}; got {tuple(self.scales.shape)}"
-            )
-        if (self.zero_points is None) != (self.scheme == "symmetric"):
-            raise ValueError("zero_points must be given exactly when scheme is 'asymmetric'")
-        if self.zero_points is not None and (
-            self.zero_points.dtype != torch.float32 or tuple(self.zero_points.shape) != groups
-        ):
-            raise ValueError(f"zero_points must be float32 of shape {groups}")
-        devices = {t.device for t in (self.codes, self.scales, self.zero_points) if t is not None}
-        if len(devices) > 1:
-            raise ValueError(f"codes, scales and zero_points must be on one device; got {devices}")
+        check_packed_fields(
+            self.scheme,
+            self.dtype,
+            {
+                "codes": (self.codes, torch.uint8, (layout.rows, layout.row_bytes)),
+                "scales": (self.scales, torch.float32, groups),
+                "zero_points": (self.zero_points, torch.float32, groups),
+            },
+        )
 
     @property
     def layout(self) -> GroupLayout:
         return GroupLayout.of(self.shape, self.bits, self.group_size)
-
-    @property
-    def symmetric(self) -> bool:
-        return self.scheme == "symmetric"
-
-    @property
-    def device(self) -> torch.device:
-        return self.codes.device
-
-    @property
-    def nbytes(self) -> int:
-        """Payload size in bytes: codes, scales and zero points (the wire header excluded)."""
-        extra = 0 if self.zero_points is None else self.zero_points.numel() * 4
-        return self.codes.numel() + self.scales.numel() * 4 + extra
-
-    def to(self, device: str | torch.device) -> QuantizedTensor:
-        """The same quantized tensor with its buffers on ``device``."""
-        zero_points = None if self.zero_points is None else self.zero_points.to(device)
-        return QuantizedTensor(
-            self.codes.to(device),
-            self.scales.to(device),
-            zero_points,
-            self.shape,
-            self.dtype,
-            self.bits,
-            self.group_size,
-            self.scheme,
-        )
 
     def dequantize(self, dtype: torch.dtype | None = None, backend: str = "auto") -> torch.Tensor:
         """Decode to a tensor of the original shape (and ``dtype``, default the original)."""

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from aiflow_comm.codec.quantized import SCHEMES
-from aiflow_comm.kernels.layout import FLOAT_DTYPES, check_float_tensor, check_quant_args
+from aiflow_comm.codec.quantized import PackedTensor, check_packed_fields
+from aiflow_comm.kernels.layout import check_float_tensor, check_quant_args
 from aiflow_comm.kernels.topk import topk_dequantize_packed, topk_quantize_packed
 from aiflow_comm.kernels.topk_reference import SparseLayout, check_k
 
@@ -15,7 +15,7 @@ __all__ = ["SparseQuantizedTensor", "sparsify"]
 
 
 @dataclass(frozen=True, eq=False)
-class SparseQuantizedTensor:
+class SparseQuantizedTensor(PackedTensor):
     """The ``k`` largest-magnitude values of each group, quantized, with their in-group indices.
 
     Groups of ``group_size`` values run along the last dimension; each keeps ``min(k, n)`` of its
@@ -54,70 +54,23 @@ class SparseQuantizedTensor:
     def __post_init__(self) -> None:
         check_quant_args(self.bits, self.group_size)
         check_k(self.k)
-        if self.scheme not in SCHEMES:
-            raise ValueError(f"scheme must be one of {SCHEMES}; got {self.scheme!r}")
-        if self.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"dtype must be float32, float16 or bfloat16; got {self.dtype}")
         layout = self.layout
-        values = layout.values(self.bits)
+        row_bytes = layout.values(self.bits).row_bytes
         groups = (layout.rows, layout.num_groups)
-        expected = {
-            "codes": (self.codes, torch.uint8, (layout.rows, values.row_bytes)),
-            "scales": (self.scales, torch.float32, groups),
-            "indices": (self.indices, layout.index_dtype, (layout.rows, layout.kept_per_row)),
-        }
-        if (self.zero_points is None) != (self.scheme == "symmetric"):
-            raise ValueError("zero_points must be given exactly when scheme is 'asymmetric'")
-        if self.zero_points is not None:
-            expected["zero_points"] = (self.zero_points, torch.float32, groups)
-        for name, (tensor, dtype, shape) in expected.items():
-            if not isinstance(tensor, torch.Tensor):
-                raise TypeError(f"{name} must be a torch.Tensor; got {type(tensor).__name__}")
-            if tensor.dtype != dtype or tuple(tensor.shape) != shape:
-                raise ValueError(
-                    f"{name} must be {dtype} of shape {shape}; "
-                    f"got {tensor.dtype} {tuple(tensor.shape)}"
-                )
-        devices = {tensor.device for tensor, _, _ in expected.values()}
-        if len(devices) > 1:
-            raise ValueError(
-                f"codes, scales, zero_points and indices must be on one device; got {devices}"
-            )
+        check_packed_fields(
+            self.scheme,
+            self.dtype,
+            {
+                "codes": (self.codes, torch.uint8, (layout.rows, row_bytes)),
+                "scales": (self.scales, torch.float32, groups),
+                "zero_points": (self.zero_points, torch.float32, groups),
+                "indices": (self.indices, layout.index_dtype, (layout.rows, layout.kept_per_row)),
+            },
+        )
 
     @property
     def layout(self) -> SparseLayout:
         return SparseLayout.of(self.shape, self.group_size, self.k)
-
-    @property
-    def symmetric(self) -> bool:
-        return self.scheme == "symmetric"
-
-    @property
-    def device(self) -> torch.device:
-        return self.codes.device
-
-    @property
-    def nbytes(self) -> int:
-        """Payload size in bytes: codes, scales, zero points and indices (the header excluded)."""
-        extra = 0 if self.zero_points is None else self.zero_points.numel() * 4
-        indices = self.indices.numel() * self.indices.element_size()
-        return self.codes.numel() + self.scales.numel() * 4 + extra + indices
-
-    def to(self, device: str | torch.device) -> SparseQuantizedTensor:
-        """The same sparse tensor with its buffers on ``device``."""
-        zero_points = None if self.zero_points is None else self.zero_points.to(device)
-        return SparseQuantizedTensor(
-            self.codes.to(device),
-            self.scales.to(device),
-            zero_points,
-            self.indices.to(device),
-            self.shape,
-            self.dtype,
-            self.bits,
-            self.group_size,
-            self.k,
-            self.scheme,
-        )
 
     def dequantize(self, dtype: torch.dtype | None = None, backend: str = "auto") -> torch.Tensor:
         """The dense tensor: kept values dequantized, zeros elsewhere, in the original shape.

@@ -26,13 +26,25 @@ end-4   4      CRC32 (zlib) of every byte before it
 from __future__ import annotations
 
 import struct
-import zlib
 
 import torch
 
+from aiflow_comm.codec.quantized import SCHEMES
 from aiflow_comm.codec.sparse import SparseQuantizedTensor
-from aiflow_comm.codec.wire import MAX_NDIM, WireFormatError, tensor_at
-from aiflow_comm.kernels.layout import FLOAT_DTYPES, SUPPORTED_BITS
+from aiflow_comm.codec.wire import (
+    MAX_NDIM,
+    WireFormatError,
+    check_ndim,
+    check_quant_fields,
+    frame,
+    open_message,
+    payload_bytes,
+    read_payload,
+    read_shape,
+    tensor_at,
+    tensor_bytes,
+)
+from aiflow_comm.kernels.layout import FLOAT_DTYPES
 from aiflow_comm.kernels.topk_reference import SparseLayout, index_dtype
 
 __all__ = ["SPARSE_MAGIC", "SPARSE_VERSION", "decode_sparse", "encode_sparse"]
@@ -40,13 +52,7 @@ __all__ = ["SPARSE_MAGIC", "SPARSE_VERSION", "decode_sparse", "encode_sparse"]
 SPARSE_MAGIC = b"AIFS"
 SPARSE_VERSION = 1
 _HEADER = struct.Struct("<4sBBBBIIBB2s")
-_CRC = struct.Struct("<I")
-_SCHEMES = ("symmetric", "asymmetric")
 _INDEX_FORMATS = {torch.uint8: "u1", torch.int16: "<i2", torch.int32: "<i4"}
-
-
-def _array_bytes(t: torch.Tensor, fmt: str) -> bytes:
-    return t.detach().to("cpu").contiguous().numpy().astype(fmt).tobytes()
 
 
 def encode_sparse(s: SparseQuantizedTensor) -> bytes:
@@ -60,14 +66,11 @@ def encode_sparse(s: SparseQuantizedTensor) -> bytes:
     """
     if not isinstance(s, SparseQuantizedTensor):
         raise TypeError(f"s must be a SparseQuantizedTensor; got {type(s).__name__}")
-    if len(s.shape) > MAX_NDIM:
-        raise ValueError(
-            f"the wire format carries at most {MAX_NDIM} dimensions; got {len(s.shape)}"
-        )
+    check_ndim(s.shape)
     header = _HEADER.pack(
         SPARSE_MAGIC,
         SPARSE_VERSION,
-        _SCHEMES.index(s.scheme),
+        SCHEMES.index(s.scheme),
         s.bits,
         FLOAT_DTYPES.index(s.dtype),
         s.group_size,
@@ -76,14 +79,8 @@ def encode_sparse(s: SparseQuantizedTensor) -> bytes:
         len(s.shape),
         b"\0\0",
     )
-    parts = [header, struct.pack(f"<{len(s.shape)}Q", *s.shape)]
-    parts.append(_array_bytes(s.codes, "u1"))
-    parts.append(_array_bytes(s.scales, "<f4"))
-    if s.zero_points is not None:
-        parts.append(_array_bytes(s.zero_points, "<f4"))
-    parts.append(_array_bytes(s.indices, _INDEX_FORMATS[s.indices.dtype]))
-    body = b"".join(parts)
-    return body + _CRC.pack(zlib.crc32(body))
+    indices = tensor_bytes(s.indices, _INDEX_FORMATS[s.indices.dtype])
+    return frame(header, s.shape, [*payload_bytes(s.codes, s.scales, s.zero_points), indices])
 
 
 def _check_indices(indices: torch.Tensor, layout: SparseLayout) -> None:
@@ -116,48 +113,19 @@ def decode_sparse(buf: bytes | bytearray | memoryview) -> SparseQuantizedTensor:
         >>> decode_sparse(encode_sparse(s)).indices
         tensor([[1, 2]], dtype=torch.uint8)
     """
-    if not isinstance(buf, bytes | bytearray | memoryview):
-        raise TypeError(f"buf must be bytes, bytearray or memoryview; got {type(buf).__name__}")
-    view = memoryview(buf).cast("B")
-    if len(view) < _HEADER.size + _CRC.size:
-        raise WireFormatError(f"buffer of {len(view)} bytes is shorter than the smallest message")
-    fields = _HEADER.unpack_from(view)
-    magic, version, scheme, bits, dtype, group_size, k, width, ndim, reserved = fields
-    if magic != SPARSE_MAGIC:
-        raise WireFormatError(f"bad magic {magic!r}; expected {SPARSE_MAGIC!r}")
-    (crc,) = _CRC.unpack_from(view, len(view) - _CRC.size)
-    if zlib.crc32(view[: len(view) - _CRC.size]) != crc:
-        raise WireFormatError("CRC32 mismatch: the buffer is corrupted or truncated")
-    if version != SPARSE_VERSION:
-        raise WireFormatError(
-            f"unsupported top-k wire-format version {version}; this build reads {SPARSE_VERSION}"
-        )
-    if scheme >= len(_SCHEMES) or bits not in SUPPORTED_BITS or dtype >= len(FLOAT_DTYPES):
-        raise WireFormatError(f"invalid field: scheme={scheme}, bits={bits}, dtype={dtype}")
+    view, fields = open_message(buf, _HEADER, SPARSE_MAGIC, SPARSE_VERSION, "top-k wire-format")
+    _, _, scheme, bits, dtype, group_size, k, width, ndim, reserved = fields
+    check_quant_fields(scheme, bits, dtype)
     if group_size < 1 or k < 1 or not 1 <= ndim <= MAX_NDIM or reserved != b"\0\0":
         raise WireFormatError(f"invalid field: group_size={group_size}, k={k}, ndim={ndim}")
     if width != index_dtype(group_size).itemsize:
         raise WireFormatError(f"invalid field: index width={width} for group_size={group_size}")
-    offset = _HEADER.size + 8 * ndim
-    if offset + _CRC.size > len(view):
-        raise WireFormatError("buffer ends inside the shape field")
-    shape = struct.unpack_from(f"<{ndim}Q", view, _HEADER.size)
+    shape, offset = read_shape(view, ndim, _HEADER.size)
     layout = SparseLayout.of(shape, group_size, k)
-    values = layout.values(bits)
-    groups = layout.rows * layout.num_groups
     kept = layout.rows * layout.kept_per_row
-    sections = [layout.rows * values.row_bytes, 4 * groups, 4 * groups if scheme == 1 else 0]
-    needed = offset + sum(sections) + width * kept + _CRC.size
-    if needed != len(view):
-        raise WireFormatError(f"buffer holds {len(view)} bytes; shape {shape} needs {needed}")
-    codes = tensor_at(view, offset, sections[0], "u1").view(layout.rows, values.row_bytes)
-    offset += sections[0]
-    scales = tensor_at(view, offset, groups, "<f4").view(layout.rows, layout.num_groups)
-    offset += sections[1]
-    zero_points = None
-    if scheme == 1:
-        zero_points = tensor_at(view, offset, groups, "<f4").view(layout.rows, layout.num_groups)
-    offset += sections[2]
+    codes, scales, zero_points, offset = read_payload(
+        view, offset, shape, layout.values(bits), scheme == 1, trailing=width * kept
+    )
     fmt = _INDEX_FORMATS[layout.index_dtype]
     indices = tensor_at(view, offset, kept, fmt).view(layout.rows, layout.kept_per_row)
     _check_indices(indices, layout)
@@ -171,5 +139,5 @@ def decode_sparse(buf: bytes | bytearray | memoryview) -> SparseQuantizedTensor:
         bits,
         group_size,
         k,
-        _SCHEMES[scheme],
+        SCHEMES[scheme],
     )

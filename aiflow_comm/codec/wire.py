@@ -28,26 +28,158 @@ import zlib
 import numpy as np
 import torch
 
-from aiflow_comm.codec.quantized import QuantizedTensor
-from aiflow_comm.kernels.layout import SUPPORTED_BITS, GroupLayout
+from aiflow_comm.codec.quantized import SCHEMES, QuantizedTensor
+from aiflow_comm.kernels.layout import FLOAT_DTYPES, SUPPORTED_BITS, GroupLayout
 
-__all__ = ["MAGIC", "VERSION", "WireFormatError", "decode", "encode", "tensor_at"]
+__all__ = [
+    "MAGIC",
+    "MAX_NDIM",
+    "VERSION",
+    "WireFormatError",
+    "byte_view",
+    "check_ndim",
+    "check_quant_fields",
+    "decode",
+    "encode",
+    "frame",
+    "open_message",
+    "payload_bytes",
+    "read_payload",
+    "read_shape",
+    "tensor_at",
+    "tensor_bytes",
+]
 
 MAGIC = b"AIFQ"
 VERSION = 1
 MAX_NDIM = 32
 _HEADER = struct.Struct("<4sBBBBIB3s")
 _CRC = struct.Struct("<I")
-_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-_SCHEMES = ("symmetric", "asymmetric")
 
 
 class WireFormatError(ValueError):
     """Raised for a buffer that is truncated, corrupted, or not in a known wire format."""
 
 
-def _float32_bytes(t: torch.Tensor) -> bytes:
-    return t.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4").tobytes()
+# The framing both wire formats share (this one and the top-k format of ``sparse_wire``): a header
+# opening with its magic and version, the shape as uint64s, payload sections, a trailing CRC32.
+
+
+def check_ndim(shape: tuple[int, ...]) -> None:
+    """Raise ``ValueError`` if ``shape`` has more dimensions than a wire format carries."""
+    if len(shape) > MAX_NDIM:
+        raise ValueError(f"the wire format carries at most {MAX_NDIM} dimensions; got {len(shape)}")
+
+
+def tensor_bytes(t: torch.Tensor, fmt: str) -> bytes:
+    """The values of ``t``, row-major, as bytes of numpy format ``fmt`` (``"u1"``, ``"<f4"``)."""
+    return t.detach().to("cpu").contiguous().numpy().astype(fmt).tobytes()
+
+
+def payload_bytes(
+    codes: torch.Tensor, scales: torch.Tensor, zero_points: torch.Tensor | None
+) -> list[bytes]:
+    """The payload sections of quantized values: codes, float32 scales, zero points if any."""
+    parts = [tensor_bytes(codes, "u1"), tensor_bytes(scales, "<f4")]
+    if zero_points is not None:
+        parts.append(tensor_bytes(zero_points, "<f4"))
+    return parts
+
+
+def frame(header: bytes, shape: tuple[int, ...], sections: list[bytes]) -> bytes:
+    """A message: ``header``, ``shape`` as little-endian uint64s, ``sections``, their CRC32."""
+    body = b"".join([header, struct.pack(f"<{len(shape)}Q", *shape), *sections])
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def byte_view(buf: bytes | bytearray | memoryview) -> memoryview:
+    """``buf`` as a flat view of bytes; ``TypeError`` unless bytes, bytearray or memoryview."""
+    if not isinstance(buf, bytes | bytearray | memoryview):
+        raise TypeError(f"buf must be bytes, bytearray or memoryview; got {type(buf).__name__}")
+    return memoryview(buf).cast("B")
+
+
+def open_message(
+    buf: bytes | bytearray | memoryview,
+    header: struct.Struct,
+    magic: bytes,
+    version: int,
+    name: str = "wire-format",
+) -> tuple[memoryview, tuple]:
+    """The bytes of ``buf`` and its ``header`` fields, once its magic, CRC32 and version pass.
+
+    ``header`` opens with the magic (``4s``) and the version (``B``); ``name`` names the format in
+    the error of an unknown version.
+
+    Example:
+        >>> header = struct.Struct("<4sB")
+        >>> buf = frame(header.pack(b"DEMO", 1), (2, 3), [b"payload"])
+        >>> view, fields = open_message(buf, header, b"DEMO", 1)
+        >>> fields, read_shape(view, 2, header.size)
+        ((b'DEMO', 1), ((2, 3), 21))
+    """
+    view = byte_view(buf)
+    if len(view) < header.size + _CRC.size:
+        raise WireFormatError(f"buffer of {len(view)} bytes is shorter than the smallest message")
+    fields = header.unpack_from(view)
+    if fields[0] != magic:
+        raise WireFormatError(f"bad magic {fields[0]!r}; expected {magic!r}")
+    (crc,) = _CRC.unpack_from(view, len(view) - _CRC.size)
+    if zlib.crc32(view[: len(view) - _CRC.size]) != crc:
+        raise WireFormatError("CRC32 mismatch: the buffer is corrupted or truncated")
+    if fields[1] != version:
+        raise WireFormatError(f"unsupported {name} version {fields[1]}; this build reads {version}")
+    return view, fields
+
+
+def check_quant_fields(scheme: int, bits: int, dtype: int) -> None:
+    """Raise :class:`WireFormatError` for an unknown scheme, bits or dtype code."""
+    if scheme >= len(SCHEMES) or bits not in SUPPORTED_BITS or dtype >= len(FLOAT_DTYPES):
+        raise WireFormatError(f"invalid field: scheme={scheme}, bits={bits}, dtype={dtype}")
+
+
+def read_shape(view: memoryview, ndim: int, start: int) -> tuple[tuple[int, ...], int]:
+    """The shape field of ``ndim`` uint64s at ``start``, and the offset just past it."""
+    offset = start + 8 * ndim
+    if offset + _CRC.size > len(view):
+        raise WireFormatError("buffer ends inside the shape field")
+    return struct.unpack_from(f"<{ndim}Q", view, start), offset
+
+
+def read_payload(
+    view: memoryview,
+    offset: int,
+    shape: tuple[int, ...],
+    layout: GroupLayout,
+    asymmetric: bool,
+    trailing: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]:
+    """Codes, scales and zero points of ``layout`` at ``offset``, and the offset past them.
+
+    The message must end ``trailing`` bytes after them, then its CRC32: any other length raises.
+    """
+    groups = layout.rows * layout.num_groups
+    sections = [layout.rows * layout.row_bytes, 4 * groups, 4 * groups if asymmetric else 0]
+    needed = offset + sum(sections) + trailing + _CRC.size
+    if needed != len(view):
+        raise WireFormatError(f"buffer holds {len(view)} bytes; shape {shape} needs {needed}")
+    codes = tensor_at(view, offset, sections[0], "u1").view(layout.rows, layout.row_bytes)
+    offset += sections[0]
+    scales = tensor_at(view, offset, groups, "<f4").view(layout.rows, layout.num_groups)
+    offset += sections[1]
+    zero_points = None
+    if asymmetric:
+        zero_points = tensor_at(view, offset, groups, "<f4").view(layout.rows, layout.num_groups)
+    return codes, scales, zero_points, offset + sections[2]
+
+
+def tensor_at(buf: memoryview, offset: int, count: int, dtype: str) -> torch.Tensor:
+    """``count`` values of numpy ``dtype`` (``"u1"``, ``"<f4"``, ...) at ``offset``, copied."""
+    array = np.frombuffer(buf, dtype=dtype, count=count, offset=offset).copy()
+    return torch.from_numpy(array.astype(dtype[1:] if dtype.startswith("<") else dtype))
+
+
+# The format of a QuantizedTensor.
 
 
 def encode(q: QuantizedTensor) -> bytes:
@@ -61,33 +193,18 @@ def encode(q: QuantizedTensor) -> bytes:
     """
     if not isinstance(q, QuantizedTensor):
         raise TypeError(f"q must be a QuantizedTensor; got {type(q).__name__}")
-    if len(q.shape) > MAX_NDIM:
-        raise ValueError(
-            f"the wire format carries at most {MAX_NDIM} dimensions; got {len(q.shape)}"
-        )
+    check_ndim(q.shape)
     header = _HEADER.pack(
         MAGIC,
         VERSION,
-        _SCHEMES.index(q.scheme),
+        SCHEMES.index(q.scheme),
         q.bits,
-        _DTYPES.index(q.dtype),
+        FLOAT_DTYPES.index(q.dtype),
         q.group_size,
         len(q.shape),
         b"\0\0\0",
     )
-    parts = [header, struct.pack(f"<{len(q.shape)}Q", *q.shape)]
-    parts.append(q.codes.detach().to("cpu").contiguous().numpy().tobytes())
-    parts.append(_float32_bytes(q.scales))
-    if q.zero_points is not None:
-        parts.append(_float32_bytes(q.zero_points))
-    body = b"".join(parts)
-    return body + _CRC.pack(zlib.crc32(body))
-
-
-def tensor_at(buf: memoryview, offset: int, count: int, dtype: str) -> torch.Tensor:
-    """``count`` values of numpy ``dtype`` (``"u1"``, ``"<f4"``, ...) at ``offset``, copied."""
-    array = np.frombuffer(buf, dtype=dtype, count=count, offset=offset).copy()
-    return torch.from_numpy(array.astype(dtype[1:] if dtype.startswith("<") else dtype))
+    return frame(header, q.shape, payload_bytes(q.codes, q.scales, q.zero_points))
 
 
 def decode(buf: bytes | bytearray | memoryview) -> QuantizedTensor:
@@ -97,42 +214,21 @@ def decode(buf: bytes | bytearray | memoryview) -> QuantizedTensor:
         WireFormatError: the buffer is truncated, has extra bytes, fails its CRC32, or holds an
             unknown magic, version or field value. No tensor is ever returned from such a buffer.
     """
-    if not isinstance(buf, bytes | bytearray | memoryview):
-        raise TypeError(f"buf must be bytes, bytearray or memoryview; got {type(buf).__name__}")
-    view = memoryview(buf).cast("B")
-    if len(view) < _HEADER.size + _CRC.size:
-        raise WireFormatError(f"buffer of {len(view)} bytes is shorter than the smallest message")
-    magic, version, scheme, bits, dtype, group_size, ndim, reserved = _HEADER.unpack_from(view)
-    if magic != MAGIC:
-        raise WireFormatError(f"bad magic {magic!r}; expected {MAGIC!r}")
-    (crc,) = _CRC.unpack_from(view, len(view) - _CRC.size)
-    if zlib.crc32(view[: len(view) - _CRC.size]) != crc:
-        raise WireFormatError("CRC32 mismatch: the buffer is corrupted or truncated")
-    if version != VERSION:
-        raise WireFormatError(
-            f"unsupported wire-format version {version}; this build reads {VERSION}"
-        )
-    if scheme >= len(_SCHEMES) or bits not in SUPPORTED_BITS or dtype >= len(_DTYPES):
-        raise WireFormatError(f"invalid field: scheme={scheme}, bits={bits}, dtype={dtype}")
+    view, fields = open_message(buf, _HEADER, MAGIC, VERSION)
+    _, _, scheme, bits, dtype, group_size, ndim, reserved = fields
+    check_quant_fields(scheme, bits, dtype)
     if group_size < 1 or not 1 <= ndim <= MAX_NDIM or reserved != b"\0\0\0":
         raise WireFormatError(f"invalid field: group_size={group_size}, ndim={ndim}")
-    offset = _HEADER.size + 8 * ndim
-    if offset + _CRC.size > len(view):
-        raise WireFormatError("buffer ends inside the shape field")
-    shape = struct.unpack_from(f"<{ndim}Q", view, _HEADER.size)
+    shape, offset = read_shape(view, ndim, _HEADER.size)
     layout = GroupLayout.of(shape, bits, group_size)
-    groups = layout.rows * layout.num_groups
-    sections = [layout.rows * layout.row_bytes, 4 * groups, 4 * groups if scheme == 1 else 0]
-    needed = offset + sum(sections) + _CRC.size
-    if needed != len(view):
-        raise WireFormatError(f"buffer holds {len(view)} bytes; shape {shape} needs {needed}")
-    codes = tensor_at(view, offset, sections[0], "u1").view(layout.rows, layout.row_bytes)
-    offset += sections[0]
-    scales = tensor_at(view, offset, groups, "<f4").view(layout.rows, layout.num_groups)
-    offset += sections[1]
-    zero_points = None
-    if scheme == 1:
-        zero_points = tensor_at(view, offset, groups, "<f4").view(layout.rows, layout.num_groups)
+    codes, scales, zero_points, _ = read_payload(view, offset, shape, layout, scheme == 1)
     return QuantizedTensor(
-        codes, scales, zero_points, tuple(shape), _DTYPES[dtype], bits, group_size, _SCHEMES[scheme]
+        codes,
+        scales,
+        zero_points,
+        tuple(shape),
+        FLOAT_DTYPES[dtype],
+        bits,
+        group_size,
+        SCHEMES[scheme],
     )

@@ -12,7 +12,7 @@ import torch
 
 from aiflow_comm.kernels.reference import dequantize_reference, quantize_reference
 
-__all__ = ["BACKENDS", "available_backends", "kernels_of", "resolve_backend"]
+__all__ = ["BACKENDS", "available_backends", "kernels_of", "optional_module", "resolve_backend"]
 
 BACKENDS = ("torch", "cpp", "triton", "cuda")
 _FASTEST_FIRST = {"cpu": ("cpp", "torch"), "cuda": ("cuda", "triton", "torch")}
@@ -31,16 +31,22 @@ def _load_native() -> ModuleType | None:
         return None
 
 
-def _load_triton() -> ModuleType | None:
+def optional_module(name: str) -> ModuleType | None:
+    """The module ``name``, or ``None`` where it cannot be imported (its backend is then unusable).
+
+    Example:
+        >>> optional_module("no_such_module") is None
+        True
+    """
     try:
-        return importlib.import_module("aiflow_comm.kernels.triton_quant")
+        return importlib.import_module(name)
     except ImportError:
         return None
 
 
 # Probed once at import, so that code traced by torch.compile only reads constants.
 _NATIVE = _load_native()
-_TRITON = _load_triton()
+_TRITON = optional_module("aiflow_comm.kernels.triton_quant")
 _TRITON_ON_CPU = os.environ.get("TRITON_INTERPRET") == "1" and _TRITON is not None
 _NATIVE_CUDA = _NATIVE is not None and bool(getattr(_NATIVE, "with_cuda", False))
 

@@ -23,17 +23,21 @@ more codes.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable
-from types import ModuleType
 
 import torch
 
 from aiflow_comm.codec.quantized import QuantizedTensor
+from aiflow_comm.kernels.backends import optional_module
 from aiflow_comm.kernels.dispatch import custom_op
-from aiflow_comm.kernels.layout import GroupLayout, check_float_tensor, check_quant_args
-from aiflow_comm.kernels.ops import empty_packed, rows_of
+from aiflow_comm.kernels.layout import (
+    GroupLayout,
+    check_float_tensor,
+    check_quant_args,
+    empty_packed,
+)
+from aiflow_comm.kernels.ops import rows_of
 from aiflow_comm.kernels.reference import dequantize_reference, quantize_reference
 
 __all__ = ["FUSED_BACKENDS", "dequantize_project", "project_quantize", "resolve_fused_backend"]
@@ -42,23 +46,9 @@ FUSED_BACKENDS = ("torch", "cpp", "triton", "cuda")
 _FASTEST_FIRST = {"cpu": ("cpp", "torch"), "cuda": ("cuda", "triton", "torch")}
 
 
-def _load_native() -> ModuleType | None:
-    try:
-        return importlib.import_module("aiflow_comm._C")
-    except ImportError:  # backends.py already warned
-        return None
-
-
-def _load_triton() -> ModuleType | None:
-    try:
-        return importlib.import_module("aiflow_comm.kernels.triton_fused")
-    except ImportError:
-        return None
-
-
 # Probed once at import, as in backends.py, so that code traced by torch.compile reads constants.
-_NATIVE = _load_native()
-_TRITON = _load_triton()
+_NATIVE = optional_module("aiflow_comm._C")  # backends.py warns when it is not built
+_TRITON = optional_module("aiflow_comm.kernels.triton_fused")
 _HAS_CPP = _NATIVE is not None and hasattr(_NATIVE, "project_quantize_cpu")
 _HAS_CUDA = _NATIVE is not None and hasattr(_NATIVE, "project_quantize_cuda")
 _TRITON_ON_CPU = os.environ.get("TRITON_INTERPRET") == "1" and _TRITON is not None

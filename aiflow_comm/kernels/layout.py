@@ -12,6 +12,7 @@ __all__ = [
     "GroupLayout",
     "check_float_tensor",
     "check_quant_args",
+    "empty_packed",
 ]
 
 SUPPORTED_BITS = (2, 4, 8)
@@ -88,6 +89,25 @@ class GroupLayout:
     def levels(self) -> int:
         """Largest code of the asymmetric scheme: ``2**bits - 1``."""
         return 2**self.bits - 1
+
+
+def empty_packed(
+    like: torch.Tensor, layout: GroupLayout, symmetric: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Uninitialized codes, scales and zero points for ``layout``, on ``like``'s device.
+
+    :output: ``codes`` uint8 ``(rows, row_bytes)``, ``scales`` float32 ``(rows, num_groups)``,
+        ``zero_points`` float32 ``(rows, num_groups)``, or ``(0,)`` when ``symmetric``.
+
+    Example:
+        >>> codes, scales, zero_points = empty_packed(torch.ones(1), GroupLayout(3, 10, 4, 4), True)
+        >>> tuple(codes.shape), tuple(scales.shape), tuple(zero_points.shape)
+        ((3, 5), (3, 3), (0,))
+    """
+    codes = like.new_empty((layout.rows, layout.row_bytes), dtype=torch.uint8)
+    scales = like.new_empty((layout.rows, layout.num_groups), dtype=torch.float32)
+    zero_shape = (0,) if symmetric else (layout.rows, layout.num_groups)
+    return codes, scales, like.new_empty(zero_shape, dtype=torch.float32)
 
 
 def check_float_tensor(x: object, name: str = "x") -> torch.Tensor:

@@ -13,7 +13,12 @@ import torch
 
 from aiflow_comm.kernels.backends import kernels_of, resolve_backend
 from aiflow_comm.kernels.dispatch import custom_op
-from aiflow_comm.kernels.layout import GroupLayout, check_float_tensor, check_quant_args
+from aiflow_comm.kernels.layout import (
+    GroupLayout,
+    check_float_tensor,
+    check_quant_args,
+    empty_packed,
+)
 
 __all__ = ["dequantize_packed", "quantize_packed", "raise_nonfinite", "rows_of"]
 
@@ -55,16 +60,6 @@ def _quantize_op(
     if not torch.isfinite(scales).all():
         raise_nonfinite(x)
     return codes, scales, zero_points
-
-
-def empty_packed(
-    like: torch.Tensor, layout: GroupLayout, symmetric: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Uninitialized codes, scales and zero points for ``layout``, on ``like``'s device."""
-    codes = like.new_empty((layout.rows, layout.row_bytes), dtype=torch.uint8)
-    scales = like.new_empty((layout.rows, layout.num_groups), dtype=torch.float32)
-    zero_shape = (0,) if symmetric else (layout.rows, layout.num_groups)
-    return codes, scales, like.new_empty(zero_shape, dtype=torch.float32)
 
 
 @_quantize_op.register_fake

@@ -7,14 +7,11 @@ specification, :mod:`aiflow_comm.kernels.topk_reference`) and ``triton``
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
-
 import torch
 
-from aiflow_comm.kernels.backends import available_backends
+from aiflow_comm.kernels.backends import available_backends, optional_module
 from aiflow_comm.kernels.dispatch import custom_op
-from aiflow_comm.kernels.layout import check_float_tensor, check_quant_args
+from aiflow_comm.kernels.layout import check_float_tensor, check_quant_args, empty_packed
 from aiflow_comm.kernels.ops import dequantize_packed, raise_nonfinite, rows_of
 from aiflow_comm.kernels.topk_reference import (
     SparseLayout,
@@ -31,16 +28,7 @@ __all__ = [
 ]
 
 TOPK_BACKENDS = ("torch", "triton")
-
-
-def _load_triton() -> ModuleType | None:
-    try:
-        return importlib.import_module("aiflow_comm.kernels.topk_triton")
-    except ImportError:
-        return None
-
-
-_TRITON = _load_triton()
+_TRITON = optional_module("aiflow_comm.kernels.topk_triton")  # probed once, at import
 
 
 def resolve_topk_backend(backend: str, device: torch.device, group_size: int) -> str:
@@ -81,14 +69,8 @@ def _topk_quantize_op(
 @_topk_quantize_op.register_fake
 def _(x, k, bits, group_size, symmetric, backend):
     layout = SparseLayout.of(x.shape, group_size, k)
-    values = layout.values(bits)
-    groups = (layout.rows, layout.num_groups)
-    return (
-        x.new_empty((layout.rows, layout.kept_per_row), dtype=layout.index_dtype),
-        x.new_empty((layout.rows, values.row_bytes), dtype=torch.uint8),
-        x.new_empty(groups, dtype=torch.float32),
-        x.new_empty((0,) if symmetric else groups, dtype=torch.float32),
-    )
+    indices = x.new_empty((layout.rows, layout.kept_per_row), dtype=layout.index_dtype)
+    return indices, *empty_packed(x, layout.values(bits), symmetric)
 
 
 def topk_quantize_packed(

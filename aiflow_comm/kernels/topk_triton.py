@@ -13,8 +13,9 @@ import torch
 import triton
 import triton.language as tl
 
+from aiflow_comm.kernels.layout import empty_packed
 from aiflow_comm.kernels.topk_reference import SparseLayout
-from aiflow_comm.kernels.triton_quant import _MAGIC
+from aiflow_comm.kernels.triton_quant import rounded_codes
 
 __all__ = ["MAX_GROUP_SIZE", "topk_quantize_triton"]
 
@@ -80,12 +81,7 @@ def _topk_quantize_kernel(
         scale = tl.math.div_rn(high - low, 2 * HALF - 1)
         shifted = x - low[:, None]
     v = tl.math.div_rn(shifted, tl.where(scale > 0, scale, 1.0)[:, None])
-    # Clamp, add the code offset and round half to even: the low BITS bits then hold the code.
-    if SYMMETRIC:
-        v = tl.minimum(tl.maximum(v, 1.0 - HALF), HALF - 1.0) + (_MAGIC + HALF)
-    else:
-        v = tl.minimum(tl.maximum(v, 0.0), 2.0 * HALF - 1.0) + _MAGIC
-    q = v.to(tl.int32, bitcast=True) & ((1 << BITS) - 1)
+    q = rounded_codes(v, BITS, SYMMETRIC)
     out = row[:, None] * kept_per_row + (g * K)[:, None] + slot
     positions = tl.broadcast_to(i[None, :], (GP, BG)).to(indices_ptr.dtype.element_ty)
     tl.store(indices_ptr + out, positions, mask=kept)
@@ -120,12 +116,10 @@ def topk_quantize_triton(
         )
     layout = SparseLayout.of(x.shape, group_size, k)
     values = layout.values(bits)
-    rows, groups, device = layout.rows, layout.num_groups, x.device
-    indices = torch.empty((rows, layout.kept_per_row), dtype=layout.index_dtype, device=device)
-    codes = torch.empty((rows, values.row_bytes), dtype=torch.uint8, device=device)
-    scales = torch.empty((rows, groups), dtype=torch.float32, device=device)
-    zero_points = torch.empty(0 if symmetric else scales.shape, dtype=scales.dtype, device=device)
-    total = rows * groups
+    indices = x.new_empty((layout.rows, layout.kept_per_row), dtype=layout.index_dtype)
+    codes, scales, zero_points = empty_packed(x, values, symmetric)
+    groups = layout.num_groups
+    total = layout.rows * groups
     if total == 0:
         return indices, codes, scales, zero_points
     width = triton.next_power_of_2(group_size)

@@ -29,13 +29,16 @@ import torch
 import triton
 import triton.language as tl
 
-from aiflow_comm.kernels.layout import GroupLayout
+from aiflow_comm.kernels.layout import GroupLayout, empty_packed
 from aiflow_comm.kernels.triton_quant import (
-    _code_tile,
-    _nan_max,
-    _nan_min,
-    _tile_stats,
-    _to_bfloat16,
+    code_byte_mask,
+    code_tile,
+    group_scale,
+    nan_max,
+    nan_min,
+    store_scales,
+    tile_stats,
+    to_bfloat16,
 )
 
 __all__ = ["dequantize_project_triton", "project_quantize_triton"]
@@ -120,7 +123,7 @@ def _project_quantize_kernel(
     )  # fmt: skip
     y = tl.reshape(acc, BM * GPB, WIDTH)
     mask = (i[None, :] < G) & (first[:, None] + i[None, :] < N)
-    high, low = _tile_stats(y, mask, SYMMETRIC, PADDED)
+    high, low = tile_stats(y, mask, SYMMETRIC, PADDED)
     for c in range(1, N_CHUNKS):  # first pass over a wide group: its max/min
         cols_c, col_mask_c = _tile_columns(g0, c, N, G, GPB, WIDTH)
         acc_c = _project_tile(
@@ -129,24 +132,17 @@ def _project_quantize_kernel(
         )  # fmt: skip
         i_c = c * WIDTH + i
         mask_c = (i_c[None, :] < G) & (first[:, None] + i_c[None, :] < N)
-        high_c, low_c = _tile_stats(tl.reshape(acc_c, BM * GPB, WIDTH), mask_c, SYMMETRIC, PADDED)
-        high = _nan_max(high, high_c)
-        low = _nan_min(low, low_c)
-    if SYMMETRIC:
-        scale = tl.math.div_rn(high, (1 << (BITS - 1)) - 1)
-    else:
-        scale = tl.math.div_rn(high - low, (1 << BITS) - 1)
+        high_c, low_c = tile_stats(tl.reshape(acc_c, BM * GPB, WIDTH), mask_c, SYMMETRIC, PADDED)
+        high = nan_max(high, high_c)
+        low = nan_min(low, low_c)
+    scale = group_scale(high, low, BITS, SYMMETRIC)
     nan_possible = tl.max(tl.where(scale < float("inf"), 0, 1)) > 0
     if N_CHUNKS == 1:
-        codes = _code_tile(
+        codes = code_tile(
             y, i, mask, low, scale, nan_possible, 0, 0,
             BITS, SYMMETRIC, False, PADDED, BM * GPB, WIDTH,
         )  # fmt: skip
-        byte_mask = (
-            valid[:, None]
-            & (j[None, :] < group_bytes)
-            & (first_byte[:, None] + j[None, :] < row_bytes)
-        )
+        byte_mask = code_byte_mask(valid, j, first_byte, group_bytes, row_bytes)
         tl.store(codes_base[:, None] + j[None, :], codes, mask=byte_mask)
     else:
         for c in range(N_CHUNKS):  # second pass: the same tiles again, quantized
@@ -158,21 +154,14 @@ def _project_quantize_kernel(
             i_c = c * WIDTH + i
             j_c = c * (WIDTH // VPB) + j
             mask_c = (i_c[None, :] < G) & (first[:, None] + i_c[None, :] < N)
-            codes = _code_tile(
+            codes = code_tile(
                 tl.reshape(acc_c, BM * GPB, WIDTH), i_c, mask_c, low, scale, nan_possible, 0, 0,
                 BITS, SYMMETRIC, False, PADDED, BM * GPB, WIDTH,
             )  # fmt: skip
-            byte_mask_c = (
-                valid[:, None]
-                & (j_c[None, :] < group_bytes)
-                & (first_byte[:, None] + j_c[None, :] < row_bytes)
-            )
+            byte_mask_c = code_byte_mask(valid, j_c, first_byte, group_bytes, row_bytes)
             tl.store(codes_base[:, None] + j_c[None, :], codes, mask=byte_mask_c)
-    finite = (tl.abs(high) < float("inf")) & (tl.abs(low) < float("inf"))
     t = t_row * n_groups + t_group
-    tl.store(scales_ptr + t, tl.where(finite, scale, float("nan")), mask=valid)
-    if not SYMMETRIC:
-        tl.store(zero_points_ptr + t, low, mask=valid)
+    store_scales(scales_ptr, zero_points_ptr, t, valid, high, low, scale, SYMMETRIC)
 
 
 @triton.jit
@@ -216,7 +205,7 @@ def _dequantize_project_kernel(
     if HAS_BIAS:
         acc += tl.load(b_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)[None, :]
     if out_ptr.dtype.element_ty == tl.bfloat16:
-        out = _to_bfloat16(acc)
+        out = to_bfloat16(acc)
     else:
         out = acc.to(out_ptr.dtype.element_ty)
     offsets = rows[:, None] * N + cols[None, :]
@@ -267,10 +256,8 @@ def project_quantize_triton(
     rows, inp = x.shape
     out_features = weight.shape[0]
     layout = GroupLayout.of((rows, out_features), bits, group_size)
-    device, groups = x.device, layout.num_groups
-    codes = torch.empty((rows, layout.row_bytes), dtype=torch.uint8, device=device)
-    scales = torch.empty((rows, groups), dtype=torch.float32, device=device)
-    zero_points = torch.empty(0 if symmetric else scales.shape, dtype=scales.dtype, device=device)
+    codes, scales, zero_points = empty_packed(x, layout, symmetric)
+    groups = layout.num_groups
     if rows == 0 or groups == 0:
         return codes, scales, zero_points
     group = min(group_size, out_features)  # a group as wide as the row: the same layout

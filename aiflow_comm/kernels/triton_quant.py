@@ -1,4 +1,11 @@
-"""Triton group quantization kernels, bit-exact with :mod:`aiflow_comm.kernels.reference`."""
+"""Triton group quantization kernels, bit-exact with :mod:`aiflow_comm.kernels.reference`.
+
+The ``@triton.jit`` helpers in ``__all__`` (NaN-propagating max/min, a tile's group statistics,
+the groups' scales, the rounding of scaled values to codes, a tile's packed codes and the mask of
+its bytes, the stores of scales and zero points, the bfloat16 cast) are also the quantization
+epilogue of :mod:`~aiflow_comm.kernels.triton_fused` and :mod:`~aiflow_comm.kernels.topk_triton`:
+every Triton kernel computes a scale and a code the same way.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,21 @@ import torch
 import triton
 import triton.language as tl
 
-from aiflow_comm.kernels.layout import GroupLayout
+from aiflow_comm.kernels.layout import GroupLayout, empty_packed
 
-__all__ = ["dequantize_triton", "quantize_triton"]
+__all__ = [
+    "code_byte_mask",
+    "code_tile",
+    "dequantize_triton",
+    "group_scale",
+    "nan_max",
+    "nan_min",
+    "quantize_triton",
+    "rounded_codes",
+    "store_scales",
+    "tile_stats",
+    "to_bfloat16",
+]
 
 _TILE = 4096  # values a program holds at once: a group that fits is read from memory once
 _CHUNK = 2048  # values per loop step over a larger group
@@ -18,12 +37,14 @@ _MAGIC = tl.constexpr(12582912.0)
 
 
 @triton.jit
-def _nan_max(a, b):
+def nan_max(a, b):
+    """``max(a, b)``, NaN if either is NaN (``torch.amax``'s rule)."""
     return tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)
 
 
 @triton.jit
-def _nan_min(a, b):
+def nan_min(a, b):
+    """``min(a, b)``, NaN if either is NaN (``torch.amin``'s rule)."""
     return tl.minimum(a, b, propagate_nan=tl.PropagateNan.ALL)
 
 
@@ -46,7 +67,7 @@ def _uniform_noise(seed, index):
 
 
 @triton.jit
-def _to_bfloat16(v):
+def to_bfloat16(v):
     """float32 to bfloat16 rounding half to even, like torch (the interpreter's cast truncates)."""
     bits = v.to(tl.uint32, bitcast=True)
     bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
@@ -73,47 +94,77 @@ def _tile_masks(
     j = start // VPB + tl.arange(0, BG // VPB)
     # Masks compare contiguous positions against scalars so that loads and stores vectorize.
     value_mask = valid[:, None] & (i[None, :] < G) & (first[:, None] + i[None, :] < row_len)
-    byte_mask = (
-        valid[:, None]
-        & (j[None, :] < (G * BITS + 7) // 8)
-        & (first_byte[:, None] + j[None, :] < row_bytes)
-    )
+    byte_mask = code_byte_mask(valid, j, first_byte, (G * BITS + 7) // 8, row_bytes)
     return i, value_mask, j, byte_mask
 
 
 @triton.jit
-def _tile_stats(x, mask, SYMMETRIC: tl.constexpr, PADDED: tl.constexpr):
-    """NaN-propagating per-group ``(max, min)`` of a tile; symmetric: ``(max|x|, -max|x|)``."""
-    if SYMMETRIC:
-        high = tl.reduce(tl.abs(x), 1, _nan_max)  # masked-out values were loaded as 0
-        return high, -high
-    if PADDED:
-        high = tl.reduce(tl.where(mask, x, float("-inf")), 1, _nan_max)
-        return high, tl.reduce(tl.where(mask, x, float("inf")), 1, _nan_min)
-    return tl.reduce(x, 1, _nan_max), tl.reduce(x, 1, _nan_min)
+def code_byte_mask(valid, j, first_byte, group_bytes, row_bytes):
+    """Which code bytes ``j`` of each group are stored: inside the group's bytes and the row's."""
+    return (
+        valid[:, None] & (j[None, :] < group_bytes) & (first_byte[:, None] + j[None, :] < row_bytes)
+    )
 
 
 @triton.jit
-def _code_tile(
+def tile_stats(x, mask, SYMMETRIC: tl.constexpr, PADDED: tl.constexpr):
+    """NaN-propagating per-group ``(max, min)`` of a tile; symmetric: ``(max|x|, -max|x|)``."""
+    if SYMMETRIC:
+        high = tl.reduce(tl.abs(x), 1, nan_max)  # masked-out values were loaded as 0
+        return high, -high
+    if PADDED:
+        high = tl.reduce(tl.where(mask, x, float("-inf")), 1, nan_max)
+        return high, tl.reduce(tl.where(mask, x, float("inf")), 1, nan_min)
+    return tl.reduce(x, 1, nan_max), tl.reduce(x, 1, nan_min)
+
+
+@triton.jit
+def group_scale(high, low, BITS: tl.constexpr, SYMMETRIC: tl.constexpr):
+    """The scale of groups of maximum ``high`` and minimum ``low`` (symmetric: ``high = max|x|``).
+
+    The reference's formula with an IEEE division: ``high / qmax`` or ``(high - low) / levels``.
+    """
+    if SYMMETRIC:
+        return tl.math.div_rn(high, (1 << (BITS - 1)) - 1)
+    return tl.math.div_rn(high - low, (1 << BITS) - 1)
+
+
+@triton.jit
+def rounded_codes(v, BITS: tl.constexpr, SYMMETRIC: tl.constexpr):
+    """The int32 codes of scaled values ``v`` (no NaN): clamped, offset, rounded half to even."""
+    HALF: tl.constexpr = 1 << (BITS - 1)
+    # Clamp, add the code offset and round half to even: the low BITS bits then hold the code.
+    if SYMMETRIC:
+        v = tl.minimum(tl.maximum(v, 1.0 - HALF), HALF - 1.0) + (_MAGIC + HALF)
+    else:
+        v = tl.minimum(tl.maximum(v, 0.0), 2.0 * HALF - 1.0) + _MAGIC
+    return v.to(tl.int32, bitcast=True) & ((1 << BITS) - 1)
+
+
+@triton.jit
+def store_scales(scales_ptr, zero_points_ptr, t, valid, high, low, scale, SYMMETRIC: tl.constexpr):
+    """Store groups ``t``'s scales (NaN where ``high`` or ``low`` is not finite), zero points."""
+    finite = (tl.abs(high) < float("inf")) & (tl.abs(low) < float("inf"))
+    tl.store(scales_ptr + t, tl.where(finite, scale, float("nan")), mask=valid)
+    if not SYMMETRIC:
+        tl.store(zero_points_ptr + t, low, mask=valid)
+
+
+@triton.jit
+def code_tile(
     x, i, mask, low, scale, nan_possible, noise_base, seed,
     BITS: tl.constexpr, SYMMETRIC: tl.constexpr, STOCHASTIC: tl.constexpr, PADDED: tl.constexpr,
     GP: tl.constexpr, BG: tl.constexpr,
 ):  # fmt: skip
     """The tile's codes packed ``8 // BITS`` per byte; masked-out values give zero bits."""
     VPB: tl.constexpr = 8 // BITS
-    HALF: tl.constexpr = 1 << (BITS - 1)
     divisor = tl.where(scale > 0, scale, 1.0)[:, None]
     v = tl.math.div_rn(x if SYMMETRIC else x - low[:, None], divisor)
     if STOCHASTIC:
         v = tl.floor(v + _uniform_noise(seed, noise_base[:, None] + i[None, :]))
     if nan_possible:  # only a NaN or infinite scale makes a NaN, which the reference codes as q = 0
         v = tl.where(v == v, v, 0.0)
-    # Clamp, add the code offset and round half to even: the low BITS bits then hold the code.
-    if SYMMETRIC:
-        v = tl.minimum(tl.maximum(v, 1.0 - HALF), HALF - 1.0) + (_MAGIC + HALF)
-    else:
-        v = tl.minimum(tl.maximum(v, 0.0), 2.0 * HALF - 1.0) + _MAGIC
-    q = v.to(tl.int32, bitcast=True) & ((1 << BITS) - 1)
+    q = rounded_codes(v, BITS, SYMMETRIC)
     if PADDED:
         q = tl.where(mask, q, 0)
     if VPB > 1:
@@ -138,22 +189,19 @@ def _quantize_kernel(
         valid, first, first_byte, 0, row_len, row_bytes, BITS, G, BG
     )
     x = tl.load(x_base[:, None] + i[None, :], mask=mask, other=0.0).to(tl.float32)
-    high, low = _tile_stats(x, mask, SYMMETRIC, PADDED)
+    high, low = tile_stats(x, mask, SYMMETRIC, PADDED)
     for c in range(1, N_CHUNKS):
         ic, mask_c, _, _ = _tile_masks(
             valid, first, first_byte, c * BG, row_len, row_bytes, BITS, G, BG
         )
         xc = tl.load(x_base[:, None] + ic[None, :], mask=mask_c, other=0.0).to(tl.float32)
-        high_c, low_c = _tile_stats(xc, mask_c, SYMMETRIC, PADDED)
-        high = _nan_max(high, high_c)
-        low = _nan_min(low, low_c)
-    if SYMMETRIC:
-        scale = tl.math.div_rn(high, (1 << (BITS - 1)) - 1)
-    else:
-        scale = tl.math.div_rn(high - low, (1 << BITS) - 1)
+        high_c, low_c = tile_stats(xc, mask_c, SYMMETRIC, PADDED)
+        high = nan_max(high, high_c)
+        low = nan_min(low, low_c)
+    scale = group_scale(high, low, BITS, SYMMETRIC)
     nan_possible = tl.max(tl.where(scale < float("inf"), 0, 1)) > 0
     if N_CHUNKS == 1:
-        codes = _code_tile(
+        codes = code_tile(
             x, i, mask, low, scale, nan_possible, noise_base, seed,
             BITS, SYMMETRIC, STOCHASTIC, PADDED, GP, BG,
         )  # fmt: skip
@@ -164,15 +212,12 @@ def _quantize_kernel(
                 valid, first, first_byte, c * BG, row_len, row_bytes, BITS, G, BG
             )
             xc = tl.load(x_base[:, None] + ic[None, :], mask=mask_c, other=0.0).to(tl.float32)
-            codes = _code_tile(
+            codes = code_tile(
                 xc, ic, mask_c, low, scale, nan_possible, noise_base, seed,
                 BITS, SYMMETRIC, STOCHASTIC, PADDED, GP, BG,
             )  # fmt: skip
             tl.store(codes_base[:, None] + jc[None, :], codes, mask=byte_mask_c)
-    finite = (tl.abs(high) < float("inf")) & (tl.abs(low) < float("inf"))
-    tl.store(scales_ptr + t, tl.where(finite, scale, float("nan")), mask=valid)
-    if not SYMMETRIC:
-        tl.store(zero_points_ptr + t, low, mask=valid)
+    store_scales(scales_ptr, zero_points_ptr, t, valid, high, low, scale, SYMMETRIC)
 
 
 @triton.jit
@@ -204,7 +249,7 @@ def _dequantize_kernel(
         if not SYMMETRIC:
             v = v + zero_point
         if out_ptr.dtype.element_ty == tl.bfloat16:
-            out = _to_bfloat16(v)
+            out = to_bfloat16(v)
         else:
             out = v.to(out_ptr.dtype.element_ty)
         tl.store(out_base[:, None] + i[None, :], out, mask=mask)
@@ -227,11 +272,9 @@ def quantize_triton(
         ``zero_points`` float32 ``(R, num_groups)`` (empty ``(0,)`` when symmetric).
     """
     layout = GroupLayout.of(x.shape, bits, group_size)
-    rows, groups, device = layout.rows, layout.num_groups, x.device
-    codes = torch.empty((rows, layout.row_bytes), dtype=torch.uint8, device=device)
-    scales = torch.empty((rows, groups), dtype=torch.float32, device=device)
-    zero_points = torch.empty(0 if symmetric else scales.shape, dtype=scales.dtype, device=device)
-    total = rows * groups
+    codes, scales, zero_points = empty_packed(x, layout, symmetric)
+    groups = layout.num_groups
+    total = layout.rows * groups
     if total == 0:
         return codes, scales, zero_points
     per_program, width, chunks = _tiling(bits, group_size, total)
