@@ -1,27 +1,58 @@
 // CPU projection fused with group quantization: project_quantize (quantize(x @ W^T + b)) and
 // dequantize_project (dequantize(codes) @ W^T + b), tile by tile so that the float projection
-// (or the decoded tensor) never exists in memory as a whole. Row blocks are processed in turn:
-// at::addmm (multi-threaded BLAS) writes a block's float32 tile into one reused buffer of about
-// 1 MiB, which is still in cache when quantize_cpu_out (quant_cpu.cpp, the bit-exact group
-// quantizer, parallel over groups) reads it. Measured on a 2-core AVX-512 CPU, this beat one
-// task per thread with single-threaded tile matmuls (1.7x slower on 4096 x 4096 -> 512).
+// (or the decoded tensor) never exists in memory as a whole.
+//
+// Skinny projections (a split point's encoder, e.g. 256 -> 32 channels: at most kSkinnyMaxOut
+// output features and a packed weight that stays in L2, see skinny_fits) run an AVX-512
+// register-blocked kernel when the build has AVX-512. Each task packs the weight into an
+// (in, out padded to 16) panel, projects blocks of its rows into a tile of ~16 KiB with strips of
+// R rows x V vectors of accumulators (x[r, k] broadcast, FMA with the panel's row k), and
+// quantizes the tile with quant_cpu.cpp's own routine (quantize_rows_f32) while it is in L1: the
+// float projection never leaves L1, and x is read once. float16/bfloat16 x is converted a strip
+// of rows at a time. The sums run over k in order with FMAs and add the bias last, an order other
+// than BLAS's, so a few codes may differ from the reference's by one step.
+//
+// Other shapes (and builds without AVX-512) process row blocks in turn: at::addmm (multi-threaded
+// BLAS) writes a block's float32 tile into one reused buffer of about 1 MiB, which is still in
+// cache when quantize_cpu_out (quant_cpu.cpp, the bit-exact group quantizer, parallel over
+// groups) reads it. Measured on a 2-core AVX-512 CPU, this beat one task per thread with
+// single-threaded tile matmuls (1.7x slower on 4096 x 4096 -> 512).
 // Codes equal the reference's up to the summation order of the tile's matmul (see
 // aiflow_comm/kernels/fused.py).
 #include "quant.h"
 
+#include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+// The condition quant_cpu.cpp enables its AVX-512 path under (the same build flags reach both).
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#include <immintrin.h>
+#define AIFLOW_AVX512 1
+#endif
 
 namespace {
 
 constexpr int64_t kTileFloats = int64_t{1} << 18;  // 1 MiB of float32 per tile, about
 constexpr int64_t kMinBlockRows = 64;                 // fewer rows make the matmul inefficient
 
-// Rows per block: a tile of about kTileFloats values of `width` columns.
-int64_t block_rows(int64_t rows, int64_t width) {
+// Rows per block: a tile of about kTileFloats values of `width` columns, or more when the
+// matmul is long (`depth` products a value): BLAS packs the whole weight for every call, which
+// a block of depth / 2 rows amortizes (4096 x 4096 -> 512: 8 blocks of 512 rows cost 1.05-1.10x
+// one matmul, 2 blocks about 1.0x). Never more than half the rows, so the whole projection is
+// never held at once.
+int64_t block_rows(int64_t rows, int64_t width, int64_t depth) {
   const int64_t by_cache = std::max(kTileFloats / std::max<int64_t>(width, 1), kMinBlockRows);
-  return std::max<int64_t>(1, std::min(by_cache, rows));
+  const int64_t by_depth = std::min(depth / 2, (rows + 1) / 2);
+  return std::max<int64_t>(1, std::min(std::max(by_cache, by_depth), rows));
 }
 
 bool is_float_type(at::ScalarType t) {
@@ -52,7 +83,312 @@ void project_tile(const at::Tensor& in_tile, const at::Tensor& weight_t, const a
   }
 }
 
+#ifdef AIFLOW_AVX512
+// ---- The skinny kernel ------------------------------------------------------------------------
+// Thresholds measured on a 2-core Sapphire Rapids (48 KiB L1d, 2 MiB L2 a core), 4096 rows, the
+// kernel against the addmm + quantize path below: it wins up to 256 output features while the
+// panel fits 512 KiB (e.g. 0.90x vs 1.13x of the matmul alone at 1024 -> 128), and up to 1 MiB
+// with a single column chunk (4096 -> 64: 0.70x vs 1.00x); a 1 MiB panel in several chunks is
+// even (2048 -> 128), a 2 MiB one streams from L3 every strip and loses 2x (4096 -> 128).
+constexpr int64_t kLanes = 16;                                 // floats per AVX-512 register
+constexpr int64_t kSkinnyMaxOut = 256;                         // output features: 16 vectors
+constexpr int64_t kSkinnyMaxPanelBytes = int64_t{512} << 10;   // the packed weight, in L2
+constexpr int64_t kSkinnyMaxPanelBytesOneChunk = int64_t{1} << 20;  // out <= 64
+// Below this many rows the pack (~9 rows' worth of FMAs) outweighs BLAS's gemv on a big panel
+// (1 x 768 -> 96: 17 us vs 14 us); a small panel is cheap to pack (1 x 256 -> 32: 4 us vs 10 us).
+constexpr int64_t kSkinnyMinRows = 8;
+constexpr int64_t kSkinnySmallPanelBytes = int64_t{64} << 10;
+constexpr int64_t kStripLcm = 24;             // every strip height divides it
+constexpr int64_t kSkinnyTileFloats = 4096;   // a block's tile: 16 KiB, in L1 beside x's rows
+// The tile buffer: a block is at least kStripLcm rows, so a wide one may exceed 16 KiB.
+constexpr int64_t kSkinnyTileCapacity = std::max(kSkinnyTileFloats, kStripLcm * kSkinnyMaxOut);
+constexpr int64_t kMinTaskFmas = int64_t{1} << 18;  // work per parallel task, at least
+constexpr int64_t kRowUnit = 4;                     // rows: the unit of work of a task
+
+int64_t padded_width(int64_t width) { return (width + kLanes - 1) / kLanes * kLanes; }
+
+// Rows per block: a multiple of every strip height filling about kSkinnyTileFloats.
+int64_t skinny_block_rows(int64_t padded) {
+  return std::max(kStripLcm, kSkinnyTileFloats / padded / kStripLcm * kStripLcm);
+}
+
+// Strip height for V vectors of columns: R x V accumulators plus V weight registers and a
+// broadcast fit the 32 zmm registers, and the 2 FMA ports get >= 8 independent chains.
+template <int V>
+constexpr int kStripRows = V <= 2 ? 12 : (V == 3 ? 8 : 6);
+
+// out[r, 0:16V) = sum_k x[r, k] * panel[k, 0:16V) (+ bias) for R rows; panel, bias and out are
+// 64-byte aligned with strides a multiple of 16 floats.
+// Prefetches the `ahead` rows that follow the strip (rows R .. R + ahead of x) into L2, a cache
+// line of each every 16 values of k: the hardware prefetcher follows R interleaved row streams
+// poorly, and x streams from memory (100352 x 256 -> 32: 0.78x of the matmul alone with, 1.11x
+// without; into L1 instead of L2: 0.79x).
+template <int R, int V>
+inline void project_strip(const float* x, int64_t x_stride, int64_t in, const float* panel,
+                          int64_t panel_stride, const float* bias, float* out, int64_t out_stride,
+                          int64_t ahead) {
+  __m512 acc[R][V];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+  }
+  for (int64_t k0 = 0; k0 < in; k0 += kLanes) {
+    for (int64_t i = 0; i < ahead; ++i) {
+      _mm_prefetch(reinterpret_cast<const char*>(x + (R + i) * x_stride + k0), _MM_HINT_T1);
+    }
+    const int64_t k1 = std::min(in, k0 + kLanes);
+    for (int64_t k = k0; k < k1; ++k) {
+      const float* w = panel + k * panel_stride;
+      __m512 wv[V];
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) wv[v] = _mm512_load_ps(w + v * kLanes);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const __m512 xr = _mm512_set1_ps(x[r * x_stride + k]);
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) acc[r][v] = _mm512_fmadd_ps(xr, wv[v], acc[r][v]);
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) {
+      const __m512 y = bias ? _mm512_add_ps(acc[r][v], _mm512_load_ps(bias + v * kLanes))
+                            : acc[r][v];
+      _mm512_store_ps(out + r * out_stride + v * kLanes, y);
+    }
+  }
+}
+
+// project_strip over n rows: full strips, then 8, 4, 2 and 1 rows as the remainder's bits say.
+// x holds `valid` >= n rows: the strips prefetch the rows that follow them, up to there.
+template <int V>
+void project_rows(const float* x, int64_t x_stride, int64_t n, int64_t valid, int64_t in,
+                  const float* panel, int64_t panel_stride, const float* bias, float* out,
+                  int64_t out_stride) {
+  constexpr int R = kStripRows<V>;
+  int64_t r = 0;
+  for (; r + R <= n; r += R) {
+    const int64_t ahead = std::clamp<int64_t>(valid - r - R, 0, R);
+    project_strip<R, V>(x + r * x_stride, x_stride, in, panel, panel_stride, bias,
+                        out + r * out_stride, out_stride, ahead);
+  }
+  const int64_t tail = n - r;
+  auto run = [&](auto rows_c) {
+    constexpr int T = decltype(rows_c)::value;
+    project_strip<T, V>(x + r * x_stride, x_stride, in, panel, panel_stride, bias,
+                        out + r * out_stride, out_stride, 0);
+    r += T;
+  };
+  if constexpr (R > 8) {
+    if (tail & 8) run(std::integral_constant<int, 8>{});
+  }
+  if (tail & 4) run(std::integral_constant<int, 4>{});
+  if (tail & 2) run(std::integral_constant<int, 2>{});
+  if (tail & 1) run(std::integral_constant<int, 1>{});
+}
+
+// tile[0:n, 0:padded) = x[0:n] @ panel (+ bias), in balanced column chunks of at most 4 vectors
+// (the strips' register budget). x holds `valid` >= n rows (see project_rows).
+void project_block(const float* x, int64_t x_stride, int64_t n, int64_t valid, int64_t in,
+                   const float* panel, int64_t padded, const float* bias, float* tile) {
+  const int64_t vectors = padded / kLanes;
+  const int64_t chunks = (vectors + 3) / 4, base = vectors / chunks, extra = vectors % chunks;
+  for (int64_t c = 0, i = 0; c < vectors; ++i) {
+    const int64_t chunk = base + (i < extra ? 1 : 0);
+    const float* p = panel + c * kLanes;
+    const float* b = bias ? bias + c * kLanes : nullptr;
+    float* t = tile + c * kLanes;
+    // The first chunk fetches the rows after the block; later ones find the block in cache.
+    const int64_t rows_valid = c == 0 ? valid : n;
+    switch (chunk) {
+      case 1: project_rows<1>(x, x_stride, n, rows_valid, in, p, padded, b, t, padded); break;
+      case 2: project_rows<2>(x, x_stride, n, rows_valid, in, p, padded, b, t, padded); break;
+      case 3: project_rows<3>(x, x_stride, n, rows_valid, in, p, padded, b, t, padded); break;
+      default: project_rows<4>(x, x_stride, n, rows_valid, in, p, padded, b, t, padded); break;
+    }
+    c += chunk;
+  }
+}
+
+// Transposes the 16 x 16 floats r[0..16) in registers (64 shuffles): row i lane j -> row j lane i.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16], u[16];
+  // t[2i], t[2i+1]: in each 128-bit lane l, rows 2i and 2i+1 interleaved at columns 4l..4l+3.
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // u[4i + c]: 128-bit lane l holds rows 4i..4i+3 at column 4l + c.
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  // Column 4l + c: lane l of u[c], u[4 + c], u[8 + c], u[12 + c].
+  for (int c = 0; c < 4; ++c) {
+    const __m512 even01 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);  // lanes 0, 2 of each
+    const __m512 odd01 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);   // lanes 1, 3 of each
+    const __m512 even23 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+    const __m512 odd23 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+    r[c] = _mm512_shuffle_f32x4(even01, even23, 0x88);
+    r[4 + c] = _mm512_shuffle_f32x4(odd01, odd23, 0x88);
+    r[8 + c] = _mm512_shuffle_f32x4(even01, even23, 0xDD);
+    r[12 + c] = _mm512_shuffle_f32x4(odd01, odd23, 0xDD);
+  }
+}
+
+// panel[k, j] = w[j, k] for j < width, 0 for width <= j < padded; w is (width, in) contiguous.
+// 16 x 16 blocks transposed in registers, 16 rows of w at a time read front to back: masked loads
+// never read past w's rows, and every store is a whole 16-float piece of a panel row that exists
+// (padded is a multiple of 16). 96 x 768 takes ~10 us (a scalar loop: ~32 us), bound by L2
+// traffic rather than by the shuffles.
+void pack_panel(const float* w, int64_t width, int64_t in, int64_t padded, float* panel) {
+  __m512 r[16];
+  for (int64_t j0 = 0; j0 < padded; j0 += kLanes) {
+    const int64_t jn = std::min(kLanes, width - j0);
+    for (int64_t k0 = 0; k0 < in; k0 += kLanes) {
+      const int64_t kn = std::min(kLanes, in - k0);
+      const __mmask16 lanes = static_cast<__mmask16>((1u << kn) - 1u);
+      for (int i = 0; i < 16; ++i) {
+        r[i] = i < jn ? _mm512_maskz_loadu_ps(lanes, w + (j0 + i) * in + k0) : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      if (kn == kLanes) {
+        for (int i = 0; i < 16; ++i) _mm512_store_ps(panel + (k0 + i) * padded + j0, r[i]);
+      } else {  // the last rows of k: through memory, so that r is never indexed at run time
+        alignas(64) float rows_out[16][16];
+        for (int i = 0; i < 16; ++i) _mm512_store_ps(rows_out[i], r[i]);
+        for (int64_t i = 0; i < kn; ++i) {
+          std::memcpy(panel + (k0 + i) * padded + j0, rows_out[i], sizeof rows_out[i]);
+        }
+      }
+    }
+  }
+}
+
+// This thread's buffer `slot` (0: the panel, 1: staged rows) of at least `floats` floats, 64-byte
+// aligned, kept between calls (at most ~1.5 MiB a thread): malloc maps a fresh block of a few
+// hundred KiB anew, and every call would page-fault through it (measured: 20-100 us for 288 KiB).
+float* thread_buffer(int slot, int64_t floats) {
+  thread_local std::vector<float> buffers[2];
+  std::vector<float>& buffer = buffers[slot];
+  const size_t want = static_cast<size_t>(floats) + 64 / sizeof(float);
+  if (buffer.size() < want) buffer.resize(want);
+  const auto address = reinterpret_cast<uintptr_t>(buffer.data());
+  return reinterpret_cast<float*>((address + 63) & ~uintptr_t{63});
+}
+
+// Rows [0, n) of x (row stride x_stride, unit column stride) as float32, in `buf` (n, in).
+template <typename T>
+void stage_rows(const T* x, int64_t x_stride, int64_t n, int64_t in, float* buf) {
+  for (int64_t r = 0; r < n; ++r) {
+    const T* src = x + r * x_stride;
+    float* dst = buf + r * in;
+    int64_t k = 0;
+    for (; k + kLanes <= in; k += kLanes) {
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + k));
+      __m512 f;
+      if constexpr (std::is_same_v<T, c10::Half>) {
+        f = _mm512_cvtph_ps(h);
+      } else {  // bfloat16: the top half of a float32
+        f = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+      }
+      _mm512_storeu_ps(dst + k, f);
+    }
+    for (; k < in; ++k) dst[k] = static_cast<float>(src[k]);
+  }
+}
+
+// Whether the skinny kernel takes x (rows, in) float32 to `width` output features.
+bool skinny_fits(const at::Tensor& x, int64_t width) {
+  const int64_t rows = x.size(0), in = x.size(1);
+  const int64_t panel_bytes = in * padded_width(width) * int64_t{sizeof(float)};
+  const int64_t max_panel = width <= 4 * kLanes ? kSkinnyMaxPanelBytesOneChunk
+                                                : kSkinnyMaxPanelBytes;
+  return width <= kSkinnyMaxOut && panel_bytes <= max_panel &&
+         (rows >= kSkinnyMinRows || panel_bytes <= kSkinnySmallPanelBytes);
+}
+
+// project_quantize_cpu on the skinny kernel: fills codes, scales and zero_points (as allocated by
+// the caller, rows >= 1 and width >= 1).
+void project_quantize_skinny(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                             int64_t bits, int64_t group_size, bool symmetric, at::Tensor& codes,
+                             at::Tensor& scales, at::Tensor& zero_points) {
+  const int64_t rows = x.size(0), in = x.size(1), width = weight.size(0);
+  const int64_t padded = padded_width(width);
+  const at::Tensor w = weight.to(at::kFloat).contiguous();
+  const float* wp = w.data_ptr<float>();
+  alignas(64) float bias_padded[kSkinnyMaxOut] = {};
+  if (bias.defined()) {
+    const at::Tensor b = bias.to(at::kFloat).contiguous();
+    std::memcpy(bias_padded, b.data_ptr<float>(), width * sizeof(float));
+  }
+  const float* bias_p = bias.defined() ? bias_padded : nullptr;
+
+  const int64_t block = skinny_block_rows(padded);
+  const int64_t x_stride = rows > 1 ? x.stride(0) : in;
+  const int64_t row_bytes = codes.size(1), groups = scales.size(1);
+  uint8_t* cp = codes.data_ptr<uint8_t>();
+  float* sp = scales.data_ptr<float>();
+  float* zp = symmetric ? nullptr : zero_points.data_ptr<float>();
+  // Tasks take units of kRowUnit rows, split evenly among the threads (whole blocks would leave
+  // one thread 5 blocks and the other 4 on 197 rows); each task projects its rows block by block.
+  const int64_t units = (rows + kRowUnit - 1) / kRowUnit;
+  const int64_t grain =
+      std::max<int64_t>(1, kMinTaskFmas / (kRowUnit * std::max<int64_t>(in, 1) * padded));
+  const at::ScalarType dtype = x.scalar_type();
+  const float* x32 = dtype == at::kFloat ? x.data_ptr<float>() : nullptr;
+  TORCH_CHECK(width <= kSkinnyMaxOut && block * padded <= kSkinnyTileCapacity,
+              "project_quantize_skinny: ", width, " output features exceed the tile");
+  at::parallel_for(0, units, grain, [&](int64_t unit_begin, int64_t unit_end) {
+    // Each task packs its own panel, so that it sits in this core's L2 rather than across
+    // cores; the tasks pack at the same time, so this costs no wall time over one shared pack.
+    float* panel = thread_buffer(0, in * padded);
+    pack_panel(wp, width, in, padded, panel);
+    alignas(64) float tile[kSkinnyTileCapacity];
+    // float16/bfloat16 x: kStripLcm rows at a time converted to float32 (at most 1.5 MiB).
+    float* staged = dtype == at::kFloat ? nullptr : thread_buffer(1, kStripLcm * in);
+    const int64_t task_end = std::min(rows, unit_end * kRowUnit);
+    for (int64_t start = unit_begin * kRowUnit; start < task_end; start += block) {
+      const int64_t n = std::min(block, task_end - start);
+      if (dtype == at::kFloat) {
+        project_block(x32 + start * x_stride, x_stride, n, task_end - start, in, panel, padded,
+                      bias_p, tile);
+      } else {
+        for (int64_t s = 0; s < n; s += kStripLcm) {
+          const int64_t m = std::min(kStripLcm, n - s), first = (start + s) * x_stride;
+          if (dtype == at::kHalf) {
+            stage_rows(x.data_ptr<c10::Half>() + first, x_stride, m, in, staged);
+          } else {
+            stage_rows(x.data_ptr<c10::BFloat16>() + first, x_stride, m, in, staged);
+          }
+          project_block(staged, in, m, m, in, panel, padded, bias_p, tile + s * padded);
+        }
+      }
+      quantize_rows_f32(tile, n, padded, width, bits, group_size, symmetric,
+                        cp + start * row_bytes, sp + start * groups,
+                        symmetric ? nullptr : zp + start * groups);
+    }
+  });
+}
+#endif
 }  // namespace
+
+// A non-finite x, weight or bias (or a float32 overflow) gives some group a NaN or Inf scale.
+// Raising Python's ValueError here spares the caller another pass (and call) over the scales.
+std::vector<at::Tensor> finite_checked(std::vector<at::Tensor> outputs) {
+  const float* scale = outputs[1].data_ptr<float>();
+  bool finite = true;
+  for (int64_t i = 0, n = outputs[1].numel(); i < n; ++i) finite &= std::isfinite(scale[i]);
+  TORCH_CHECK_VALUE(finite,
+                    "the projection x @ weight.T + bias holds NaN or Inf (non-finite x, weight or "
+                    "bias, or float32 overflow); quantization rejects non-finite values");
+  return outputs;
+}
 
 std::vector<at::Tensor> project_quantize_cpu(const at::Tensor& x, const at::Tensor& weight,
                                              const c10::optional<at::Tensor>& bias, int64_t bits,
@@ -66,7 +402,6 @@ std::vector<at::Tensor> project_quantize_cpu(const at::Tensor& x, const at::Tens
   check_projection("project_quantize_cpu", weight, bias, x.size(1));
   c10::AutoGradMode no_grad(false);
   const int64_t rows = x.size(0), width = weight.size(0);
-  const at::Tensor weight_t = weight.to(at::kFloat).t();
   const at::Tensor b = bias.has_value() && bias->defined() ? bias->to(at::kFloat) : at::Tensor();
   const int64_t groups = width > 0 ? (width + group_size - 1) / group_size : 0;
   const int64_t group_bytes = (group_size * bits + 7) / 8;
@@ -77,8 +412,16 @@ std::vector<at::Tensor> project_quantize_cpu(const at::Tensor& x, const at::Tens
   at::Tensor scales = at::empty({rows, groups}, f32);
   at::Tensor zero_points = symmetric ? at::empty({0}, f32) : at::empty({rows, groups}, f32);
   if (rows == 0 || groups == 0) return {codes, scales, zero_points};
+#ifdef AIFLOW_AVX512
+  if (skinny_fits(x, width)) {
+    project_quantize_skinny(x, weight, b, bits, group_size, symmetric, codes, scales,
+                            zero_points);
+    return finite_checked({codes, scales, zero_points});
+  }
+#endif
+  const at::Tensor weight_t = weight.to(at::kFloat).t();
   const bool convert = x.scalar_type() != at::kFloat;
-  const int64_t block = block_rows(rows, width);
+  const int64_t block = block_rows(rows, width, x.size(1));
   const int64_t blocks = (rows + block - 1) / block;
   at::Tensor tile = at::empty({block, width}, f32);
   at::Tensor staged = convert ? at::empty({block, x.size(1)}, f32) : at::Tensor();
@@ -92,7 +435,7 @@ std::vector<at::Tensor> project_quantize_cpu(const at::Tensor& x, const at::Tens
     at::Tensor z = symmetric ? zero_points : zero_points.narrow(0, start, n);
     quantize_cpu_out(out_tile, bits, group_size, symmetric, -1, c, s, z);
   }
-  return {codes, scales, zero_points};
+  return finite_checked({codes, scales, zero_points});
 }
 
 at::Tensor dequantize_project_cpu(const at::Tensor& codes, const at::Tensor& scales,
@@ -112,7 +455,7 @@ at::Tensor dequantize_project_cpu(const at::Tensor& codes, const at::Tensor& sca
   if (rows == 0 || width == 0) return out;
   if (row_len == 0) return out.zero_().add_(b.defined() ? b : at::zeros({width}, f32));
   const bool convert = dtype != at::kFloat;
-  const int64_t block = block_rows(rows, row_len);
+  const int64_t block = block_rows(rows, row_len, row_len);
   const int64_t blocks = (rows + block - 1) / block;
   at::Tensor decoded = at::empty({block, row_len}, f32);
   at::Tensor projected = convert ? at::empty({block, width}, f32) : at::Tensor();

@@ -19,6 +19,14 @@ void quantize_cpu_out(const at::Tensor& x, int64_t bits, int64_t group_size, boo
 void dequantize_cpu_out(const at::Tensor& codes, const at::Tensor& scales,
                         const at::Tensor& zero_points, int64_t bits, int64_t group_size,
                         int64_t row_len, bool symmetric, at::Tensor& out);
+// Serial round-to-nearest quantize_cpu of float32 rows in raw buffers, for a caller that
+// parallelizes itself (fused_cpu.cpp quantizes each block of rows it projects): row r is
+// x[r * row_stride, r * row_stride + row_len); codes (rows, row_bytes), scales and zero_points
+// (rows, groups; unused when symmetric) are contiguous, laid out as quantize_cpu's. Same code,
+// same codes as quantize_cpu.
+void quantize_rows_f32(const float* x, int64_t rows, int64_t row_stride, int64_t row_len,
+                       int64_t bits, int64_t group_size, bool symmetric, uint8_t* codes,
+                       float* scales, float* zero_points);
 // Projection fused with quantization (fused_cpu.cpp): quantize(x @ weight^T + bias) and
 // dequantize(codes) @ weight^T + bias, float32 accumulation, without the whole float intermediate.
 // x: (R, in) float, last stride 1; weight: (out, in) float; bias: (out,) float or None.

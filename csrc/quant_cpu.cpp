@@ -337,6 +337,34 @@ bool quantize_group_avx512(const T* src, int64_t n, uint8_t* dst, float* scale_o
 }
 #endif
 
+// Quantizes groups [begin, end) of the rows at xp (row r at xp + r * row_stride), numbered row by
+// row, into the codes, scales and zero points of a contiguous (rows, row_bytes) / (rows, groups)
+// layout. Serial: quantize_all runs it on each parallel task, fused_cpu.cpp on each row block.
+template <typename T, int BITS, bool SYM, bool STOCH>
+void quantize_items(const T* xp, int64_t row_stride, const Layout& l, uint32_t seed, uint8_t* cp,
+                    float* sp, float* zp, int64_t begin, int64_t end) {
+  float buf[kChunk];
+  uint8_t staged[kChunk];
+  for (int64_t item = begin; item < end; ++item) {
+    const int64_t r = item / l.groups;
+    const int64_t g = item % l.groups;
+    const int64_t col = g * l.group_size;
+    const int64_t n = std::min(l.group_size, l.row_len - col);
+    const T* src = xp + r * row_stride + col;
+    uint8_t* dst = cp + r * l.row_bytes + g * l.group_bytes;
+    float* zero = SYM ? nullptr : zp + item;
+#ifdef AIFLOW_AVX512
+    if constexpr (!STOCH && kSimdLoads<T>) {
+      const bool done =
+          n % 16 == 0 && quantize_group_avx512<T, BITS, SYM>(src, n, dst, sp + item, zero);
+      if (done) continue;
+    }
+#endif
+    quantize_group<T, BITS, SYM, STOCH>(src, n, r * l.row_len + col, seed, dst, sp + item, zero,
+                                        buf, staged);
+  }
+}
+
 template <typename T, int BITS, bool SYM, bool STOCH>
 void quantize_all(const at::Tensor& x, const Layout& l, uint32_t seed, at::Tensor& codes,
                   at::Tensor& scales, at::Tensor& zero_points) {
@@ -347,26 +375,7 @@ void quantize_all(const at::Tensor& x, const Layout& l, uint32_t seed, at::Tenso
   float* zp = SYM ? nullptr : zero_points.data_ptr<float>();
   const int64_t grain = std::max<int64_t>(1, kWorkPerTask / l.group_size);
   at::parallel_for(0, l.rows * l.groups, grain, [&](int64_t begin, int64_t end) {
-    float buf[kChunk];
-    uint8_t staged[kChunk];
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t r = item / l.groups;
-      const int64_t g = item % l.groups;
-      const int64_t col = g * l.group_size;
-      const int64_t n = std::min(l.group_size, l.row_len - col);
-      const T* src = xp + r * row_stride + col;
-      uint8_t* dst = cp + r * l.row_bytes + g * l.group_bytes;
-      float* zero = SYM ? nullptr : zp + item;
-#ifdef AIFLOW_AVX512
-      if constexpr (!STOCH && kSimdLoads<T>) {
-        const bool done = n % 16 == 0 &&
-                          quantize_group_avx512<T, BITS, SYM>(src, n, dst, sp + item, zero);
-        if (done) continue;
-      }
-#endif
-      quantize_group<T, BITS, SYM, STOCH>(src, n, r * l.row_len + col, seed, dst, sp + item, zero,
-                                          buf, staged);
-    }
+    quantize_items<T, BITS, SYM, STOCH>(xp, row_stride, l, seed, cp, sp, zp, begin, end);
   });
 }
 
@@ -488,6 +497,23 @@ void quantize_cpu_out(const at::Tensor& x, int64_t bits, int64_t group_size, boo
         quantize_all<scalar_t, B, S, true>(x, l, seed32, codes, scales, zero_points);
       }
     });
+  });
+}
+
+void quantize_rows_f32(const float* x, int64_t rows, int64_t row_stride, int64_t row_len,
+                       int64_t bits, int64_t group_size, bool symmetric, uint8_t* codes,
+                       float* scales, float* zero_points) {
+  check_bits(bits, group_size);
+  TORCH_CHECK(rows >= 0 && row_len >= 0 && (rows <= 1 || row_stride >= row_len),
+              "quantize_rows_f32: rows (", rows, ") and row_len (", row_len,
+              ") must be >= 0 and row_stride (", row_stride, ") >= row_len");
+  const Layout l = layout_of(rows, row_len, bits, group_size);
+  if (l.rows == 0 || l.groups == 0) return;
+  with_bits_and_scheme(bits, symmetric, [&](auto bits_c, auto sym_c) {
+    constexpr int B = decltype(bits_c)::value;
+    constexpr bool S = decltype(sym_c)::value;
+    quantize_items<float, B, S, false>(x, row_stride, l, 0u, codes, scales, zero_points, 0,
+                                       l.rows * l.groups);
   });
 }
 

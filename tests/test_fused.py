@@ -26,15 +26,36 @@ def _codes(q) -> torch.Tensor:
     return unpack_codes(q.codes, q.layout)
 
 
-def assert_codes_close(got, want) -> None:
-    """Equal codes except a few (at most 0.1%, and at least 1 allowed), each one step off."""
+def assert_codes_close(got, want, value_atol: float = 0.0) -> None:
+    """Equal codes except a few (at most 0.1%, and at least 1 allowed), each one step off.
+
+    Scales and zero points agree to ``rtol=1e-5``, or within ``value_atol``: pass
+    :func:`_summation_bound` where the projection's values may differ by their summation order
+    (a group whose values cancel to almost nothing can have any relative error).
+    """
     assert got.shape == want.shape and got.dtype == want.dtype
-    torch.testing.assert_close(got.scales, want.scales, rtol=1e-5, atol=0)
+    torch.testing.assert_close(got.scales, want.scales, rtol=1e-5, atol=value_atol)
     if want.zero_points is not None:
-        torch.testing.assert_close(got.zero_points, want.zero_points, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            got.zero_points, want.zero_points, rtol=1e-5, atol=max(1e-6, value_atol)
+        )
     diff = (_codes(got) - _codes(want)).abs()
     assert diff.numel() == 0 or int(diff.max()) <= 1
     assert int((diff != 0).sum()) <= max(1, diff.numel() // 1000)
+
+
+def _summation_bound(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> float:
+    """The most two float32 evaluations of ``x @ weight.T + bias``, in any summation order and
+    with or without FMA, can differ by: each is within gamma_n (|x| @ |weight|.T + |bias|) of the
+    exact value, n = in + 1 (Higham, Accuracy and Stability, 3.1). A scale or zero point moves by
+    at most that much (symmetric: by it / qmax; asymmetric: by 2 x it / levels, levels >= 3)."""
+    x, weight = x.reshape(-1, x.shape[-1]).double(), weight.double()
+    n = x.shape[1] + 1
+    gamma = n * 2.0**-24 / (1 - n * 2.0**-24)
+    magnitude = x.abs() @ weight.abs().T
+    if bias is not None:
+        magnitude = magnitude + bias.double().abs()
+    return 2 * gamma * float(magnitude.max()) if magnitude.numel() else 0.0
 
 
 def _projection(inp: int, out: int, dtype: torch.dtype, bias: bool, seed: int = 0):
@@ -69,7 +90,7 @@ def test_cpp_matches_reference(rows, inp, out, group_size, bias, dtype):
         args = (x, weight, b, 8, group_size)
         want = project_quantize(*args, symmetric=symmetric, backend="torch")
         got = project_quantize(*args, symmetric=symmetric, backend="cpp")
-        assert_codes_close(got, want)
+        assert_codes_close(got, want, _summation_bound(x, weight, b))
         back = None if b is None else torch.randn(inp).to(dtype)
         y_want = dequantize_project(want, weight.T, back, backend="torch")
         y_got = dequantize_project(want, weight.T, back, backend="cpp")
@@ -108,6 +129,102 @@ def test_cpp_strided_inputs(view):
     want = project_quantize(x.contiguous(), weight, bias, 8, 8, backend="torch")
     assert_codes_close(project_quantize(x, weight, bias, 8, 8, backend="cpp"), want)
     assert_codes_close(project_quantize(x, weight.T.contiguous().T, bias, 8, 8), want)
+
+
+# The skinny kernel of fused_cpu.cpp (AVX-512 builds): float32 or float16/bfloat16 x, at most 256
+# output features, the packed weight in L2, and 8 rows or more unless the weight is small. Its
+# strips are 12, 8 or 6 rows of 1 to 4 vectors of 16 columns, with 8/4/2/1-row remainders.
+@needs_cpp
+@pytest.mark.parametrize("out", [5, 16, 17, 32, 33, 96])
+@pytest.mark.parametrize("inp", [1, 7, 64, 256, 300])
+def test_cpp_skinny_kernel(inp, out):
+    gen = torch.Generator().manual_seed(inp * 1000 + out)
+    weight = torch.randn(out, inp, generator=gen) / inp**0.5
+    bias = torch.randn(out, generator=gen)
+    group_sizes = (8, 32, 128, out + 3)  # the last: one group wider than the row
+    case = 0
+    for rows in (1, 5, 13, 1000):
+        x = torch.randn(rows, inp, generator=gen)
+        for bits in (8, 4, 2):
+            for symmetric in (True, False):
+                b = bias if case % 2 else None
+                group_size = group_sizes[case % len(group_sizes)]
+                case += 1
+                args = (x, weight, b, bits, group_size)
+                want = project_quantize(*args, symmetric=symmetric, backend="torch")
+                got = project_quantize(*args, symmetric=symmetric, backend="cpp")
+                assert_codes_close(got, want, _summation_bound(x, weight, b))
+
+
+def _small_integers(shape, gen, dtype=torch.float32):
+    return torch.randint(-4, 5, shape, generator=gen).to(dtype)
+
+
+@needs_cpp
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("inp,out", [(1, 5), (7, 17), (64, 32), (256, 33), (300, 96), (40, 256)])
+def test_cpp_exact_where_the_projection_is_exact(inp, out, dtype):
+    """Small integers: every partial sum is an integer below 2^24, exact in any order, so the
+    codes, scales and zero points are the reference's bit for bit (all-zero rows included)."""
+    gen = torch.Generator().manual_seed(inp + out)
+    x = _small_integers((1000, inp), gen, dtype)
+    x[::7] = 0
+    weight = _small_integers((out, inp), gen)
+    for bias in (None, _small_integers((out,), gen)):
+        for bits, group_size, symmetric in ((8, 32, True), (4, 8, False), (2, 128, True)):
+            args = (x, weight, bias, bits, group_size)
+            want = project_quantize(*args, symmetric=symmetric, backend="torch")
+            got = project_quantize(*args, symmetric=symmetric, backend="cpp")
+            assert torch.equal(got.codes, want.codes)
+            assert torch.equal(got.scales, want.scales)
+            if not symmetric:
+                assert torch.equal(got.zero_points, want.zero_points)
+
+
+@needs_cpp
+@pytest.mark.parametrize("view", ["row_stride", "transposed", "expanded"])
+def test_cpp_skinny_strided_inputs(view):
+    gen = torch.Generator().manual_seed(1)
+    base = torch.randn(3000, 300, generator=gen)
+    x = {
+        "row_stride": base[::3, 5:261],
+        "transposed": base[:256, :300].T,  # copied to unit last stride by rows_of
+        "expanded": base[:1, :256].expand(50, 256),
+    }[view]
+    weight, bias = _projection(x.shape[1], 32, torch.float32, True)
+    want = project_quantize(x.contiguous(), weight, bias, 8, 32, backend="torch")
+    got = project_quantize(x, weight, bias, 8, 32, backend="cpp")
+    assert_codes_close(got, want, _summation_bound(x, weight, bias))
+
+
+@needs_cpp
+@pytest.mark.parametrize("rows,inp,out", [(20, 4096, 64), (50, 512, 256), (30, 1024, 130)])
+def test_cpp_skinny_wide_and_deep(rows, inp, out):
+    """The kernel's limits: a 1 MiB single-chunk panel, 256 outputs (4 column chunks), and a
+    shape just past them (the addmm path)."""
+    gen = torch.Generator().manual_seed(rows)
+    x = torch.randn(rows, inp, generator=gen)
+    weight, bias = _projection(inp, out, torch.float32, True, seed=rows)
+    for symmetric in (True, False):
+        want = project_quantize(x, weight, bias, 4, 32, symmetric=symmetric, backend="torch")
+        got = project_quantize(x, weight, bias, 4, 32, symmetric=symmetric, backend="cpp")
+        assert_codes_close(got, want, _summation_bound(x, weight, bias))
+
+
+@needs_cpp
+def test_cpp_same_codes_for_any_thread_count():
+    """Each row's sums run in one order whichever task and strip it falls in."""
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(997, 200, generator=gen)
+    weight, bias = _projection(200, 40, torch.float32, True)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = project_quantize(x, weight, bias, 8, 16, backend="cpp")
+    finally:
+        torch.set_num_threads(threads)
+    many = project_quantize(x, weight, bias, 8, 16, backend="cpp")
+    assert torch.equal(one.codes, many.codes) and torch.equal(one.scales, many.scales)
 
 
 @pytest.mark.parametrize("backend", ["torch", pytest.param("cpp", marks=needs_cpp)])
@@ -154,8 +271,9 @@ def test_bad_inputs_raise():
         project_quantize(x, weight, backend="cuda")
     with pytest.raises(ValueError, match="bits must be one of"):
         project_quantize(x, weight, bits=3)
-    with pytest.raises(ValueError, match="NaN or Inf"):
-        project_quantize(torch.full((2, 8), float("nan")), weight, backend="torch")
+    for backend in ("torch", "cpp"):
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            project_quantize(torch.full((2, 8), float("nan")), weight, backend=backend)
     q = project_quantize(x, weight, group_size=2)
     with pytest.raises(ValueError, match=r"weight must have shape \(out_features, 3\)"):
         dequantize_project(q, weight)
@@ -183,3 +301,15 @@ def test_compiles_fullgraph():
 
     x = torch.randn(6, 16)
     torch.testing.assert_close(torch.compile(roundtrip, fullgraph=True)(x), roundtrip(x))
+
+
+@pytest.mark.parametrize("out_features", [4, 300])  # the skinny kernel, the blocked path
+@pytest.mark.parametrize("backend", ["torch", "cpp"])
+def test_non_finite_projections_are_rejected(out_features: int, backend: str) -> None:
+    x, weight = torch.randn(64, 16), torch.randn(out_features, 16)
+    bad_x, bad_weight = x.clone(), weight.clone()
+    bad_x[37, 3] = float("inf")
+    bad_weight[-1, 0] = float("nan")
+    for args in ((bad_x, weight), (x, bad_weight), (x * 1e30, weight * 1e30)):  # last: overflow
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            project_quantize(*args, backend=backend)
