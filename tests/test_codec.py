@@ -209,3 +209,13 @@ def test_to_moves_every_buffer_and_keeps_the_values():
     back = q.to("cpu")
     assert back.device.type == "cpu" and torch.equal(back.codes, q.codes)
     assert (moved.shape, moved.bits, moved.scheme) == (q.shape, q.bits, q.scheme)
+
+
+def test_from_kernel_builds_what_the_checked_constructor_builds() -> None:
+    x = torch.randn(3, 5, 40)
+    for symmetric in (True, False):
+        q = quantize(x, bits=4, group_size=16, symmetric=symmetric)
+        checked = QuantizedTensor(q.codes, q.scales, q.zero_points, q.shape, q.dtype, q.bits,
+                                  q.group_size, q.scheme)  # fmt: skip
+        assert checked.to_bytes() == q.to_bytes() and q.shape == (3, 5, 40)
+        assert (q.scheme == "symmetric") == symmetric and (q.zero_points is None) == symmetric

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from aiflow_comm.bench.timing import median_seconds
+from aiflow_comm.bench.timing import interleaved_medians
 from aiflow_comm.kernels import quantize_packed
 from aiflow_comm.kernels.fused import project_quantize, resolve_fused_backend
 
@@ -96,7 +96,7 @@ def bench_fused(
         bias = torch.randn(out, generator=generator)
         x, weight, bias = (t.to(device, dtype) for t in (x, weight, bias))
         runs = fused_runs(x, weight, bias, bits, group_size, backend)
-        seconds = {op: median_seconds(run, device, repeats) for op, run in runs.items()}
+        seconds = interleaved_medians(runs, device, repeats)
         rows.append(
             FusedBenchRow(
                 name,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["copy_bandwidth", "median_seconds"]
+__all__ = ["copy_bandwidth", "interleaved_medians", "median_seconds"]
 
 
 def median_seconds(
@@ -33,6 +33,33 @@ def median_seconds(
         fn()
         samples.append(time.perf_counter() - start)
     return sorted(samples)[len(samples) // 2]
+
+
+def interleaved_medians(
+    runs: dict[str, Callable[[], object]],
+    device: torch.device,
+    repeats: int = 10,
+    warmup: int = 1,
+) -> dict[str, float]:
+    """Median seconds of each run, the runs taking turns (on the CPU), so that all of them see
+    the same machine load: on a shared VM it drifts over seconds, which skews ratios of runs
+    timed one after the other. On CUDA each run is timed by :func:`median_seconds`.
+
+    Example:
+        >>> times = interleaved_medians({"a": lambda: 1, "b": lambda: 2}, torch.device("cpu"), 3)
+        >>> sorted(times)
+        ['a', 'b']
+    """
+    if device.type == "cuda":
+        return {name: median_seconds(run, device, repeats) for name, run in runs.items()}
+    for _ in range(warmup):
+        for run in runs.values():
+            run()
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            samples[name].append(median_seconds(run, device, repeats=1, warmup=0))
+    return {name: sorted(times)[len(times) // 2] for name, times in samples.items()}
 
 
 def copy_bandwidth(x: torch.Tensor, repeats: int = 10) -> float:

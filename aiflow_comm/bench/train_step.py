@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from aiflow_comm.bench.timing import median_seconds
+from aiflow_comm.bench.timing import interleaved_medians
 
 __all__ = ["TrainStepRow", "bench_train_step", "format_train_step", "sgd_step", "small_cnn"]
 
@@ -73,16 +73,10 @@ def bench_train_step(
     linked = SplitModel(cut.head, link, cut.tail).to(device).train()
     x = torch.randn(batch, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
-    runs = [sgd_step(plain, x, y), sgd_step(linked, x, y)]
-    samples: list[list[float]] = [[], []]
-    for run in runs:
-        run()
-    for _ in range(repeats):  # alternate, so both see the same machine load
-        for run, times in zip(runs, samples, strict=True):
-            times.append(median_seconds(run, device, repeats=1, warmup=0))
-    seconds = [sorted(times)[len(times) // 2] for times in samples]
     names = ("plain", "SplitLink (8-bit fake quantization + Rayleigh)")
-    return [TrainStepRow(n, t, t / seconds[0]) for n, t in zip(names, seconds, strict=True)]
+    runs = dict(zip(names, (sgd_step(plain, x, y), sgd_step(linked, x, y)), strict=True))
+    seconds = interleaved_medians(runs, device, repeats)
+    return [TrainStepRow(n, t, t / seconds[names[0]]) for n, t in seconds.items()]
 
 
 def format_train_step(rows: list[TrainStepRow]) -> str:

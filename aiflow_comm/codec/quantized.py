@@ -149,6 +149,41 @@ class QuantizedTensor(PackedTensor):
             },
         )
 
+    @classmethod
+    def from_kernel(
+        cls,
+        outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        shape: tuple[int, ...],
+        dtype: torch.dtype,
+        bits: int,
+        group_size: int,
+        symmetric: bool,
+    ) -> QuantizedTensor:
+        """Wrap a quantize kernel's ``(codes, scales, zero_points)`` without checking them again.
+
+        For the library's ops, whose outputs come from the layout of ``shape``: the checks of
+        the constructor cost as much as quantizing a small tensor.
+
+        Example:
+            >>> from aiflow_comm.kernels import quantize_packed
+            >>> outputs = quantize_packed(torch.ones(2, 8), 4, 4)
+            >>> QuantizedTensor.from_kernel(outputs, (2, 8), torch.float32, 4, 4, True).nbytes
+            24
+        """
+        codes, scales, zero_points = outputs
+        q = object.__new__(cls)
+        q.__dict__.update({  # what the frozen dataclass's own __init__ sets, minus the checks
+            "codes": codes,
+            "scales": scales,
+            "zero_points": None if symmetric else zero_points,
+            "shape": tuple(shape),
+            "dtype": dtype,
+            "bits": bits,
+            "group_size": group_size,
+            "scheme": "symmetric" if symmetric else "asymmetric",
+        })  # fmt: skip
+        return q
+
     @property
     def layout(self) -> GroupLayout:
         return GroupLayout.of(self.shape, self.bits, self.group_size)
@@ -217,19 +252,8 @@ def quantize(
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {ROUNDINGS}; got {rounding!r}")
     seed = seed_from(generator) if rounding == "stochastic" else -1
-    codes, scales, zero_points = quantize_packed(
-        x, bits, group_size, bool(symmetric), seed, backend
-    )
-    return QuantizedTensor(
-        codes,
-        scales,
-        None if symmetric else zero_points,
-        tuple(x.shape),
-        x.dtype,
-        bits,
-        group_size,
-        "symmetric" if symmetric else "asymmetric",
-    )
+    outputs = quantize_packed(x, bits, group_size, bool(symmetric), seed, backend)
+    return QuantizedTensor.from_kernel(outputs, x.shape, x.dtype, bits, group_size, symmetric)
 
 
 def dequantize(

@@ -26,11 +26,14 @@ def plain_eager(args: tuple[Any, ...]) -> bool:
         >>> plain_eager((torch.ones(2), 3))
         True
     """
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None:
         return False
     if torch._C._is_torch_function_mode_enabled() or _get_current_dispatch_mode() is not None:
         return False
-    return all(type(a) is torch.Tensor for a in args if isinstance(a, torch.Tensor))
+    for arg in args:
+        if isinstance(arg, torch.Tensor) and type(arg) is not torch.Tensor:
+            return False
+    return True
 
 
 class EagerCustomOp:

@@ -23,6 +23,7 @@ more codes.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 
@@ -56,19 +57,24 @@ _TRITON_ON_CPU = os.environ.get("TRITON_INTERPRET") == "1" and _TRITON is not No
 
 def _usable_backends(device: torch.device) -> list[str]:
     """The fused backends with a kernel for ``device``, fastest first (``auto`` takes the first)."""
+    return list(_usable_on(device.type))
+
+
+@functools.cache
+def _usable_on(device_type: str) -> tuple[str, ...]:
     usable = {"torch"}
-    if device.type == "cpu":
+    if device_type == "cpu":
         if _HAS_CPP:
             usable.add("cpp")
         if _TRITON_ON_CPU:
             usable.add("triton")
-    elif device.type == "cuda" and torch.cuda.is_available():
+    elif device_type == "cuda" and torch.cuda.is_available():
         if _HAS_CUDA:
             usable.add("cuda")
         if _TRITON is not None:
             usable.add("triton")
-    ordered = [name for name in _FASTEST_FIRST.get(device.type, ()) if name in usable]
-    return ordered + sorted(usable - set(ordered))
+    ordered = [name for name in _FASTEST_FIRST.get(device_type, ()) if name in usable]
+    return (*ordered, *sorted(usable - set(ordered)))
 
 
 def resolve_fused_backend(backend: str, device: torch.device) -> str:
@@ -162,6 +168,10 @@ def _fused_kernels(backend: str) -> tuple[Callable[..., tuple], Callable[..., to
     return _project_quantize_torch, _dequantize_project_torch
 
 
+# Kernels that raise the ValueError below themselves (no second pass over the scales).
+_CHECKS_FINITE = {"cpp"}
+
+
 @custom_op("aiflow_comm::project_quantize")
 def _project_quantize_op(
     x: torch.Tensor,
@@ -174,7 +184,7 @@ def _project_quantize_op(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     project, _ = _fused_kernels(backend)
     codes, scales, zero_points = project(rows_of(x), weight, bias, bits, group_size, symmetric)
-    if not torch.isfinite(scales).all():
+    if backend not in _CHECKS_FINITE and not torch.isfinite(scales).all():
         raise ValueError(
             "the projection x @ weight.T + bias holds NaN or Inf (non-finite x, weight or bias, "
             "or float32 overflow); quantization rejects non-finite values"
@@ -248,19 +258,12 @@ def project_quantize(
     out_features, _ = _check_projection(weight, bias, x.shape[-1], x.device)
     chosen = resolve_fused_backend(backend, x.device)
     detached = None if bias is None else bias.detach()
-    codes, scales, zero_points = _project_quantize_op(
+    outputs = _project_quantize_op(
         x.detach(), weight.detach(), detached, bits, group_size, bool(symmetric), chosen
     )
-    return QuantizedTensor(
-        codes,
-        scales,
-        None if symmetric else zero_points,
-        (*x.shape[:-1], out_features),
-        torch.promote_types(x.dtype, weight.dtype),
-        bits,
-        group_size,
-        "symmetric" if symmetric else "asymmetric",
-    )
+    shape = (*x.shape[:-1], out_features)
+    dtype = torch.promote_types(x.dtype, weight.dtype)
+    return QuantizedTensor.from_kernel(outputs, shape, dtype, bits, group_size, bool(symmetric))
 
 
 def dequantize_project(
