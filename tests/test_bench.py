@@ -1,4 +1,4 @@
-"""Benchmark helpers: timings are positive and the copy bandwidth counts read plus write."""
+"""Benchmark helpers: medians alone and in turns, and bytes counted read plus write."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aiflow_comm.bench.quant import bench_quant, format_table
-from aiflow_comm.bench.timing import copy_bandwidth, median_seconds
+from aiflow_comm.bench.timing import interleaved_medians, median_seconds
 
 
 def test_median_seconds_is_the_median_of_the_runs():
@@ -15,8 +15,12 @@ def test_median_seconds_is_the_median_of_the_runs():
     assert len(calls) == 7  # two warm-up runs, then five timed
 
 
-def test_copy_bandwidth_is_positive():
-    assert copy_bandwidth(torch.ones(1024), repeats=3) > 0
+def test_interleaved_medians_time_every_run_in_turns():
+    order = []
+    runs = {name: (lambda name=name: order.append(name)) for name in ("a", "b")}
+    times = interleaved_medians(runs, torch.device("cpu"), repeats=3, warmup=1)
+    assert sorted(times) == ["a", "b"] and all(t > 0 for t in times.values())
+    assert order == ["a", "b"] * 4
 
 
 def test_bench_rows_count_bytes_read_and_written():

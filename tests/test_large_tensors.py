@@ -25,3 +25,20 @@ def test_last_rows_of_a_tensor_beyond_int32_match_the_reference(backend):
     assert decoded.shape == x.shape
     reference_tail = dequantize_packed(*expect, 8, 128, ROW_LEN, True, backend="torch")
     assert torch.equal(decoded[-3:].float(), reference_tail)
+
+
+@pytest.mark.parametrize("backend", [b for b in available_backends("cpu") if b == "cpp"])
+@pytest.mark.parametrize("bits", [8, 4, 2])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_outputs_past_16_mib_decode_like_the_reference(backend, bits, symmetric):
+    """Large float32 outputs take the streaming-store path of the cpp backend (8 and 4 bits)."""
+    rows, row_len = 1025, 4096  # just over 16 MiB of float32
+    generator = torch.Generator().manual_seed(bits)
+    x = torch.randn(rows, row_len, generator=generator)
+    x[3] = 0.0  # all-zero groups decode to zeros
+    outputs = quantize_reference(x, bits, 128, symmetric)
+    zero_points = outputs[2] if not symmetric else outputs[1].new_empty(0)
+    args = (outputs[0], outputs[1], zero_points, bits, 128, row_len, symmetric)
+    decoded = dequantize_packed(*args, backend=backend)
+    assert torch.equal(decoded, dequantize_packed(*args, backend="torch"))
+    assert decoded.nbytes > 16 * 2**20 and not decoded[3].any()

@@ -1,4 +1,4 @@
-"""Timing helpers: median wall time on the CPU, device events on CUDA, copy bandwidth."""
+"""Timing helpers: median wall time on the CPU (alone or in turns), device events on CUDA."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["copy_bandwidth", "interleaved_medians", "median_seconds"]
+__all__ = ["interleaved_medians", "median_seconds"]
 
 
 def median_seconds(
@@ -60,10 +60,3 @@ def interleaved_medians(
         for name, run in runs.items():
             samples[name].append(median_seconds(run, device, repeats=1, warmup=0))
     return {name: sorted(times)[len(times) // 2] for name, times in samples.items()}
-
-
-def copy_bandwidth(x: torch.Tensor, repeats: int = 10) -> float:
-    """Bytes per second of ``out.copy_(x)`` (bytes read plus bytes written), measured now."""
-    out = torch.empty_like(x)
-    seconds = median_seconds(lambda: out.copy_(x), x.device, repeats)
-    return 2 * x.numel() * x.element_size() / seconds
