@@ -400,9 +400,11 @@ void dequantize_group(const uint8_t* src, int64_t n, float scale, float zero, OU
 }
 
 #ifdef AIFLOW_AVX512
-// Outputs at least this large are written with streaming stores: they leave the cache anyway,
-// and a plain store first reads each line it writes (64 MiB of int8 codes -> float32: about 80%
-// of a copy's bandwidth with plain stores, every output byte costing a read and a write).
+// Outputs at least this large, in a buffer the caller gave, are written with streaming stores:
+// they leave the cache anyway, and a plain store first reads each line it writes (64 MiB of int8
+// codes -> float32: about 80% of a copy's bandwidth with plain stores, 116-156% streaming). Not
+// into a fresh allocation: its pages fault in on first touch, zeroed in cache, and streaming
+// stores past those lines made an allocating 64 MiB dequantize slower (27 ms against 18 ms).
 constexpr int64_t kStreamBytes = int64_t{16} << 20;
 
 // 16 codes (8 or 4 bits) as int32 lanes, code k of a byte in bits [k * BITS, (k + 1) * BITS).
@@ -434,7 +436,8 @@ void dequantize_group_stream(const uint8_t* src, int64_t n, float scale, float z
 
 template <typename OUT, int BITS, bool SYM>
 void dequantize_all(const at::Tensor& codes, const at::Tensor& scales,
-                    const at::Tensor& zero_points, const Layout& l, at::Tensor& out) {
+                    const at::Tensor& zero_points, const Layout& l, at::Tensor& out,
+                    bool may_stream) {
   const uint8_t* cp = codes.data_ptr<uint8_t>();
   const float* sp = scales.data_ptr<float>();
   const float* zp = SYM ? nullptr : zero_points.data_ptr<float>();
@@ -443,7 +446,7 @@ void dequantize_all(const at::Tensor& codes, const at::Tensor& scales,
 #ifdef AIFLOW_AVX512
   // Every group starts 64-byte aligned when the output does and rows and groups are whole
   // multiples of 16 values.
-  const bool stream = std::is_same_v<OUT, float> && BITS != 2 &&
+  const bool stream = may_stream && std::is_same_v<OUT, float> && BITS != 2 &&
                       out.nbytes() >= kStreamBytes && l.group_size % 16 == 0 &&
                       l.row_len % 16 == 0 && reinterpret_cast<uintptr_t>(op) % 64 == 0;
 #else
@@ -583,9 +586,11 @@ std::vector<at::Tensor> quantize_cpu(const at::Tensor& x, int64_t bits, int64_t 
   return {codes, scales, zero_points};
 }
 
-void dequantize_cpu_out(const at::Tensor& codes, const at::Tensor& scales,
-                        const at::Tensor& zero_points, int64_t bits, int64_t group_size,
-                        int64_t row_len, bool symmetric, at::Tensor& out) {
+namespace {
+
+void dequantize_into(const at::Tensor& codes, const at::Tensor& scales,
+                     const at::Tensor& zero_points, int64_t bits, int64_t group_size,
+                     int64_t row_len, bool symmetric, at::Tensor& out, bool may_stream) {
   check_bits(bits, group_size);
   TORCH_CHECK(row_len >= 0, "row_len must be >= 0; got ", row_len);
   TORCH_CHECK(codes.dim() == 2, "codes must be 2-D; got ", codes.dim(), "-D");
@@ -601,8 +606,16 @@ void dequantize_cpu_out(const at::Tensor& codes, const at::Tensor& scales,
     constexpr bool S = decltype(sym_c)::value;
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::kHalf, at::kBFloat16, out.scalar_type(), "dequantize_cpu",
-        [&] { dequantize_all<scalar_t, B, S>(codes, scales, zero_points, l, out); });
+        [&] { dequantize_all<scalar_t, B, S>(codes, scales, zero_points, l, out, may_stream); });
   });
+}
+
+}  // namespace
+
+void dequantize_cpu_out(const at::Tensor& codes, const at::Tensor& scales,
+                        const at::Tensor& zero_points, int64_t bits, int64_t group_size,
+                        int64_t row_len, bool symmetric, at::Tensor& out) {
+  dequantize_into(codes, scales, zero_points, bits, group_size, row_len, symmetric, out, true);
 }
 
 at::Tensor dequantize_cpu(const at::Tensor& codes, const at::Tensor& scales,
@@ -612,6 +625,6 @@ at::Tensor dequantize_cpu(const at::Tensor& codes, const at::Tensor& scales,
   TORCH_CHECK(codes.dim() == 2, "codes must be 2-D; got ", codes.dim(), "-D");
   TORCH_CHECK(row_len >= 0, "row_len must be >= 0; got ", row_len);
   auto out = at::empty({codes.size(0), row_len}, codes.options().dtype(dtype));
-  dequantize_cpu_out(codes, scales, zero_points, bits, group_size, row_len, symmetric, out);
+  dequantize_into(codes, scales, zero_points, bits, group_size, row_len, symmetric, out, false);
   return out;
 }
