@@ -10,6 +10,8 @@
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -588,6 +590,23 @@ std::vector<at::Tensor> quantize_cpu(const at::Tensor& x, int64_t bits, int64_t 
 
 namespace {
 
+// A fresh output this large spends most of its first write faulting its pages in, one 4 KiB
+// page at a time (64 MiB of float32: about 18 of 19 ms). Asking for transparent huge pages
+// before that first touch cuts the faults 512-fold where the kernel allows them (madvise mode
+// here: 19 -> 8 ms for a 64 MiB fill). Advisory: an error changes nothing, so it is ignored.
+constexpr int64_t kHugePageAdviceBytes = int64_t{16} << 20;
+
+void advise_huge_pages(const at::Tensor& fresh) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (fresh.nbytes() < static_cast<size_t>(kHugePageAdviceBytes)) return;
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  const auto begin = reinterpret_cast<uintptr_t>(fresh.data_ptr());
+  const uintptr_t start = (begin + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (begin + fresh.nbytes()) & ~(kHuge - 1);
+  if (end > start) madvise(reinterpret_cast<void*>(start), end - start, MADV_HUGEPAGE);
+#endif
+}
+
 void dequantize_into(const at::Tensor& codes, const at::Tensor& scales,
                      const at::Tensor& zero_points, int64_t bits, int64_t group_size,
                      int64_t row_len, bool symmetric, at::Tensor& out, bool may_stream) {
@@ -625,6 +644,7 @@ at::Tensor dequantize_cpu(const at::Tensor& codes, const at::Tensor& scales,
   TORCH_CHECK(codes.dim() == 2, "codes must be 2-D; got ", codes.dim(), "-D");
   TORCH_CHECK(row_len >= 0, "row_len must be >= 0; got ", row_len);
   auto out = at::empty({codes.size(0), row_len}, codes.options().dtype(dtype));
+  advise_huge_pages(out);
   dequantize_into(codes, scales, zero_points, bits, group_size, row_len, symmetric, out, false);
   return out;
 }
