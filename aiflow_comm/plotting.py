@@ -31,6 +31,17 @@ def _pyplot():
     return plt
 
 
+def _save(figure, path: str | Path, suptitle: str = "") -> Path:
+    """Lay out ``figure`` (under ``suptitle`` if given), write it to ``path``, close it."""
+    if suptitle:
+        figure.suptitle(suptitle)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    _pyplot().close(figure)
+    return path
+
+
 def plot_ber(points: Sequence[BerPoint], path: str | Path, title: str = "") -> Path:
     """Draw BER (and BLER when present) against Eb/N0 on a log scale, closed forms dashed.
 
@@ -55,11 +66,7 @@ def plot_ber(points: Sequence[BerPoint], path: str | Path, title: str = "") -> P
     axes.set_title(title)
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
 
 
 def plot_accuracy_vs_snr(
@@ -107,13 +114,7 @@ def plot_accuracy_vs_snr(
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("accuracy")
     axes[0][0].legend(fontsize="small")
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return _save(figure, path, title)
 
 
 def plot_psnr_vs_snr(
@@ -144,11 +145,7 @@ def plot_psnr_vs_snr(
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
     axes.legend()
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
 
 
 def plot_search(
@@ -208,13 +205,7 @@ def plot_search(
     right.set_ylabel("expected device energy (mJ)")
     right.grid(True, which="both", alpha=0.3)
     right.legend(fontsize="small")
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return _save(figure, path, title)
 
 
 def plot_sdr_vs_snr(
@@ -254,8 +245,4 @@ def plot_sdr_vs_snr(
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
     axes.legend()
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return _save(figure, path)

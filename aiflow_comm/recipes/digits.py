@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from aiflow_comm.recipes.runner import torch_threads, tqdm_disable
+from aiflow_comm.recipes.runner import check_positive, torch_threads, tqdm_disable
 from aiflow_comm.semantic.metrics import accuracy
 from aiflow_comm.split import SplitLink, SplitModel, split_model
 
@@ -254,10 +254,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """Check the options and resolve the smoke and default values; raise ``ValueError``."""
-    for name in ("base_steps", "warmup_steps", "steps", "batch_size", "group_size", "threads"):
-        value = getattr(args, name)
-        if value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {value}")
+    check_positive(args, "base_steps", "warmup_steps", "steps", "batch_size", "group_size",
+                   "threads")  # fmt: skip
     try:
         split_model(digits_cnn(), args.split_at)
     except ValueError as error:

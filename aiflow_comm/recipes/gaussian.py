@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from aiflow_comm.recipes.runner import torch_threads, tqdm_disable
+from aiflow_comm.recipes.runner import check_positive, torch_threads, tqdm_disable
 
 __all__ = [
     "CHANNELS",
@@ -182,10 +182,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """Check the options and resolve the smoke and default values; raise ``ValueError``."""
-    for name in ("dim", "steps", "batch_size", "test_vectors", "threads"):
-        value = getattr(args, name)
-        if value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {value}")
+    check_positive(args, "dim", "steps", "batch_size", "test_vectors", "threads")
     if args.hidden < 0:
         raise ValueError(f"--hidden must be >= 0 (0: linear model); got {args.hidden}")
     if not (math.isfinite(args.ratio) and args.ratio > 0):

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from aiflow_comm.recipes.runner import torch_threads, tqdm_disable
+from aiflow_comm.recipes.runner import check_positive, torch_threads, tqdm_disable
 
 __all__ = [
     "CHANNELS",
@@ -525,12 +525,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """Check the options and resolve the smoke and default values; raise ``ValueError``."""
-    for name in ("steps", "batch_size", "hidden", "test_patches", "calibration_packets"):
-        value = getattr(args, name)
-        if value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {value}")
-    if args.threads < 1:
-        raise ValueError(f"--threads must be >= 1; got {args.threads}")
+    check_positive(args, "steps", "batch_size", "hidden", "test_patches", "calibration_packets",
+                   "threads")  # fmt: skip
     if args.patch < 8 or args.patch % 4:
         raise ValueError(
             f"--patch must be a multiple of 4 and >= 8 (JSCC downsamples by 4); got {args.patch}"

@@ -14,7 +14,14 @@ import torch
 
 from aiflow_comm.recipes import RECIPES
 
-__all__ = ["build_parser", "main", "recipe_module", "torch_threads", "tqdm_disable"]
+__all__ = [
+    "build_parser",
+    "check_positive",
+    "main",
+    "recipe_module",
+    "torch_threads",
+    "tqdm_disable",
+]
 
 
 def recipe_module(name: str) -> ModuleType:
@@ -63,6 +70,20 @@ def main(name: str, argv: list[str] | None = None, prog: str | None = None) -> i
         print(module.format_table(result))
         print(f"wrote {out / f'{name}.json'}" + ("" if args.no_plot else f" and {name}.png"))
     return 0
+
+
+def check_positive(args: argparse.Namespace, *names: str) -> None:
+    """Raise ``ValueError`` naming the option (``--batch-size``) of the first of ``names`` < 1.
+
+    >>> check_positive(argparse.Namespace(steps=0), "steps")
+    Traceback (most recent call last):
+    ...
+    ValueError: --steps must be >= 1; got 0
+    """
+    for name in names:
+        value = getattr(args, name)
+        if value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {value}")
 
 
 def tqdm_disable(args: argparse.Namespace) -> bool | None:
