@@ -85,14 +85,15 @@ class _EqualizedEstimate(torch.autograd.Function):
         count = math.prod(pairs.shape[1:-1])
         dims = tuple(range(1, pairs.dim()))
         norm = torch.linalg.vector_norm(pairs, dim=dims, keepdim=True)
-        gamma = (norm / math.sqrt(max(count, 1))).clamp_min(math.sqrt(eps))
+        rms = norm / math.sqrt(max(count, 1))
+        gamma = rms.clamp_min(math.sqrt(eps))
         # ``signal`` and ``deviation`` are per symbol (``(batch, m)``): add the real axis.
         deviation = deviation.unsqueeze(-1)
         if denormalize:
             out = _times(pairs, signal).addcmul_(noise, gamma * deviation)
         else:
             out = _times(pairs, signal / gamma.squeeze(-1)).addcmul_(noise, deviation)
-        live = (norm / math.sqrt(max(count, 1)) > math.sqrt(eps)).to(pairs.dtype)
+        live = (rms > math.sqrt(eps)).to(pairs.dtype)
         ctx.save_for_backward(pairs, signal, deviation, noise, gamma, live)
         ctx.denormalize, ctx.count = denormalize, max(count, 1)
         return out
