@@ -18,6 +18,9 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 __all__ = ["EagerCustomOp", "custom_op", "plain_eager"]
 
+# Argument types that are never tensor subclasses.
+_PLAIN_TYPES = frozenset({torch.Tensor, int, float, bool, str, type(None), torch.dtype})
+
 
 def plain_eager(args: tuple[Any, ...]) -> bool:
     """Whether calling an op's implementation directly is what the dispatcher would do.
@@ -30,8 +33,8 @@ def plain_eager(args: tuple[Any, ...]) -> bool:
         return False
     if torch._C._is_torch_function_mode_enabled() or _get_current_dispatch_mode() is not None:
         return False
-    for arg in args:
-        if isinstance(arg, torch.Tensor) and type(arg) is not torch.Tensor:
+    for arg in args:  # type() first: isinstance against torch.Tensor's metaclass costs ~0.2 us
+        if type(arg) not in _PLAIN_TYPES and isinstance(arg, torch.Tensor):
             return False
     return True
 

@@ -7,8 +7,10 @@ features; ``dequantize_project(q, W, b)`` is ``dequantize(q, float32) @ W.float(
 The other backends never materialize the whole float ``y`` (or the decoded tensor):
 
 * ``cpp`` (CPU) and ``cuda`` (CUDA) compute the projection a block of rows at a time into one
-  reused float32 tile (BLAS / cuBLAS ``addmm``) and run the plain quantize kernel on it while it is
-  in cache; ``dequantize_project`` decodes a block of rows into a tile and multiplies it.
+  reused float32 tile and run the plain quantize kernel on it while it is in cache;
+  ``dequantize_project`` decodes a block of rows into a tile and multiplies it. On the CPU the
+  multiply is an AVX-512 register-blocked kernel for skinny projections, else MKL's packed GEMM
+  on a weight packed once per call (where torch links MKL) or ``addmm``; on CUDA, cuBLAS.
 * ``triton`` (CUDA, or the CPU through Triton's interpreter with ``TRITON_INTERPRET=1`` set before
   import) quantizes each output tile in the matmul kernel's epilogue and decodes codes in the
   matmul's prologue: the float values exist only in registers
@@ -87,40 +89,56 @@ def resolve_fused_backend(backend: str, device: torch.device) -> str:
         >>> resolve_fused_backend("torch", torch.device("cpu"))
         'torch'
     """
-    if not isinstance(backend, str) or backend not in (*FUSED_BACKENDS, "auto"):
+    if not isinstance(backend, str):
         raise ValueError(f"backend must be 'auto' or one of {FUSED_BACKENDS}; got {backend!r}")
-    usable = _usable_backends(device)
+    return _resolve_on(backend, device.type)
+
+
+@functools.cache
+def _resolve_on(backend: str, device_type: str) -> str:
+    """:func:`resolve_fused_backend` for a device type, cached: it runs on every call of the ops."""
+    if backend not in (*FUSED_BACKENDS, "auto"):
+        raise ValueError(f"backend must be 'auto' or one of {FUSED_BACKENDS}; got {backend!r}")
+    usable = _usable_backends(torch.device(device_type))
     if backend == "auto":
         return usable[0]
     if backend not in usable:
         raise ValueError(
-            f"backend {backend!r} has no fused kernel for tensors on {device} here (cpp: built "
-            "extension, CPU; cuda: extension built with CUDA, CUDA device; triton: triton and a "
-            f"CUDA device, or TRITON_INTERPRET=1 on the CPU); usable here: {usable}"
+            f"backend {backend!r} has no fused kernel for tensors on {device_type} here (cpp: "
+            "built extension, CPU; cuda: extension built with CUDA, CUDA device; triton: triton "
+            f"and a CUDA device, or TRITON_INTERPRET=1 on the CPU); usable here: {usable}"
         )
     return backend
 
 
-def _check_projection(
-    weight: object, bias: object, in_features: int, device: torch.device
-) -> tuple[int, int]:
-    """Raise unless ``weight`` is a float ``(out, in_features)`` and ``bias`` ``(out,)`` or None."""
+def _check_projection(weight: object, bias: object, in_features: int, device: torch.device) -> int:
+    """``out_features``; raise unless ``weight`` is float ``(out, in_features)`` on ``device``
+    and ``bias`` is ``(out,)`` there or None."""
     check_float_tensor(weight, "weight")
     if weight.dim() != 2 or weight.shape[1] != in_features:
         raise ValueError(
             f"weight must have shape (out_features, {in_features}) to match the input's last "
             f"dimension; got {tuple(weight.shape)}"
         )
+    if weight.device != device:
+        raise ValueError(f"weight must be on the input's device {device}; got {weight.device}")
+    out_features = weight.shape[0]
     if bias is not None:
         check_float_tensor(bias, "bias")
-        if tuple(bias.shape) != (weight.shape[0],):
+        if bias.shape != (out_features,):
             raise ValueError(
-                f"bias must be None or have shape ({weight.shape[0]},); got {tuple(bias.shape)}"
+                f"bias must be None or have shape ({out_features},); got {tuple(bias.shape)}"
             )
-    for name, tensor in (("weight", weight), ("bias", bias)):
-        if tensor is not None and tensor.device != device:
-            raise ValueError(f"{name} must be on the input's device {device}; got {tensor.device}")
-    return weight.shape[0], in_features
+        if bias.device != device:
+            raise ValueError(f"bias must be on the input's device {device}; got {bias.device}")
+    return out_features
+
+
+def _detached(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    """``tensor`` without autograd history (a parameter becomes a plain tensor)."""
+    if tensor is None or (type(tensor) is torch.Tensor and not tensor.requires_grad):
+        return tensor
+    return tensor.detach()
 
 
 def _float_bias(bias: torch.Tensor | None) -> torch.Tensor | None:
@@ -255,14 +273,14 @@ def project_quantize(
     check_quant_args(bits, group_size)
     if x.dim() == 0:
         raise ValueError("x must have at least one dimension (..., in_features); got a 0-d tensor")
-    out_features, _ = _check_projection(weight, bias, x.shape[-1], x.device)
-    chosen = resolve_fused_backend(backend, x.device)
-    detached = None if bias is None else bias.detach()
+    device = x.device
+    out_features = _check_projection(weight, bias, x.shape[-1], device)
+    chosen = resolve_fused_backend(backend, device)
     outputs = _project_quantize_op(
-        x.detach(), weight.detach(), detached, bits, group_size, bool(symmetric), chosen
+        _detached(x), _detached(weight), _detached(bias), bits, group_size, bool(symmetric), chosen
     )
     shape = (*x.shape[:-1], out_features)
-    dtype = torch.promote_types(x.dtype, weight.dtype)
+    dtype = x.dtype if x.dtype == weight.dtype else torch.promote_types(x.dtype, weight.dtype)
     return QuantizedTensor.from_kernel(outputs, shape, dtype, bits, group_size, bool(symmetric))
 
 
@@ -288,11 +306,11 @@ def dequantize_project(
     if not isinstance(q, QuantizedTensor):
         raise TypeError(f"q must be a QuantizedTensor; got {type(q).__name__}")
     in_features = q.layout.row_len
-    out_features, _ = _check_projection(weight, bias, in_features, q.device)
-    chosen = resolve_fused_backend(backend, q.device)
+    device = q.device
+    out_features = _check_projection(weight, bias, in_features, device)
+    chosen = resolve_fused_backend(backend, device)
     zero_points = q.zero_points if q.zero_points is not None else q.scales.new_empty(0)
     dtype = torch.promote_types(q.dtype, weight.dtype)
-    detached = None if bias is None else bias.detach()
     flat = _dequantize_project_op(
         q.codes.contiguous(),
         q.scales.contiguous(),
@@ -301,8 +319,8 @@ def dequantize_project(
         q.group_size,
         in_features,
         q.symmetric,
-        weight.detach(),
-        detached,
+        _detached(weight),
+        _detached(bias),
         dtype,
         chosen,
     )
