@@ -67,6 +67,7 @@ def _extensions() -> tuple[list, dict]:
         f"{CSRC}/bindings.cpp",
         f"{CSRC}/quant_cpu.cpp",
         f"{CSRC}/fused_cpu.cpp",
+        f"{CSRC}/packed_gemm.cpp",
         f"{CSRC}/gaussian_cpu.cpp",
     ]
     cxx_flags = BASE_CXX_FLAGS + _cpu_flags()

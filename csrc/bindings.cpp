@@ -1,6 +1,7 @@
 // Python bindings of aiflow_comm._C: the CPU kernels always, the CUDA kernels when built with them.
 #include <torch/extension.h>
 
+#include "packed_gemm.h"
 #include "quant.h"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -11,6 +12,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("dequantize_cpu_out", &dequantize_cpu_out, "dequantize_cpu into a given output");
   m.def("project_quantize_cpu", &project_quantize_cpu, "quantize(x @ W^T + b) by row tiles");
   m.def("dequantize_project_cpu", &dequantize_project_cpu, "dequantize(codes) @ W^T + b by tiles");
+  m.def(
+      "packed_gemm_available", [] { return PackedWeight::available(1, 1, 1, 1); },
+      "Whether the blocked fused path multiplies with MKL's packed GEMM (else at::addmm)");
   m.def("counter_normal_cpu", &counter_normal_cpu, "Counter-based standard normal noise, float32");
 #ifdef WITH_CUDA
   m.def("quantize_cuda", &quantize_cuda, "Group quantize+pack on a CUDA device");

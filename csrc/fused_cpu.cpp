@@ -12,13 +12,15 @@
 // of rows at a time. The sums run over k in order with FMAs and add the bias last, an order other
 // than BLAS's, so a few codes may differ from the reference's by one step.
 //
-// Other shapes (and builds without AVX-512) process row blocks in turn: at::addmm (multi-threaded
-// BLAS) writes a block's float32 tile into one reused buffer of about 1 MiB, which is still in
-// cache when quantize_cpu_out (quant_cpu.cpp, the bit-exact group quantizer, parallel over
-// groups) reads it. Measured on a 2-core AVX-512 CPU, this beat one task per thread with
-// single-threaded tile matmuls (1.7x slower on 4096 x 4096 -> 512).
+// Other shapes (and builds without AVX-512) process row blocks in turn: multi-threaded BLAS
+// writes a block's float32 tile into one reused buffer of about 1 MiB, which is still in cache
+// when quantize_cpu_out (quant_cpu.cpp, the bit-exact group quantizer, parallel over groups)
+// reads it. The BLAS is MKL's packed GEMM on a weight packed once (packed_gemm.h) where torch
+// links MKL, else at::addmm per block. Measured on a 2-core AVX-512 CPU, this beat one task per
+// thread with single-threaded tile matmuls (1.7x slower on 4096 x 4096 -> 512).
 // Codes equal the reference's up to the summation order of the tile's matmul (see
 // aiflow_comm/kernels/fused.py).
+#include "packed_gemm.h"
 #include "quant.h"
 
 #include <ATen/Parallel.h>
@@ -30,6 +32,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -43,16 +46,45 @@ namespace {
 
 constexpr int64_t kTileFloats = int64_t{1} << 18;  // 1 MiB of float32 per tile, about
 constexpr int64_t kMinBlockRows = 64;                 // fewer rows make the matmul inefficient
+// MKL's packed compute slows on fewer rows (4096 x 4096 -> 512 in blocks of 128 rows: 1.03x one
+// matmul; 256: 0.99x; 512: 0.93x).
+constexpr int64_t kMinPackedRows = 256;
 
-// Rows per block: a tile of about kTileFloats values of `width` columns, or more when the
-// matmul is long (`depth` products a value): BLAS packs the whole weight for every call, which
-// a block of depth / 2 rows amortizes (4096 x 4096 -> 512: 8 blocks of 512 rows cost 1.05-1.10x
-// one matmul, 2 blocks about 1.0x). Never more than half the rows, so the whole projection is
-// never held at once.
+// Rows per block for at::addmm: a tile of about kTileFloats values of `width` columns, or more
+// when the matmul is long (`depth` products a value): BLAS packs the whole weight for every call,
+// which a block of depth / 2 rows amortizes (4096 x 4096 -> 512: 8 blocks of 512 rows cost
+// 1.05-1.10x one matmul, 2 blocks about 1.0x). Never more than half the rows, so the whole
+// projection is never held at once.
 int64_t block_rows(int64_t rows, int64_t width, int64_t depth) {
   const int64_t by_cache = std::max(kTileFloats / std::max<int64_t>(width, 1), kMinBlockRows);
   const int64_t by_depth = std::min(depth / 2, (rows + 1) / 2);
   return std::max<int64_t>(1, std::min(std::max(by_cache, by_depth), rows));
+}
+
+// Rows per block for a PackedWeight (packed once, so blocks stay cache-sized): a tile of about
+// kTileFloats values of `width` columns, at least kMinPackedRows.
+int64_t packed_block_rows(int64_t rows, int64_t width) {
+  return std::min(rows, std::max(kTileFloats / std::max<int64_t>(width, 1), kMinPackedRows));
+}
+
+// Rows per block and the weight to multiply them by (see project_tile): packed once when MKL's
+// packed GEMM is there, the rows make two blocks or more and x's rows (in_stride floats apart)
+// do not overlap, in blocks of packed_block_rows(rows, tile_width); else addmm_block rows.
+struct BlockPlan {
+  int64_t block;
+  std::optional<PackedWeight> packed;
+};
+
+BlockPlan plan_blocks(int64_t rows, const at::Tensor& weight, int64_t tile_width,
+                      int64_t addmm_block, int64_t in_stride) {
+  const int64_t in = weight.size(1), width = weight.size(0);
+  const int64_t block = packed_block_rows(rows, tile_width);
+  BlockPlan plan{addmm_block, std::nullopt};
+  if (block < rows && in_stride >= in && PackedWeight::available(block, in, width, in_stride)) {
+    plan.block = block;
+    plan.packed.emplace(weight.contiguous(), block);
+  }
+  return plan;
 }
 
 bool is_float_type(at::ScalarType t) {
@@ -73,14 +105,23 @@ void check_projection(const char* op, const at::Tensor& weight,
   }
 }
 
-// out_tile = in_tile @ weight_t (+ bias), float32.
-void project_tile(const at::Tensor& in_tile, const at::Tensor& weight_t, const at::Tensor& bias,
-                  at::Tensor& out_tile) {
-  if (bias.defined()) {
-    at::addmm_out(out_tile, bias, in_tile, weight_t);
-  } else {
-    at::mm_out(out_tile, in_tile, weight_t);
+// out_tile = in_tile @ weight^T (+ bias), float32, out_tile's rows contiguous: by the packed
+// weight when there is one (in_tile's rows in_stride floats apart), else by at::addmm.
+void project_tile(const at::Tensor& in_tile, int64_t in_stride,
+                  const std::optional<PackedWeight>& packed, const at::Tensor& weight,
+                  const at::Tensor& bias, at::Tensor& out_tile) {
+  if (!packed) {
+    if (bias.defined()) {
+      at::addmm_out(out_tile, bias, in_tile, weight.t());
+    } else {
+      at::mm_out(out_tile, in_tile, weight.t());
+    }
+    return;
   }
+  const int64_t n = out_tile.size(0), width = out_tile.size(1);
+  if (bias.defined()) out_tile.copy_(bias.expand({n, width}));
+  packed->multiply(in_tile.data_ptr<float>(), in_stride, n, bias.defined() ? 1.0f : 0.0f,
+                   out_tile.data_ptr<float>(), width);
 }
 
 #ifdef AIFLOW_AVX512
@@ -402,7 +443,8 @@ std::vector<at::Tensor> project_quantize_cpu(const at::Tensor& x, const at::Tens
   check_projection("project_quantize_cpu", weight, bias, x.size(1));
   c10::AutoGradMode no_grad(false);
   const int64_t rows = x.size(0), width = weight.size(0);
-  const at::Tensor b = bias.has_value() && bias->defined() ? bias->to(at::kFloat) : at::Tensor();
+  const at::Tensor b =
+      bias.has_value() && bias->defined() ? bias->to(at::kFloat).contiguous() : at::Tensor();
   const int64_t groups = width > 0 ? (width + group_size - 1) / group_size : 0;
   const int64_t group_bytes = (group_size * bits + 7) / 8;
   const int64_t last = width - (groups - 1) * group_size;
@@ -419,18 +461,21 @@ std::vector<at::Tensor> project_quantize_cpu(const at::Tensor& x, const at::Tens
     return finite_checked({codes, scales, zero_points});
   }
 #endif
-  const at::Tensor weight_t = weight.to(at::kFloat).t();
+  const int64_t in = x.size(1);
   const bool convert = x.scalar_type() != at::kFloat;
-  const int64_t block = block_rows(rows, width, x.size(1));
+  const int64_t x_stride = convert ? in : x.stride(0);  // the rows the matmul reads
+  const at::Tensor w32 = weight.to(at::kFloat);
+  const BlockPlan plan = plan_blocks(rows, w32, width, block_rows(rows, width, in), x_stride);
+  const int64_t block = plan.block;
   const int64_t blocks = (rows + block - 1) / block;
   at::Tensor tile = at::empty({block, width}, f32);
-  at::Tensor staged = convert ? at::empty({block, x.size(1)}, f32) : at::Tensor();
+  at::Tensor staged = convert ? at::empty({block, in}, f32) : at::Tensor();
   for (int64_t i = 0; i < blocks; ++i) {
     const int64_t start = i * block, n = std::min(block, rows - start);
     at::Tensor in_tile = x.narrow(0, start, n);
     if (convert) in_tile = staged.narrow(0, 0, n).copy_(in_tile);
     at::Tensor out_tile = tile.narrow(0, 0, n);
-    project_tile(in_tile, weight_t, b, out_tile);
+    project_tile(in_tile, x_stride, plan.packed, w32, b, out_tile);
     at::Tensor c = codes.narrow(0, start, n), s = scales.narrow(0, start, n);
     at::Tensor z = symmetric ? zero_points : zero_points.narrow(0, start, n);
     quantize_cpu_out(out_tile, bits, group_size, symmetric, -1, c, s, z);
@@ -448,14 +493,20 @@ at::Tensor dequantize_project_cpu(const at::Tensor& codes, const at::Tensor& sca
   check_projection("dequantize_project_cpu", weight, bias, row_len);
   c10::AutoGradMode no_grad(false);
   const int64_t rows = codes.size(0), width = weight.size(0);
-  const at::Tensor weight_t = weight.to(at::kFloat).t();
-  const at::Tensor b = bias.has_value() && bias->defined() ? bias->to(at::kFloat) : at::Tensor();
+  const at::Tensor w32 = weight.to(at::kFloat);
+  const at::Tensor b =
+      bias.has_value() && bias->defined() ? bias->to(at::kFloat).contiguous() : at::Tensor();
   const auto f32 = codes.options().dtype(at::kFloat);
   at::Tensor out = at::empty({rows, width}, codes.options().dtype(dtype));
+  advise_huge_pages(out);
   if (rows == 0 || width == 0) return out;
   if (row_len == 0) return out.zero_().add_(b.defined() ? b : at::zeros({width}, f32));
   const bool convert = dtype != at::kFloat;
-  const int64_t block = block_rows(rows, row_len, row_len);
+  // Packed blocks are sized by the larger of the decoded tile and the output tile: the bias
+  // written into the output and the product added to it meet in cache.
+  const BlockPlan plan = plan_blocks(rows, w32, std::max(row_len, width),
+                                     block_rows(rows, row_len, row_len), row_len);
+  const int64_t block = plan.block;
   const int64_t blocks = (rows + block - 1) / block;
   at::Tensor decoded = at::empty({block, row_len}, f32);
   at::Tensor projected = convert ? at::empty({block, width}, f32) : at::Tensor();
@@ -466,13 +517,9 @@ at::Tensor dequantize_project_cpu(const at::Tensor& codes, const at::Tensor& sca
     dequantize_cpu_out(codes.narrow(0, start, n), scales.narrow(0, start, n), z, bits,
                        group_size, row_len, symmetric, in_tile);
     at::Tensor out_tile = out.narrow(0, start, n);
-    if (convert) {
-      at::Tensor f = projected.narrow(0, 0, n);
-      project_tile(in_tile, weight_t, b, f);
-      out_tile.copy_(f);
-    } else {
-      project_tile(in_tile, weight_t, b, out_tile);
-    }
+    at::Tensor f = convert ? projected.narrow(0, 0, n) : out_tile;
+    project_tile(in_tile, row_len, plan.packed, w32, b, f);
+    if (convert) out_tile.copy_(f);
   }
   return out;
 }

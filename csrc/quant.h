@@ -27,6 +27,9 @@ void dequantize_cpu_out(const at::Tensor& codes, const at::Tensor& scales,
 void quantize_rows_f32(const float* x, int64_t rows, int64_t row_stride, int64_t row_len,
                        int64_t bits, int64_t group_size, bool symmetric, uint8_t* codes,
                        float* scales, float* zero_points);
+// Asks for transparent huge pages for a freshly allocated tensor of 16 MiB or more, before its
+// first write (page faults dominate that write otherwise). Advisory.
+void advise_huge_pages(const at::Tensor& fresh);
 // Projection fused with quantization (fused_cpu.cpp): quantize(x @ weight^T + bias) and
 // dequantize(codes) @ weight^T + bias, float32 accumulation, without the whole float intermediate.
 // x: (R, in) float, last stride 1; weight: (out, in) float; bias: (out,) float or None.

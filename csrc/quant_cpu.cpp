@@ -588,13 +588,11 @@ std::vector<at::Tensor> quantize_cpu(const at::Tensor& x, int64_t bits, int64_t 
   return {codes, scales, zero_points};
 }
 
-namespace {
-
 // A fresh output this large spends most of its first write faulting its pages in, one 4 KiB
 // page at a time (64 MiB of float32: about 18 of 19 ms). Asking for transparent huge pages
 // before that first touch cuts the faults 512-fold where the kernel allows them (madvise mode
 // here: 19 -> 8 ms for a 64 MiB fill). Advisory: an error changes nothing, so it is ignored.
-constexpr int64_t kHugePageAdviceBytes = int64_t{16} << 20;
+static constexpr int64_t kHugePageAdviceBytes = int64_t{16} << 20;
 
 void advise_huge_pages(const at::Tensor& fresh) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
@@ -606,6 +604,8 @@ void advise_huge_pages(const at::Tensor& fresh) {
   if (end > start) madvise(reinterpret_cast<void*>(start), end - start, MADV_HUGEPAGE);
 #endif
 }
+
+namespace {
 
 void dequantize_into(const at::Tensor& codes, const at::Tensor& scales,
                      const at::Tensor& zero_points, int64_t bits, int64_t group_size,

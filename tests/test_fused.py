@@ -211,6 +211,51 @@ def test_cpp_skinny_wide_and_deep(rows, inp, out):
         assert_codes_close(got, want, _summation_bound(x, weight, bias))
 
 
+# Past the skinny kernel (more than 256 outputs, or a panel over L2), with two blocks of rows or
+# more, fused_cpu.cpp multiplies each block by a weight packed once for MKL (packed_gemm.cpp); the
+# last block is short, and x's rows overlap (expanded: at::addmm instead) or stand apart.
+PACKED_SHAPES = [(1100, 300, 300), (700, 2048, 600), (3000, 64, 1024)]
+
+
+@needs_cpp
+def test_cpp_packed_gemm_is_there_where_torch_links_mkl():
+    from aiflow_comm import _C
+
+    assert _C.packed_gemm_available() == torch.backends.mkl.is_available()
+
+
+@needs_cpp
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("rows,inp,out", PACKED_SHAPES)
+def test_cpp_packed_weight_blocks(rows, inp, out, dtype):
+    gen = torch.Generator().manual_seed(rows + inp)
+    x = torch.randn(rows, inp, generator=gen).to(dtype)
+    weight, bias = _projection(inp, out, dtype, True, seed=out)
+    for b, bits, group_size, symmetric in ((bias, 8, 32, True), (None, 4, 100, False)):
+        args = (x, weight, b, bits, group_size)
+        want = project_quantize(*args, symmetric=symmetric, backend="torch")
+        got = project_quantize(*args, symmetric=symmetric, backend="cpp")
+        assert_codes_close(got, want, _summation_bound(x, weight, b))
+        back, back_bias = _projection(out, inp, dtype, b is not None, seed=inp)
+        y_got = dequantize_project(want, back, back_bias, backend="cpp")
+        y_want = dequantize_project(want, back, back_bias, backend="torch")
+        assert y_got.dtype == dtype
+        tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {}
+        torch.testing.assert_close(y_got, y_want, **tol)
+
+
+@needs_cpp
+@pytest.mark.parametrize("view", ["row_stride", "expanded"])
+def test_cpp_packed_weight_strided_rows(view):
+    gen = torch.Generator().manual_seed(3)
+    base = torch.randn(2000, 400, generator=gen)
+    x = {"row_stride": base[::2, 7:307], "expanded": base[:1, :300].expand(900, 300)}[view]
+    weight, bias = _projection(300, 320, torch.float32, True)
+    want = project_quantize(x.contiguous(), weight, bias, 8, 64, backend="torch")
+    got = project_quantize(x, weight, bias, 8, 64, backend="cpp")
+    assert_codes_close(got, want, _summation_bound(x, weight, bias))
+
+
 @needs_cpp
 def test_cpp_same_codes_for_any_thread_count():
     """Each row's sums run in one order whichever task and strip it falls in."""
