@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     ber.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     fused = targets.add_parser(
-        "fused", help="projection+quantize against the matmul alone and the separate ops"
+        "fused",
+        help="projection+quantize and dequantize+projection against the matmul alone and the "
+        "separate ops",
     )
     fused.add_argument("--bits", type=int, choices=[2, 4, 8], default=8)
     fused.add_argument("--group-size", type=int, default=32)

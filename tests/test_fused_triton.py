@@ -167,8 +167,10 @@ def test_dispatch_names_the_usable_backends():
 
 def test_bench_fused_options():
     backend, device = FUSED[0]
-    (row,) = bench_fused({"tiny": (8, 16, 8)}, 4, 4, 1, backend, device, torch.bfloat16)
-    assert (row.backend, row.device, row.dtype) == (backend, device, "bfloat16")
-    assert row.fused_seconds > 0 and row.matmul_seconds > 0
+    rows = bench_fused({"tiny": (8, 16, 8)}, 4, 4, 1, backend, device, torch.bfloat16)
+    assert [row.op for row in rows] == ["project_quantize", "dequantize_project"]
+    for row in rows:
+        assert (row.backend, row.device, row.dtype) == (backend, device, "bfloat16")
+        assert row.fused_seconds > 0 and row.matmul_seconds > 0
     with pytest.raises(SystemExit, match="no fused kernel for tensors on cpu"):
         main(["bench", "fused", "--backend", "cuda", "--device", "cpu"])

@@ -1,4 +1,8 @@
-"""``aiflow-comm bench fused``: projection+quantize beside the matmul alone and the separate ops."""
+"""``aiflow-comm bench fused``: the fused ops beside the matmul alone and the separate ops.
+
+Each shape is timed twice: ``project_quantize`` from ``in`` to ``out`` features (the device's
+encoder) and ``dequantize_project`` from ``out`` back to ``in`` (the edge's decoder).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,18 @@ from dataclasses import asdict, dataclass
 import torch
 
 from aiflow_comm.bench.timing import interleaved_medians
+from aiflow_comm.codec.quantized import QuantizedTensor, dequantize
 from aiflow_comm.kernels import quantize_packed
-from aiflow_comm.kernels.fused import project_quantize, resolve_fused_backend
+from aiflow_comm.kernels.fused import dequantize_project, project_quantize, resolve_fused_backend
 
-__all__ = ["SHAPES", "FusedBenchRow", "bench_fused", "format_fused_table", "fused_runs"]
+__all__ = [
+    "SHAPES",
+    "FusedBenchRow",
+    "bench_fused",
+    "dequantize_runs",
+    "format_fused_table",
+    "fused_runs",
+]
 
 # Split points: (rows, in_features, out_features): a ResNet stage 32 x 56 x 56 x 256 -> 32
 # channels, ViT-B tokens 197 x 768 -> 96, and a 4096 x 4096 -> 512 projection.
@@ -20,12 +32,16 @@ SHAPES = {
     "mlp 4096x4096->512": (4096, 4096, 512),
 }
 
+# A CPU sample lasts at least this long: the ViT shape's calls take ~0.15 ms each.
+_SAMPLE_SECONDS = 2e-3
+
 
 @dataclass
 class FusedBenchRow:
-    """One shape: median seconds of the matmul alone, the separate ops and the fused op."""
+    """One shape and op: median seconds of the matmul alone, the separate ops and the fused op."""
 
     shape: str
+    op: str
     rows: int
     in_features: int
     out_features: int
@@ -64,6 +80,26 @@ def fused_runs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, bits: 
     }
 
 
+def dequantize_runs(q: QuantizedTensor, weight: torch.Tensor, bias: torch.Tensor,
+                    backend: str) -> dict:  # fmt: skip
+    """The three calls to time for :func:`dequantize_project`: ``matmul`` (``F.linear`` of the
+    already decoded ``q``), ``separate`` (the plain dequantize op of ``backend``, then
+    ``F.linear``) and ``fused``. Every call returns a new tensor, as the fused op must.
+
+    Example:
+        >>> q = project_quantize(torch.randn(8, 4), torch.eye(4), group_size=2, backend="torch")
+        >>> sorted(dequantize_runs(q, torch.randn(3, 4), torch.zeros(3), "torch"))
+        ['fused', 'matmul', 'separate']
+    """
+    decoded = dequantize(q, backend=backend)
+    linear = torch.nn.functional.linear
+    return {
+        "matmul": lambda: linear(decoded, weight, bias),
+        "separate": lambda: linear(dequantize(q, backend=backend), weight, bias),
+        "fused": lambda: dequantize_project(q, weight, bias, backend=backend),
+    }
+
+
 def bench_fused(
     shapes: dict[str, tuple[int, int, int]] | None = None,
     bits: int = 8,
@@ -73,16 +109,16 @@ def bench_fused(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> list[FusedBenchRow]:
-    """Time the three runs of :func:`fused_runs` per shape on ``device``, with bias.
+    """Time :func:`fused_runs` and :func:`dequantize_runs` per shape on ``device``, with bias.
 
     ``backend`` is a fused backend (``cpp``, ``triton``, ``cuda``, ``torch``) or ``auto``, the
-    fastest one usable on ``device``; ``x``, the weight and the bias are of ``dtype``. On CUDA
+    fastest one usable on ``device``; ``x``, the weights and the biases are of ``dtype``. On CUDA
     the times are ``triton.testing.do_bench`` medians (device events).
 
     Example:
         >>> rows = bench_fused({"tiny": (8, 4, 2)}, group_size=2, repeats=1, backend="torch")
-        >>> rows[0].backend, rows[0].device
-        ('torch', 'cpu')
+        >>> [(row.op, row.backend) for row in rows]
+        [('project_quantize', 'torch'), ('dequantize_project', 'torch')]
     """
     if repeats < 1 or group_size < 1:
         raise ValueError(f"repeats and group_size must be >= 1; got {repeats}, {group_size}")
@@ -94,37 +130,46 @@ def bench_fused(
         x = torch.randn(count, inp, generator=generator)
         weight = torch.randn(out, inp, generator=generator) / inp**0.5
         bias = torch.randn(out, generator=generator)
-        x, weight, bias = (t.to(device, dtype) for t in (x, weight, bias))
-        runs = fused_runs(x, weight, bias, bits, group_size, backend)
-        seconds = interleaved_medians(runs, device, repeats)
-        rows.append(
-            FusedBenchRow(
-                name,
-                count,
-                inp,
-                out,
-                backend,
-                str(device),
-                str(dtype).removeprefix("torch."),
-                seconds["matmul"],
-                seconds["separate"],
-                seconds["fused"],
-                seconds["fused"] / seconds["matmul"],
-                seconds["fused"] / seconds["separate"],
-            )
+        back = torch.randn(inp, out, generator=generator) / out**0.5
+        back_bias = torch.randn(inp, generator=generator)
+        x, weight, bias, back, back_bias = (
+            t.to(device, dtype) for t in (x, weight, bias, back, back_bias)
         )
+        q = project_quantize(x, weight, bias, bits, group_size, backend=backend)
+        for op, runs in (
+            ("project_quantize", fused_runs(x, weight, bias, bits, group_size, backend)),
+            ("dequantize_project", dequantize_runs(q, back, back_bias, backend)),
+        ):
+            seconds = interleaved_medians(runs, device, repeats, min_sample_seconds=_SAMPLE_SECONDS)
+            rows.append(
+                FusedBenchRow(
+                    name,
+                    op,
+                    count,
+                    inp,
+                    out,
+                    backend,
+                    str(device),
+                    str(dtype).removeprefix("torch."),
+                    seconds["matmul"],
+                    seconds["separate"],
+                    seconds["fused"],
+                    seconds["fused"] / seconds["matmul"],
+                    seconds["fused"] / seconds["separate"],
+                )
+            )
     return rows
 
 
 def format_fused_table(rows: list[FusedBenchRow]) -> str:
     """A text table: milliseconds per variant and the fused op's ratios."""
     lines = [
-        f"{'shape':<24}{'backend':>8}{'matmul ms':>11}{'separate ms':>13}{'fused ms':>10}"
-        f"{'fused/matmul':>14}{'fused/separate':>16}"
+        f"{'shape':<24}{'op':<20}{'backend':>8}{'matmul ms':>11}{'separate ms':>13}"
+        f"{'fused ms':>10}{'fused/matmul':>14}{'fused/separate':>16}"
     ]
     for r in rows:
         lines.append(
-            f"{r.shape:<24}{r.backend:>8}{r.matmul_seconds * 1e3:>11.3f}"
+            f"{r.shape:<24}{r.op:<20}{r.backend:>8}{r.matmul_seconds * 1e3:>11.3f}"
             f"{r.separate_seconds * 1e3:>13.3f}{r.fused_seconds * 1e3:>10.3f}"
             f"{r.fused_over_matmul:>14.2f}{r.fused_over_separate:>16.2f}"
         )

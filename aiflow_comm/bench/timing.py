@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -40,10 +41,15 @@ def interleaved_medians(
     device: torch.device,
     repeats: int = 10,
     warmup: int = 1,
+    min_sample_seconds: float = 0.0,
 ) -> dict[str, float]:
-    """Median seconds of each run, the runs taking turns (on the CPU), so that all of them see
-    the same machine load: on a shared VM it drifts over seconds, which skews ratios of runs
-    timed one after the other. On CUDA each run is timed by :func:`median_seconds`.
+    """Median seconds per call of each run, the runs taking turns (on the CPU), so that all of
+    them see the same machine load: on a shared VM it drifts over seconds, which skews ratios of
+    runs timed one after the other. On CUDA each run is timed by :func:`median_seconds`.
+
+    A sample is one call, or with ``min_sample_seconds`` as many back-to-back calls as fill that
+    long (counted once per run after the warm-up): a single call of a few hundred microseconds
+    is at the mercy of the timer and of whatever ran just before it.
 
     Example:
         >>> times = interleaved_medians({"a": lambda: 1, "b": lambda: 2}, torch.device("cpu"), 3)
@@ -55,8 +61,21 @@ def interleaved_medians(
     for _ in range(warmup):
         for run in runs.values():
             run()
+    calls = {name: _calls_filling(run, min_sample_seconds) for name, run in runs.items()}
     samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
-            samples[name].append(median_seconds(run, device, repeats=1, warmup=0))
+            start = time.perf_counter()
+            for _ in range(calls[name]):
+                run()
+            samples[name].append((time.perf_counter() - start) / calls[name])
     return {name: sorted(times)[len(times) // 2] for name, times in samples.items()}
+
+
+def _calls_filling(run: Callable[[], object], seconds: float) -> int:
+    """How many calls of ``run`` take about ``seconds`` (at least one), from one timed call."""
+    if seconds <= 0:
+        return 1
+    start = time.perf_counter()
+    run()
+    return max(1, math.ceil(seconds / max(time.perf_counter() - start, 1e-9)))
