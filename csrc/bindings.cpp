@@ -15,6 +15,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def(
       "packed_gemm_available", [] { return PackedWeight::available(1, 1, 1, 1); },
       "Whether the blocked fused path multiplies with MKL's packed GEMM (else at::addmm)");
+  m.def("all_finite_cpu", &all_finite_cpu, "Whether a float32 CPU tensor holds no NaN or Inf");
   m.def("counter_normal_cpu", &counter_normal_cpu, "Counter-based standard normal noise, float32");
 #ifdef WITH_CUDA
   m.def("quantize_cuda", &quantize_cuda, "Group quantize+pack on a CUDA device");

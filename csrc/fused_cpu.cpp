@@ -422,10 +422,7 @@ void project_quantize_skinny(const at::Tensor& x, const at::Tensor& weight, cons
 // A non-finite x, weight or bias (or a float32 overflow) gives some group a NaN or Inf scale.
 // Raising Python's ValueError here spares the caller another pass (and call) over the scales.
 std::vector<at::Tensor> finite_checked(std::vector<at::Tensor> outputs) {
-  const float* scale = outputs[1].data_ptr<float>();
-  bool finite = true;
-  for (int64_t i = 0, n = outputs[1].numel(); i < n; ++i) finite &= std::isfinite(scale[i]);
-  TORCH_CHECK_VALUE(finite,
+  TORCH_CHECK_VALUE(all_finite_cpu(outputs[1]),
                     "the projection x @ weight.T + bias holds NaN or Inf (non-finite x, weight or "
                     "bias, or float32 overflow); quantization rejects non-finite values");
   return outputs;

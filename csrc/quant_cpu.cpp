@@ -588,6 +588,16 @@ std::vector<at::Tensor> quantize_cpu(const at::Tensor& x, int64_t bits, int64_t 
   return {codes, scales, zero_points};
 }
 
+bool all_finite_cpu(const at::Tensor& values) {
+  TORCH_CHECK(values.device().is_cpu() && values.scalar_type() == at::kFloat,
+              "all_finite_cpu: values must be a float32 CPU tensor");
+  const at::Tensor c = values.contiguous();
+  const float* v = c.data_ptr<float>();
+  bool finite = true;
+  for (int64_t i = 0, n = c.numel(); i < n; ++i) finite &= std::isfinite(v[i]);
+  return finite;
+}
+
 // A fresh output this large spends most of its first write faulting its pages in, one 4 KiB
 // page at a time (64 MiB of float32: about 18 of 19 ms). Asking for transparent huge pages
 // before that first touch cuts the faults 512-fold where the kernel allows them (madvise mode

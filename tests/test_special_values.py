@@ -68,3 +68,18 @@ def test_empty(backend, device, shape):
         assert [t.shape for t in got] == [t.shape for t in want]
         out = dequantize(*got, 4, 3, shape[1], symmetric, torch.bfloat16)
         assert out.shape == shape and out.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)  # native, torch.isfinite
+def test_all_finite_finds_every_nan_and_inf(dtype):
+    from aiflow_comm.kernels.ops import all_finite
+
+    values = torch.randn(7, 33).to(dtype)
+    assert all_finite(values) and all_finite(values[:, ::3]) and all_finite(values[:0])
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        for index in ((0, 0), (3, 17), (6, 32)):
+            spoiled = values.clone()
+            spoiled[index] = bad
+            assert not all_finite(spoiled) and not all_finite(spoiled.T)
+    big = torch.finfo(dtype).max
+    assert all_finite(torch.tensor([big, -big, 0.0, 1e-45]).to(dtype))

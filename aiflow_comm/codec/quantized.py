@@ -14,7 +14,7 @@ from aiflow_comm.kernels.layout import (
     check_float_tensor,
     check_quant_args,
 )
-from aiflow_comm.kernels.ops import dequantize_packed, quantize_packed
+from aiflow_comm.kernels.ops import dequantize_fields, quantize_packed
 
 __all__ = [
     "ROUNDINGS",
@@ -272,7 +272,7 @@ def dequantize(
         raise TypeError(f"q must be a QuantizedTensor; got {type(q).__name__}")
     dtype = q.dtype if dtype is None else dtype
     zero_points = q.zero_points if q.zero_points is not None else q.scales.new_empty(0)
-    flat = dequantize_packed(
+    flat = dequantize_fields(
         q.codes,
         q.scales,
         zero_points,

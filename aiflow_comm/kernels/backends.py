@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import warnings
@@ -82,14 +83,22 @@ def available_backends(device: str | torch.device = "cpu") -> list[str]:
 
 def resolve_backend(backend: str, device: torch.device) -> str:
     """``backend`` itself if usable on ``device``, the fastest usable one for ``"auto"``."""
-    if not isinstance(backend, str) or backend not in (*BACKENDS, "auto"):
+    if not isinstance(backend, str):
         raise ValueError(f"backend must be 'auto' or one of {BACKENDS}; got {backend!r}")
-    usable = available_backends(device)
+    return _resolve_on(backend, device.type)
+
+
+@functools.cache
+def _resolve_on(backend: str, device_type: str) -> str:
+    """:func:`resolve_backend` for a device type, cached: it runs on every call of the ops."""
+    if backend not in (*BACKENDS, "auto"):
+        raise ValueError(f"backend must be 'auto' or one of {BACKENDS}; got {backend!r}")
+    usable = available_backends(device_type)
     if backend == "auto":
         return usable[0]
     if backend not in usable:
         raise ValueError(
-            f"backend {backend!r} is not usable for tensors on {device}; usable here: {usable}"
+            f"backend {backend!r} is not usable for tensors on {device_type}; usable here: {usable}"
         )
     return backend
 

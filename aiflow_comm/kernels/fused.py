@@ -40,7 +40,7 @@ from aiflow_comm.kernels.layout import (
     check_quant_args,
     empty_packed,
 )
-from aiflow_comm.kernels.ops import rows_of
+from aiflow_comm.kernels.ops import all_finite, rows_of
 from aiflow_comm.kernels.reference import dequantize_reference, quantize_reference
 
 __all__ = ["FUSED_BACKENDS", "dequantize_project", "project_quantize", "resolve_fused_backend"]
@@ -202,7 +202,7 @@ def _project_quantize_op(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     project, _ = _fused_kernels(backend)
     codes, scales, zero_points = project(rows_of(x), weight, bias, bits, group_size, symmetric)
-    if backend not in _CHECKS_FINITE and not torch.isfinite(scales).all():
+    if backend not in _CHECKS_FINITE and not all_finite(scales):
         raise ValueError(
             "the projection x @ weight.T + bias holds NaN or Inf (non-finite x, weight or bias, "
             "or float32 overflow); quantization rejects non-finite values"

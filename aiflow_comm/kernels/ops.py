@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from aiflow_comm.kernels.backends import kernels_of, resolve_backend
+from aiflow_comm.kernels.backends import kernels_of, optional_module, resolve_backend
 from aiflow_comm.kernels.dispatch import custom_op
 from aiflow_comm.kernels.layout import (
     GroupLayout,
@@ -20,9 +20,18 @@ from aiflow_comm.kernels.layout import (
     empty_packed,
 )
 
-__all__ = ["dequantize_packed", "quantize_packed", "raise_nonfinite", "rows_of"]
+__all__ = [
+    "all_finite",
+    "dequantize_fields",
+    "dequantize_packed",
+    "quantize_packed",
+    "raise_nonfinite",
+    "rows_of",
+]
 
 _MAX_SEED = 2**32
+_NATIVE = optional_module("aiflow_comm._C")  # backends.py warns when it is not built
+_HAS_ALL_FINITE = _NATIVE is not None and hasattr(_NATIVE, "all_finite_cpu")
 
 
 def rows_of(x: torch.Tensor) -> torch.Tensor:
@@ -38,6 +47,19 @@ def rows_of(x: torch.Tensor) -> torch.Tensor:
     if length > 1 and rows.stride(1) != 1:
         rows = rows.contiguous()
     return rows
+
+
+def all_finite(values: torch.Tensor) -> bool:
+    """Whether ``values`` holds no NaN or Inf; one native pass for float32 CPU tensors, where
+    ``torch.isfinite(values).all()`` costs three ops (~17 us on a few hundred scales).
+
+    Example:
+        >>> all_finite(torch.ones(3)), all_finite(torch.tensor([1.0, float("nan")]))
+        (True, False)
+    """
+    if _HAS_ALL_FINITE and values.is_cpu and values.dtype == torch.float32:
+        return _NATIVE.all_finite_cpu(values)
+    return bool(torch.isfinite(values).all())
 
 
 def raise_nonfinite(x: torch.Tensor) -> None:
@@ -59,7 +81,7 @@ def _quantize_op(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     quantize, _ = kernels_of(backend)
     codes, scales, zero_points = quantize(rows_of(x), bits, group_size, symmetric, seed)
-    if not torch.isfinite(scales).all():
+    if not all_finite(scales):
         raise_nonfinite(x)
     return codes, scales, zero_points
 
@@ -178,6 +200,33 @@ def dequantize_packed(
             )
     if scales.dtype != torch.float32 or zero_points.dtype != torch.float32:
         raise TypeError("scales and zero_points must be float32 tensors")
+    return dequantize_fields(
+        codes, scales, zero_points, bits, group_size, row_len, symmetric, dtype, backend
+    )
+
+
+def dequantize_fields(
+    codes: torch.Tensor,
+    scales: torch.Tensor,
+    zero_points: torch.Tensor,
+    bits: int,
+    group_size: int,
+    row_len: int,
+    symmetric: bool,
+    dtype: torch.dtype,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """:func:`dequantize_packed` for fields already known to fit their layout: those of a
+    :class:`~aiflow_comm.codec.quantized.QuantizedTensor`, checked when it was built. Only
+    ``dtype`` and ``backend`` are checked (the checks of the fields cost more than decoding a
+    small tensor).
+
+    Example:
+        >>> codes, scales, zero_points = quantize_packed(torch.ones(2, 4), 8, 4, backend="torch")
+        >>> dequantize_fields(codes, scales, zero_points, 8, 4, 4, True, torch.float16)
+        tensor([[1., 1., 1., 1.],
+                [1., 1., 1., 1.]], dtype=torch.float16)
+    """
     if dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise TypeError(
             f"dtype must be torch.float32, torch.float16 or torch.bfloat16; got {dtype}"

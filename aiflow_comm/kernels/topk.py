@@ -12,7 +12,7 @@ import torch
 from aiflow_comm.kernels.backends import available_backends, optional_module
 from aiflow_comm.kernels.dispatch import custom_op
 from aiflow_comm.kernels.layout import check_float_tensor, check_quant_args, empty_packed
-from aiflow_comm.kernels.ops import dequantize_packed, raise_nonfinite, rows_of
+from aiflow_comm.kernels.ops import all_finite, dequantize_packed, raise_nonfinite, rows_of
 from aiflow_comm.kernels.topk_reference import (
     SparseLayout,
     check_k,
@@ -61,7 +61,7 @@ def _topk_quantize_op(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     quantize = topk_quantize_reference if backend == "torch" else _TRITON.topk_quantize_triton
     indices, codes, scales, zero_points = quantize(rows_of(x), k, bits, group_size, symmetric)
-    if not torch.isfinite(scales).all():
+    if not all_finite(scales):
         raise_nonfinite(x)
     return indices, codes, scales, zero_points
 
