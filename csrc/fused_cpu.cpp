@@ -285,8 +285,8 @@ inline void transpose16(__m512 r[16]) {
 // panel[k, j] = w[j, k] for j < width, 0 for width <= j < padded; w is (width, in) contiguous.
 // 16 x 16 blocks transposed in registers, 16 rows of w at a time read front to back: masked loads
 // never read past w's rows, and every store is a whole 16-float piece of a panel row that exists
-// (padded is a multiple of 16). 96 x 768 takes ~10 us (a scalar loop: ~32 us), bound by L2
-// traffic rather than by the shuffles.
+// (padded is a multiple of 16). 96 x 768 takes 10-16 us (a scalar loop: ~32 us), bound by L1/L2
+// traffic rather than by the shuffles (a variant with half the shuffles was no faster).
 void pack_panel(const float* w, int64_t width, int64_t in, int64_t padded, float* panel) {
   __m512 r[16];
   for (int64_t j0 = 0; j0 < padded; j0 += kLanes) {
