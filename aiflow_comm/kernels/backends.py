@@ -13,7 +13,14 @@ import torch
 
 from aiflow_comm.kernels.reference import dequantize_reference, quantize_reference
 
-__all__ = ["BACKENDS", "available_backends", "kernels_of", "optional_module", "resolve_backend"]
+__all__ = [
+    "BACKENDS",
+    "available_backends",
+    "kernels_of",
+    "optional_module",
+    "pick_backend",
+    "resolve_backend",
+]
 
 BACKENDS = ("torch", "cpp", "triton", "cuda")
 _FASTEST_FIRST = {"cpu": ("cpp", "torch"), "cuda": ("cuda", "triton", "torch")}
@@ -91,15 +98,32 @@ def resolve_backend(backend: str, device: torch.device) -> str:
 @functools.cache
 def _resolve_on(backend: str, device_type: str) -> str:
     """:func:`resolve_backend` for a device type, cached: it runs on every call of the ops."""
-    if backend not in (*BACKENDS, "auto"):
-        raise ValueError(f"backend must be 'auto' or one of {BACKENDS}; got {backend!r}")
-    usable = available_backends(device_type)
+    return pick_backend(
+        backend,
+        BACKENDS,
+        lambda: available_backends(device_type),
+        f"is not usable for tensors on {device_type}",
+    )
+
+
+def pick_backend(
+    backend: str, names: tuple[str, ...], usable_here: Callable[[], list[str]], unusable: str
+) -> str:
+    """The rule both op families resolve by: ``ValueError`` for a name outside ``names``; else
+    the first of ``usable_here()`` for ``"auto"``, ``backend`` if it is one of them, and a
+    ``ValueError`` saying why otherwise (``unusable`` follows the name in the message).
+
+    Example:
+        >>> pick_backend("auto", ("torch", "cpp"), lambda: ["cpp", "torch"], "is not built")
+        'cpp'
+    """
+    if backend not in (*names, "auto"):
+        raise ValueError(f"backend must be 'auto' or one of {names}; got {backend!r}")
+    usable = usable_here()
     if backend == "auto":
         return usable[0]
     if backend not in usable:
-        raise ValueError(
-            f"backend {backend!r} is not usable for tensors on {device_type}; usable here: {usable}"
-        )
+        raise ValueError(f"backend {backend!r} {unusable}; usable here: {usable}")
     return backend
 
 

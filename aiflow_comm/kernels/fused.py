@@ -32,7 +32,7 @@ from collections.abc import Callable
 import torch
 
 from aiflow_comm.codec.quantized import QuantizedTensor
-from aiflow_comm.kernels.backends import optional_module
+from aiflow_comm.kernels.backends import optional_module, pick_backend
 from aiflow_comm.kernels.dispatch import custom_op
 from aiflow_comm.kernels.layout import (
     GroupLayout,
@@ -57,13 +57,9 @@ _HAS_CUDA = _NATIVE is not None and hasattr(_NATIVE, "project_quantize_cuda")
 _TRITON_ON_CPU = os.environ.get("TRITON_INTERPRET") == "1" and _TRITON is not None
 
 
-def _usable_backends(device: torch.device) -> list[str]:
-    """The fused backends with a kernel for ``device``, fastest first (``auto`` takes the first)."""
-    return list(_usable_on(device.type))
-
-
 @functools.cache
 def _usable_on(device_type: str) -> tuple[str, ...]:
+    """The fused backends with a kernel for ``device_type``, fastest first (``auto``: the first)."""
     usable = {"torch"}
     if device_type == "cpu":
         if _HAS_CPP:
@@ -97,18 +93,14 @@ def resolve_fused_backend(backend: str, device: torch.device) -> str:
 @functools.cache
 def _resolve_on(backend: str, device_type: str) -> str:
     """:func:`resolve_fused_backend` for a device type, cached: it runs on every call of the ops."""
-    if backend not in (*FUSED_BACKENDS, "auto"):
-        raise ValueError(f"backend must be 'auto' or one of {FUSED_BACKENDS}; got {backend!r}")
-    usable = _usable_backends(torch.device(device_type))
-    if backend == "auto":
-        return usable[0]
-    if backend not in usable:
-        raise ValueError(
-            f"backend {backend!r} has no fused kernel for tensors on {device_type} here (cpp: "
-            "built extension, CPU; cuda: extension built with CUDA, CUDA device; triton: triton "
-            f"and a CUDA device, or TRITON_INTERPRET=1 on the CPU); usable here: {usable}"
-        )
-    return backend
+    return pick_backend(
+        backend,
+        FUSED_BACKENDS,
+        lambda: list(_usable_on(device_type)),
+        f"has no fused kernel for tensors on {device_type} here (cpp: built extension, CPU; "
+        "cuda: extension built with CUDA, CUDA device; triton: triton and a CUDA device, or "
+        "TRITON_INTERPRET=1 on the CPU)",
+    )
 
 
 def _check_projection(weight: object, bias: object, in_features: int, device: torch.device) -> int:
