@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fused.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     fused.add_argument("--dtype", choices=sorted(_DTYPES), default="float32")
+    fused.add_argument(
+        "--transposed-weights",
+        action="store_true",
+        help="store each weight transposed (weight.T contiguous): read without packing on the CPU",
+    )
     fused.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     step = targets.add_parser(
@@ -324,6 +329,7 @@ def _bench_fused(args: argparse.Namespace) -> None:
             backend=args.backend,
             device=args.device,
             dtype=_DTYPES[args.dtype],
+            transposed_weights=args.transposed_weights,
         )
     except (ValueError, RuntimeError) as error:
         raise SystemExit(f"aiflow-comm bench fused: {error}") from error
@@ -331,7 +337,8 @@ def _bench_fused(args: argparse.Namespace) -> None:
         print(json.dumps([r.as_dict() for r in rows], indent=2))
     else:
         print(f"{args.dtype} on {args.device}, {torch.get_num_threads()} threads, "
-              f"bits {args.bits}, group size {args.group_size}")  # fmt: skip
+              f"bits {args.bits}, group size {args.group_size}"
+              + (", weights stored transposed" if args.transposed_weights else ""))  # fmt: skip
         print(format_fused_table(rows))
 
 

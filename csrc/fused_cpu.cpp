@@ -5,9 +5,10 @@
 // Skinny projections (a split point's encoder, e.g. 256 -> 32 channels: at most kSkinnyMaxOut
 // output features and a packed weight that stays in L2, see skinny_fits) run an AVX-512
 // register-blocked kernel when the build has AVX-512. Each task packs the weight into an
-// (in, out padded to 16) panel, projects blocks of its rows into a tile of ~16 KiB with strips of
-// R rows x V vectors of accumulators (x[r, k] broadcast, FMA with the panel's row k), and
-// quantizes the tile with quant_cpu.cpp's own routine (quantize_rows_f32) while it is in L1: the
+// (in, out padded to 16) panel (a float32 weight stored transposed, weight.T contiguous, with
+// whole vectors of outputs, is such a panel: read in place), projects blocks of its rows into a
+// tile of ~16 KiB with strips of R rows x V vectors of accumulators (x[r, k] broadcast, FMA with
+// the panel's row k), and quantizes the tile with quant_cpu.cpp's own routine (quantize_rows_f32) while it is in L1: the
 // float projection never leaves L1, and x is read once. float16/bfloat16 x is converted a strip
 // of rows at a time. The sums run over k in order with FMAs and add the bias last, an order other
 // than BLAS's, so a few codes may differ from the reference's by one step.
@@ -15,8 +16,9 @@
 // Other shapes (and builds without AVX-512) process row blocks in turn: multi-threaded BLAS
 // writes a block's float32 tile into one reused buffer of about 1 MiB, which is still in cache
 // when quantize_cpu_out (quant_cpu.cpp, the bit-exact group quantizer, parallel over groups)
-// reads it. The BLAS is MKL's packed GEMM on a weight packed once (packed_gemm.h) where torch
-// links MKL, else at::addmm per block. Measured on a 2-core AVX-512 CPU, this beat one task per
+// reads it. The BLAS is MKL's packed GEMM on a weight packed once (packed_gemm.h; from the
+// weight as it lies when its rows or columns are contiguous) where torch links MKL, else
+// at::addmm per block. Measured on a 2-core AVX-512 CPU, this beat one task per
 // thread with single-threaded tile matmuls (1.7x slower on 4096 x 4096 -> 512).
 // Codes equal the reference's up to the summation order of the tile's matmul (see
 // aiflow_comm/kernels/fused.py).
@@ -82,7 +84,8 @@ BlockPlan plan_blocks(int64_t rows, const at::Tensor& weight, int64_t tile_width
   BlockPlan plan{addmm_block, std::nullopt};
   if (block < rows && in_stride >= in && PackedWeight::available(block, in, width, in_stride)) {
     plan.block = block;
-    plan.packed.emplace(weight.contiguous(), block);
+    plan.packed.emplace(PackedWeight::packs_in_place(weight) ? weight : weight.contiguous(),
+                        block);
   }
   return plan;
 }
@@ -183,7 +186,7 @@ inline void project_strip(const float* x, int64_t x_stride, int64_t in, const fl
       const float* w = panel + k * panel_stride;
       __m512 wv[V];
 #pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) wv[v] = _mm512_load_ps(w + v * kLanes);
+      for (int v = 0; v < V; ++v) wv[v] = _mm512_loadu_ps(w + v * kLanes);
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
         const __m512 xr = _mm512_set1_ps(x[r * x_stride + k]);
@@ -232,9 +235,11 @@ void project_rows(const float* x, int64_t x_stride, int64_t n, int64_t valid, in
 }
 
 // tile[0:n, 0:padded) = x[0:n] @ panel (+ bias), in balanced column chunks of at most 4 vectors
-// (the strips' register budget). x holds `valid` >= n rows (see project_rows).
+// (the strips' register budget); the panel's rows lie panel_stride floats apart. x holds
+// `valid` >= n rows (see project_rows).
 void project_block(const float* x, int64_t x_stride, int64_t n, int64_t valid, int64_t in,
-                   const float* panel, int64_t padded, const float* bias, float* tile) {
+                   const float* panel, int64_t panel_stride, int64_t padded, const float* bias,
+                   float* tile) {
   const int64_t vectors = padded / kLanes;
   const int64_t chunks = (vectors + 3) / 4, base = vectors / chunks, extra = vectors % chunks;
   for (int64_t c = 0, i = 0; c < vectors; ++i) {
@@ -245,10 +250,10 @@ void project_block(const float* x, int64_t x_stride, int64_t n, int64_t valid, i
     // The first chunk fetches the rows after the block; later ones find the block in cache.
     const int64_t rows_valid = c == 0 ? valid : n;
     switch (chunk) {
-      case 1: project_rows<1>(x, x_stride, n, rows_valid, in, p, padded, b, t, padded); break;
-      case 2: project_rows<2>(x, x_stride, n, rows_valid, in, p, padded, b, t, padded); break;
-      case 3: project_rows<3>(x, x_stride, n, rows_valid, in, p, padded, b, t, padded); break;
-      default: project_rows<4>(x, x_stride, n, rows_valid, in, p, padded, b, t, padded); break;
+      case 1: project_rows<1>(x, x_stride, n, rows_valid, in, p, panel_stride, b, t, padded); break;
+      case 2: project_rows<2>(x, x_stride, n, rows_valid, in, p, panel_stride, b, t, padded); break;
+      case 3: project_rows<3>(x, x_stride, n, rows_valid, in, p, panel_stride, b, t, padded); break;
+      default: project_rows<4>(x, x_stride, n, rows_valid, in, p, panel_stride, b, t, padded); break;
     }
     c += chunk;
   }
@@ -344,6 +349,15 @@ void stage_rows(const T* x, int64_t x_stride, int64_t n, int64_t in, float* buf)
   }
 }
 
+// Whether `weight` (out, in) is a panel as pack_panel makes it, to be read in place: float32
+// stored transposed (weight.T contiguous, or rows of its transpose a multiple of 16 floats apart)
+// with whole vectors of output features. Such a weight costs no pack (10-16 us a call at
+// 96 x 768).
+bool weight_is_panel(const at::Tensor& weight) {
+  return weight.scalar_type() == at::kFloat && weight.stride(0) == 1 &&
+         weight.size(0) % kLanes == 0 && weight.stride(1) % kLanes == 0;
+}
+
 // Whether the skinny kernel takes x (rows, in) float32 to `width` output features.
 bool skinny_fits(const at::Tensor& x, int64_t width) {
   const int64_t rows = x.size(0), in = x.size(1);
@@ -361,8 +375,10 @@ void project_quantize_skinny(const at::Tensor& x, const at::Tensor& weight, cons
                              at::Tensor& scales, at::Tensor& zero_points) {
   const int64_t rows = x.size(0), in = x.size(1), width = weight.size(0);
   const int64_t padded = padded_width(width);
-  const at::Tensor w = weight.to(at::kFloat).contiguous();
+  const bool in_place = weight_is_panel(weight);
+  const at::Tensor w = in_place ? weight : weight.to(at::kFloat).contiguous();
   const float* wp = w.data_ptr<float>();
+  const int64_t panel_stride = in_place ? weight.stride(1) : padded;
   alignas(64) float bias_padded[kSkinnyMaxOut] = {};
   if (bias.defined()) {
     const at::Tensor b = bias.to(at::kFloat).contiguous();
@@ -388,8 +404,13 @@ void project_quantize_skinny(const at::Tensor& x, const at::Tensor& weight, cons
   at::parallel_for(0, units, grain, [&](int64_t unit_begin, int64_t unit_end) {
     // Each task packs its own panel, so that it sits in this core's L2 rather than across
     // cores; the tasks pack at the same time, so this costs no wall time over one shared pack.
-    float* panel = thread_buffer(0, in * padded);
-    pack_panel(wp, width, in, padded, panel);
+    // A weight that is a panel already is only read, by every core (weight_is_panel).
+    const float* panel = wp;
+    if (!in_place) {
+      float* packed = thread_buffer(0, in * padded);
+      pack_panel(wp, width, in, padded, packed);
+      panel = packed;
+    }
     alignas(64) float tile[kSkinnyTileCapacity];
     // float16/bfloat16 x: kStripLcm rows at a time converted to float32 (at most 1.5 MiB).
     float* staged = dtype == at::kFloat ? nullptr : thread_buffer(1, kStripLcm * in);
@@ -397,8 +418,8 @@ void project_quantize_skinny(const at::Tensor& x, const at::Tensor& weight, cons
     for (int64_t start = unit_begin * kRowUnit; start < task_end; start += block) {
       const int64_t n = std::min(block, task_end - start);
       if (dtype == at::kFloat) {
-        project_block(x32 + start * x_stride, x_stride, n, task_end - start, in, panel, padded,
-                      bias_p, tile);
+        project_block(x32 + start * x_stride, x_stride, n, task_end - start, in, panel,
+                      panel_stride, padded, bias_p, tile);
       } else {
         for (int64_t s = 0; s < n; s += kStripLcm) {
           const int64_t m = std::min(kStripLcm, n - s), first = (start + s) * x_stride;
@@ -407,7 +428,8 @@ void project_quantize_skinny(const at::Tensor& x, const at::Tensor& weight, cons
           } else {
             stage_rows(x.data_ptr<c10::BFloat16>() + first, x_stride, m, in, staged);
           }
-          project_block(staged, in, m, m, in, panel, padded, bias_p, tile + s * padded);
+          project_block(staged, in, m, m, in, panel, panel_stride, padded, bias_p,
+                        tile + s * padded);
         }
       }
       quantize_rows_f32(tile, n, padded, width, bits, group_size, symmetric,

@@ -35,19 +35,29 @@ bool PackedWeight::available(int64_t rows, int64_t in_features, int64_t out_feat
 #endif
 }
 
+bool PackedWeight::packs_in_place(const at::Tensor& weight) {
+  const int64_t out = weight.size(0), in = weight.size(1);
+  return weight.scalar_type() == at::kFloat && weight.dim() == 2 &&
+         ((weight.stride(1) == 1 && weight.stride(0) >= in && fits_int(weight.stride(0))) ||
+          (weight.stride(0) == 1 && weight.stride(1) >= out && fits_int(weight.stride(1))));
+}
+
 PackedWeight::PackedWeight(const at::Tensor& weight, int64_t block_rows)
     : in_features_(weight.size(1)), out_features_(weight.size(0)) {
 #ifdef AIFLOW_HAS_MKL_DECLARATIONS
-  TORCH_CHECK(weight.scalar_type() == at::kFloat && weight.is_contiguous(),
-              "PackedWeight: the weight must be contiguous float32");
+  TORCH_CHECK(packs_in_place(weight),
+              "PackedWeight: the weight must be float32 with contiguous rows or columns");
   const int m = static_cast<int>(block_rows), n = static_cast<int>(out_features_);
   const int k = static_cast<int>(in_features_);
-  // B = weight^T (k x n): the transpose of the row-major (n, k) weight, leading dimension k.
+  // B = weight^T (k x n): the transpose of a row-major (n, k) weight, or a column-major weight's
+  // memory as it is, a row-major (k, n) matrix; either way of leading dimension `ld`.
+  const bool rows_contiguous = weight.stride(1) == 1 && weight.stride(0) >= k;
+  const int ld = static_cast<int>(rows_contiguous ? weight.stride(0) : weight.stride(1));
   const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, m, n, k);
   buffer_ = at::empty({static_cast<int64_t>((bytes + sizeof(float) - 1) / sizeof(float))},
                       weight.options());
-  cblas_sgemm_pack(kRowMajor, kBMatrix, kTrans, m, n, k, 1.0f, weight.data_ptr<float>(), k,
-                   buffer_.data_ptr<float>());
+  cblas_sgemm_pack(kRowMajor, kBMatrix, rows_contiguous ? kTrans : kNoTrans, m, n, k, 1.0f,
+                   weight.data_ptr<float>(), ld, buffer_.data_ptr<float>());
 #else
   TORCH_CHECK(false, "PackedWeight: MKL's packed GEMM is not available in this build");
 #endif

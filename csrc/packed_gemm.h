@@ -19,8 +19,12 @@ class PackedWeight {
   static bool available(int64_t rows, int64_t in_features, int64_t out_features,
                         int64_t x_row_stride);
 
-  // weight: float32 (out, in), contiguous. Packs weight^T as GEMM's B matrix for products with
-  // blocks of `block_rows` rows (MKL lays the pack out for that many; fewer also work).
+  // Whether the constructor reads `weight` as it is: float32 with rows or columns contiguous
+  // (weight or weight.T contiguous, or a slice of either); else pass weight.contiguous().
+  static bool packs_in_place(const at::Tensor& weight);
+
+  // weight: float32 (out, in), packs_in_place. Packs weight^T as GEMM's B matrix for products
+  // with blocks of `block_rows` rows (MKL lays the pack out for that many; fewer also work).
   PackedWeight(const at::Tensor& weight, int64_t block_rows);
 
   // out[0:rows, 0:out) = x[0:rows] @ weight^T + beta * out, float32; rows of x lie x_row_stride

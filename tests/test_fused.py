@@ -211,6 +211,41 @@ def test_cpp_skinny_wide_and_deep(rows, inp, out):
         assert_codes_close(got, want, _summation_bound(x, weight, bias))
 
 
+@needs_cpp
+@pytest.mark.parametrize("out,stride", [(16, 16), (32, 48), (96, 96), (256, 256), (32, 0)])
+def test_cpp_skinny_weight_read_in_place(out, stride):
+    """A float32 weight stored transposed, whose columns are whole vectors (``stride`` floats
+    apart), is the kernel's panel: read in place, it gives the packed weight's codes bit for bit.
+    Other transposed weights (unaligned strides, odd widths, float16) are packed as before."""
+    gen = torch.Generator().manual_seed(out + stride)
+    inp = 300
+    if stride:
+        weight = (torch.randn(inp, stride, generator=gen) / inp**0.5)[:, :out].T
+    else:  # every input feature with the same weights: stride 0
+        weight = torch.randn(out, 1, generator=gen).expand(out, inp)
+    assert weight.stride() == (1, stride)
+    bias = torch.randn(out, generator=gen)
+    x = torch.randn(100, inp, generator=gen)
+    for b, bits, symmetric in ((bias, 8, True), (None, 4, False)):
+        args = (x, weight, b, bits, 16)
+        packed = project_quantize(
+            x, weight.contiguous(), *args[2:], symmetric=symmetric, backend="cpp"
+        )
+        got = project_quantize(*args, symmetric=symmetric, backend="cpp")
+        assert torch.equal(got.codes, packed.codes) and torch.equal(got.scales, packed.scales)
+        want = project_quantize(*args, symmetric=symmetric, backend="torch")
+        assert_codes_close(got, want, _summation_bound(x, weight, b))
+    for other in (
+        torch.randn(inp, 40, generator=gen)[:, :32].T,
+        torch.randn(inp, 17, generator=gen).T,
+        torch.randn(inp, 32, generator=gen).T.half(),
+    ):
+        other_bias = torch.randn(other.shape[0], generator=gen)
+        want = project_quantize(x, other, other_bias, 8, 16, backend="torch")
+        got = project_quantize(x, other, other_bias, 8, 16, backend="cpp")
+        assert_codes_close(got, want, _summation_bound(x, other, other_bias))
+
+
 # Past the skinny kernel (more than 256 outputs, or a panel over L2), with two blocks of rows or
 # more, fused_cpu.cpp multiplies each block by a weight packed once for MKL (packed_gemm.cpp); the
 # last block is short, and x's rows overlap (expanded: at::addmm instead) or stand apart.
@@ -242,6 +277,34 @@ def test_cpp_packed_weight_blocks(rows, inp, out, dtype):
         assert y_got.dtype == dtype
         tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {}
         torch.testing.assert_close(y_got, y_want, **tol)
+
+
+@needs_cpp
+@pytest.mark.parametrize("layout", ["transposed", "column_slice", "row_slice", "expanded"])
+def test_cpp_packed_weight_layouts(layout):
+    """MKL packs a weight with contiguous rows or columns where it lies (slices included); any
+    other layout is copied first. Every layout gives the contiguous weight's codes."""
+    gen = torch.Generator().manual_seed(4)
+    inp, out = 300, 320
+    weight = {
+        "transposed": torch.randn(inp, out, generator=gen).T,
+        "column_slice": torch.randn(inp, out + 13, generator=gen)[:, 5 : out + 5].T,
+        "row_slice": torch.randn(out, inp + 9, generator=gen)[:, 9:],
+        "expanded": torch.randn(out, 1, generator=gen).expand(out, inp),
+    }[layout]
+    x = torch.randn(1500, inp, generator=gen)
+    want = project_quantize(x, weight.contiguous(), None, 8, 64, backend="cpp")
+    got = project_quantize(x, weight, None, 8, 64, backend="cpp")
+    assert torch.equal(got.codes, want.codes) and torch.equal(got.scales, want.scales)
+    assert_codes_close(got, project_quantize(x, weight, None, 8, 64, backend="torch"),
+                       _summation_bound(x, weight, None))  # fmt: skip
+    back = weight.T if layout != "expanded" else torch.randn(inp, out, generator=gen)
+    torch.testing.assert_close(
+        dequantize_project(got, back, backend="cpp"),
+        dequantize_project(got, back.contiguous(), backend="torch"),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 @needs_cpp

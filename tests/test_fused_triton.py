@@ -172,5 +172,8 @@ def test_bench_fused_options():
     for row in rows:
         assert (row.backend, row.device, row.dtype) == (backend, device, "bfloat16")
         assert row.fused_seconds > 0 and row.matmul_seconds > 0
+        assert not row.transposed_weights
+    rows = bench_fused({"tiny": (8, 16, 16)}, 8, 16, 1, "torch", transposed_weights=True)
+    assert [row.transposed_weights for row in rows] == [True, True]
     with pytest.raises(SystemExit, match="no fused kernel for tensors on cpu"):
         main(["bench", "fused", "--backend", "cuda", "--device", "cpu"])

@@ -48,6 +48,7 @@ class FusedBenchRow:
     backend: str
     device: str
     dtype: str
+    transposed_weights: bool
     matmul_seconds: float
     separate_seconds: float
     fused_seconds: float
@@ -108,12 +109,15 @@ def bench_fused(
     backend: str = "auto",
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    transposed_weights: bool = False,
 ) -> list[FusedBenchRow]:
     """Time :func:`fused_runs` and :func:`dequantize_runs` per shape on ``device``, with bias.
 
     ``backend`` is a fused backend (``cpp``, ``triton``, ``cuda``, ``torch``) or ``auto``, the
-    fastest one usable on ``device``; ``x``, the weights and the biases are of ``dtype``. On CUDA
-    the times are ``triton.testing.do_bench`` medians (device events).
+    fastest one usable on ``device``; ``x``, the weights and the biases are of ``dtype``. With
+    ``transposed_weights`` every weight ``(out, in)`` is stored transposed (``weight.T``
+    contiguous), as a deployment may keep a frozen encoder: the ``cpp`` skinny kernel then reads
+    it without packing. On CUDA the times are ``triton.testing.do_bench`` medians (device events).
 
     Example:
         >>> rows = bench_fused({"tiny": (8, 4, 2)}, group_size=2, repeats=1, backend="torch")
@@ -135,6 +139,8 @@ def bench_fused(
         x, weight, bias, back, back_bias = (
             t.to(device, dtype) for t in (x, weight, bias, back, back_bias)
         )
+        if transposed_weights:
+            weight, back = weight.T.contiguous().T, back.T.contiguous().T
         q = project_quantize(x, weight, bias, bits, group_size, backend=backend)
         for op, runs in (
             ("project_quantize", fused_runs(x, weight, bias, bits, group_size, backend)),
@@ -151,6 +157,7 @@ def bench_fused(
                     backend,
                     str(device),
                     str(dtype).removeprefix("torch."),
+                    transposed_weights,
                     seconds["matmul"],
                     seconds["separate"],
                     seconds["fused"],
