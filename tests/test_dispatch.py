@@ -21,6 +21,7 @@ def test_plain_eager_only_without_modes_compilation_or_subclasses() -> None:
     x = torch.ones(3)
     assert plain_eager((x, 8, None))
     assert not plain_eager((torch.nn.Parameter(x),))  # a tensor subclass
+    assert not plain_eager((8, torch.ones(3, device="meta")))  # the fake implementation's
     with Recorder():
         assert not plain_eager((x,))
     seen = []

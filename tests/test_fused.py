@@ -320,6 +320,24 @@ def test_cpp_packed_weight_strided_rows(view):
 
 
 @needs_cpp
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("rows,inp,out", [(1000, 768, 32), (300, 64, 300)])
+def test_cpp_cancelling_projection_decodes_within_rounding_error(rows, inp, out, symmetric):
+    """x @ weight.T is exactly zero (each product has its negative): every computed value is
+    rounding error, so codes are arbitrary, but both backends decode to within that error."""
+    gen = torch.Generator().manual_seed(rows)
+    half = torch.randn(rows, inp // 2, generator=gen)
+    half_weight = torch.randn(out, inp // 2, generator=gen)
+    perm = torch.randperm(inp // 2, generator=gen)
+    x = torch.cat([half, half[:, perm]], dim=1)
+    weight = torch.cat([half_weight, -half_weight[:, perm]], dim=1)
+    bound = _summation_bound(x, weight, None)
+    for backend in ("torch", "cpp"):
+        q = project_quantize(x, weight, None, 8, 32, symmetric=symmetric, backend=backend)
+        assert float(q.dequantize().abs().max()) <= bound
+
+
+@needs_cpp
 def test_cpp_same_codes_for_any_thread_count():
     """Each row's sums run in one order whichever task and strip it falls in."""
     gen = torch.Generator().manual_seed(2)
@@ -379,6 +397,12 @@ def test_bad_inputs_raise():
         project_quantize(x, weight, backend="cuda")
     with pytest.raises(ValueError, match="bits must be one of"):
         project_quantize(x, weight, bits=3)
+    with pytest.raises(ValueError, match=r"group_size must be in \[1, 2147483647\]"):
+        project_quantize(x, weight, group_size=2**63 - 1)
+    with pytest.raises(TypeError, match="weight must be a dense tensor"):
+        project_quantize(x, weight.to_sparse())
+    with pytest.raises(TypeError, match="x must be a dense tensor"):
+        project_quantize(x.to_sparse(), weight)
     for backend in ("torch", "cpp"):
         with pytest.raises(ValueError, match="NaN or Inf"):
             project_quantize(torch.full((2, 8), float("nan")), weight, backend=backend)
@@ -397,6 +421,35 @@ def test_bad_inputs_raise():
         project_quantize_conv1x1(torch.randn(1, 7, 4, 4), nn.Conv2d(8, 4, 1))
     with pytest.raises(TypeError, match=r"linear must be a torch\.nn\.Linear"):
         project_quantize_linear(x, nn.Conv2d(8, 4, 1))
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("cpp", marks=needs_cpp)])
+def test_groups_wider_than_the_row_and_empty_inputs(backend):
+    """A group_size past the row is one group of the row (the same bytes, nothing padded to
+    group_size); empty inputs of any strides give empty outputs."""
+    gen = torch.Generator().manual_seed(5)
+    x, weight = torch.randn(6, 40, generator=gen), torch.randn(24, 40, generator=gen)
+    whole = project_quantize(x, weight, None, 4, 24, symmetric=False, backend=backend)
+    for group_size in (25, 2**31 - 1):
+        wide = project_quantize(x, weight, None, 4, group_size, symmetric=False, backend=backend)
+        assert wide.group_size == group_size
+        assert torch.equal(wide.codes, whole.codes) and torch.equal(wide.scales, whole.scales)
+        torch.testing.assert_close(
+            dequantize_project(wide, weight.T, backend=backend),
+            dequantize_project(whole, weight.T, backend=backend),
+        )
+    empty = torch.randn(0, 80, generator=gen)[:, ::2]  # strides (80, 2)
+    q = project_quantize(empty, weight, None, 8, 8, backend=backend)
+    assert q.shape == (0, 24) and q.codes.shape == (0, 24)
+    assert dequantize_project(q, weight.T, backend=backend).shape == (0, 40)
+    assert quantize(empty, 8, 8, backend=backend).dequantize().shape == (0, 40)
+
+
+def test_meta_tensors_take_the_fake_implementation():
+    x, weight = torch.empty(5, 16, device="meta"), torch.empty(8, 16, device="meta")
+    q = project_quantize(x, weight, None, 8, 4)
+    assert q.codes.is_meta and q.codes.shape == (5, 8) and q.scales.shape == (5, 2)
+    assert dequantize_project(q, torch.empty(3, 8, device="meta")).shape == (5, 3)
 
 
 @needs_cpp

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aiflow_comm.kernels import GroupLayout
+from aiflow_comm.kernels.layout import MAX_GROUP_SIZE, check_quant_args, row_group_size
 
 
 @pytest.mark.parametrize("bits", [2, 4, 8])
@@ -28,3 +29,22 @@ def test_levels_and_rows():
 def test_huge_shapes_use_exact_integer_arithmetic():
     layout = GroupLayout.of((2**20, 2**13 + 1), 4, 128)
     assert layout.rows * layout.row_bytes == 2**20 * (64 * 64 + 1)
+
+
+@pytest.mark.parametrize("group_size", [1, 7, 96, 97, MAX_GROUP_SIZE])
+def test_a_group_wider_than_the_row_lays_out_as_the_row(group_size):
+    narrow = row_group_size(group_size, 96)
+    assert narrow == min(group_size, 96)
+    for bits in (2, 4, 8):
+        wide, row = GroupLayout.of((3, 96), bits, group_size), GroupLayout.of((3, 96), bits, narrow)
+        assert (wide.num_groups, wide.row_bytes) == (row.num_groups, row.row_bytes)
+    assert row_group_size(group_size, 0) == 1
+
+
+def test_group_size_limits():
+    check_quant_args(8, MAX_GROUP_SIZE)
+    for bad in (0, MAX_GROUP_SIZE + 1, 2**64):
+        with pytest.raises(ValueError, match=r"group_size must be in \[1, 2147483647\]"):
+            check_quant_args(8, bad)
+    with pytest.raises(TypeError, match="group_size must be a positive int"):
+        check_quant_args(8, 4.0)

@@ -129,6 +129,18 @@ def test_large_groups_use_int16_indices_and_empty_tensors_work():
         assert SparseQuantizedTensor.from_bytes(empty.to_bytes()).dequantize().shape == shape
 
 
+def test_a_group_wider_than_the_row_is_the_row_with_its_own_index_width():
+    x = torch.randn(3, 50)
+    whole = topk_quantize_packed(x, 5, 8, 50, backend="torch")
+    wide = topk_quantize_packed(x, 5, 8, 2**30, backend="torch")  # nothing padded to 2**30
+    assert wide[0].dtype == torch.int32 and torch.equal(wide[0].long(), whole[0].long())
+    assert all(torch.equal(a, b) for a, b in zip(wide[1:], whole[1:], strict=True))
+    decoded = topk_dequantize_packed(*wide, k=5, bits=8, group_size=2**30, row_len=50)
+    assert torch.equal(
+        decoded, topk_dequantize_packed(*whole, k=5, bits=8, group_size=50, row_len=50)
+    )
+
+
 def test_other_decode_backends_give_the_same_tensor():
     s = sparsify(torch.randn(3, 50), 4, 4, 16, symmetric=False)
     expect = s.dequantize(backend="torch")
@@ -302,6 +314,7 @@ def _with_valid_crc(body: bytes) -> bytes:
         (6, bytes([3]), "bits=3"),
         (7, bytes([3]), "dtype=3"),
         (8, struct.pack("<I", 0), "group_size=0"),
+        (8, struct.pack("<I", 2**31), "group_size=2147483648"),
         (12, struct.pack("<I", 0), "k=0"),
         (16, bytes([2]), "index width=2"),
         (17, bytes([0]), "ndim=0"),

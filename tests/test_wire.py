@@ -91,6 +91,7 @@ def _with_valid_crc(body: bytes) -> bytes:
         (6, bytes([3]), "bits=3"),
         (7, bytes([9]), "dtype=9"),
         (8, struct.pack("<I", 0), "group_size=0"),
+        (8, struct.pack("<I", 2**31), "group_size=2147483648"),
         (12, bytes([0]), "ndim=0"),
         (16, struct.pack("<Q", 4), "needs"),
     ],

@@ -10,7 +10,7 @@ offset  size   field
 5       1      scheme (0 symmetric, 1 asymmetric)
 6       1      bits (2, 4 or 8)
 7       1      dtype of the original tensor (0 float32, 1 float16, 2 bfloat16)
-8       4      group_size (uint32, >= 1)
+8       4      group_size (uint32, 1 to 2**31 - 1)
 12      4      k (uint32, >= 1)
 16      1      index width in bytes (1 if group_size <= 256, 2 if <= 2**15, else 4)
 17      1      ndim (1 to 32)
@@ -44,7 +44,7 @@ from aiflow_comm.codec.wire import (
     tensor_at,
     tensor_bytes,
 )
-from aiflow_comm.kernels.layout import FLOAT_DTYPES
+from aiflow_comm.kernels.layout import FLOAT_DTYPES, MAX_GROUP_SIZE
 from aiflow_comm.kernels.topk_reference import SparseLayout, index_dtype
 
 __all__ = ["SPARSE_MAGIC", "SPARSE_VERSION", "decode_sparse", "encode_sparse"]
@@ -116,7 +116,12 @@ def decode_sparse(buf: bytes | bytearray | memoryview) -> SparseQuantizedTensor:
     view, fields = open_message(buf, _HEADER, SPARSE_MAGIC, SPARSE_VERSION, "top-k wire-format")
     _, _, scheme, bits, dtype, group_size, k, width, ndim, reserved = fields
     check_quant_fields(scheme, bits, dtype)
-    if group_size < 1 or k < 1 or not 1 <= ndim <= MAX_NDIM or reserved != b"\0\0":
+    if (
+        not 1 <= group_size <= MAX_GROUP_SIZE
+        or k < 1
+        or not 1 <= ndim <= MAX_NDIM
+        or reserved != b"\0\0"
+    ):
         raise WireFormatError(f"invalid field: group_size={group_size}, k={k}, ndim={ndim}")
     if width != index_dtype(group_size).itemsize:
         raise WireFormatError(f"invalid field: index width={width} for group_size={group_size}")

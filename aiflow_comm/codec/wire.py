@@ -10,7 +10,7 @@ offset  size   field
 5       1      scheme (0 symmetric, 1 asymmetric)
 6       1      bits (2, 4 or 8)
 7       1      dtype of the original tensor (0 float32, 1 float16, 2 bfloat16)
-8       4      group_size (uint32, >= 1)
+8       4      group_size (uint32, 1 to 2**31 - 1)
 12      1      ndim (1 to 32)
 13      3      reserved, zero
 16      8*nd   shape, one uint64 per dimension
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from aiflow_comm.codec.quantized import SCHEMES, QuantizedTensor
-from aiflow_comm.kernels.layout import FLOAT_DTYPES, SUPPORTED_BITS, GroupLayout
+from aiflow_comm.kernels.layout import FLOAT_DTYPES, MAX_GROUP_SIZE, SUPPORTED_BITS, GroupLayout
 
 __all__ = [
     "MAGIC",
@@ -217,7 +217,7 @@ def decode(buf: bytes | bytearray | memoryview) -> QuantizedTensor:
     view, fields = open_message(buf, _HEADER, MAGIC, VERSION)
     _, _, scheme, bits, dtype, group_size, ndim, reserved = fields
     check_quant_fields(scheme, bits, dtype)
-    if group_size < 1 or not 1 <= ndim <= MAX_NDIM or reserved != b"\0\0\0":
+    if not 1 <= group_size <= MAX_GROUP_SIZE or not 1 <= ndim <= MAX_NDIM or reserved != b"\0\0\0":
         raise WireFormatError(f"invalid field: group_size={group_size}, ndim={ndim}")
     shape, offset = read_shape(view, ndim, _HEADER.size)
     layout = GroupLayout.of(shape, bits, group_size)

@@ -23,7 +23,8 @@ _PLAIN_TYPES = frozenset({torch.Tensor, int, float, bool, str, type(None), torch
 
 
 def plain_eager(args: tuple[Any, ...]) -> bool:
-    """Whether calling an op's implementation directly is what the dispatcher would do.
+    """Whether calling an op's implementation directly is what the dispatcher would do: not for
+    tensor subclasses, nor for meta tensors (the dispatcher runs the fake implementation).
 
     Example:
         >>> plain_eager((torch.ones(2), 3))
@@ -34,7 +35,11 @@ def plain_eager(args: tuple[Any, ...]) -> bool:
     if torch._C._is_torch_function_mode_enabled() or _get_current_dispatch_mode() is not None:
         return False
     for arg in args:  # type() first: isinstance against torch.Tensor's metaclass costs ~0.2 us
-        if type(arg) not in _PLAIN_TYPES and isinstance(arg, torch.Tensor):
+        kind = type(arg)
+        if kind is torch.Tensor:
+            if arg.is_meta:
+                return False
+        elif kind not in _PLAIN_TYPES and isinstance(arg, torch.Tensor):
             return False
     return True
 

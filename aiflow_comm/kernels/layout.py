@@ -8,15 +8,21 @@ import torch
 
 __all__ = [
     "FLOAT_DTYPES",
+    "MAX_GROUP_SIZE",
     "SUPPORTED_BITS",
     "GroupLayout",
     "check_float_tensor",
+    "check_group_size",
     "check_quant_args",
     "empty_packed",
+    "row_group_size",
 ]
 
 SUPPORTED_BITS = (2, 4, 8)
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+# The wire format stores group_size in 32 bits and the kernels index groups with int32. A group
+# wider than a row is that row (one group of row_len values, the same bytes).
+MAX_GROUP_SIZE = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,17 @@ class GroupLayout:
         return 2**self.bits - 1
 
 
+def row_group_size(group_size: int, row_len: int) -> int:
+    """``group_size``, or ``row_len`` where a group is wider than the row: one group of the row's
+    values either way, in the same bytes, but kernels never pad a row to ``group_size`` values.
+
+    Example:
+        >>> row_group_size(128, 96), row_group_size(32, 96)
+        (96, 32)
+    """
+    return min(group_size, max(row_len, 1))
+
+
 def empty_packed(
     like: torch.Tensor, layout: GroupLayout, symmetric: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -111,7 +128,7 @@ def empty_packed(
 
 
 def check_float_tensor(x: object, name: str = "x") -> torch.Tensor:
-    """Raise ``TypeError`` unless ``x`` is a float32, float16 or bfloat16 tensor."""
+    """Raise ``TypeError`` unless ``x`` is a dense float32, float16 or bfloat16 tensor."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
     if x.dtype not in FLOAT_DTYPES:
@@ -119,7 +136,18 @@ def check_float_tensor(x: object, name: str = "x") -> torch.Tensor:
             f"{name} must have dtype float32, float16 or bfloat16; got {x.dtype}"
             " (integer and complex tensors are not quantized: view complex as real first)"
         )
+    if x.layout is not torch.strided:
+        raise TypeError(f"{name} must be a dense tensor; got layout {x.layout} (use .to_dense())")
     return x
+
+
+def check_group_size(group_size: object) -> None:
+    """Raise ``TypeError``/``ValueError`` unless ``group_size`` is an int in
+    ``[1, MAX_GROUP_SIZE]``."""
+    if isinstance(group_size, bool) or not isinstance(group_size, int):
+        raise TypeError(f"group_size must be a positive int; got {group_size!r}")
+    if not 1 <= group_size <= MAX_GROUP_SIZE:
+        raise ValueError(f"group_size must be in [1, {MAX_GROUP_SIZE}]; got {group_size}")
 
 
 def check_quant_args(bits: int, group_size: int) -> None:
@@ -128,7 +156,4 @@ def check_quant_args(bits: int, group_size: int) -> None:
         raise TypeError(f"bits must be an int, one of {SUPPORTED_BITS}; got {bits!r}")
     if bits not in SUPPORTED_BITS:
         raise ValueError(f"bits must be one of {SUPPORTED_BITS}; got {bits}")
-    if isinstance(group_size, bool) or not isinstance(group_size, int):
-        raise TypeError(f"group_size must be a positive int; got {group_size!r}")
-    if group_size < 1:
-        raise ValueError(f"group_size must be >= 1; got {group_size}")
+    check_group_size(group_size)

@@ -18,6 +18,7 @@ from aiflow_comm.kernels.layout import (
     check_float_tensor,
     check_quant_args,
     empty_packed,
+    row_group_size,
 )
 
 __all__ = [
@@ -44,8 +45,8 @@ def rows_of(x: torch.Tensor) -> torch.Tensor:
         rows = x.view(shape)
     except RuntimeError:
         rows = x.reshape(shape)
-    if length > 1 and rows.stride(1) != 1:
-        rows = rows.contiguous()
+    if length > 1 and rows.stride(1) != 1:  # contiguous() keeps an empty tensor's strides
+        rows = rows.contiguous() if rows.numel() else rows.new_empty(shape)
     return rows
 
 
@@ -80,6 +81,7 @@ def _quantize_op(
     x: torch.Tensor, bits: int, group_size: int, symmetric: bool, seed: int, backend: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     quantize, _ = kernels_of(backend)
+    group_size = row_group_size(group_size, x.shape[-1])
     codes, scales, zero_points = quantize(rows_of(x), bits, group_size, symmetric, seed)
     if not all_finite(scales):
         raise_nonfinite(x)
@@ -109,7 +111,7 @@ def _dequantize_op(
         scales.contiguous(),
         zero_points.contiguous(),
         bits,
-        group_size,
+        row_group_size(group_size, row_len),
         row_len,
         symmetric,
         dtype,

@@ -11,11 +11,17 @@ import torch
 
 from aiflow_comm.kernels.backends import available_backends, optional_module
 from aiflow_comm.kernels.dispatch import custom_op
-from aiflow_comm.kernels.layout import check_float_tensor, check_quant_args, empty_packed
+from aiflow_comm.kernels.layout import (
+    check_float_tensor,
+    check_quant_args,
+    empty_packed,
+    row_group_size,
+)
 from aiflow_comm.kernels.ops import all_finite, dequantize_packed, raise_nonfinite, rows_of
 from aiflow_comm.kernels.topk_reference import (
     SparseLayout,
     check_k,
+    index_dtype,
     scatter_kept,
     topk_quantize_reference,
 )
@@ -60,10 +66,11 @@ def _topk_quantize_op(
     x: torch.Tensor, k: int, bits: int, group_size: int, symmetric: bool, backend: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     quantize = topk_quantize_reference if backend == "torch" else _TRITON.topk_quantize_triton
-    indices, codes, scales, zero_points = quantize(rows_of(x), k, bits, group_size, symmetric)
+    narrow = row_group_size(group_size, x.shape[-1])
+    indices, codes, scales, zero_points = quantize(rows_of(x), k, bits, narrow, symmetric)
     if not all_finite(scales):
         raise_nonfinite(x)
-    return indices, codes, scales, zero_points
+    return indices.to(index_dtype(group_size)), codes, scales, zero_points
 
 
 @_topk_quantize_op.register_fake
@@ -152,6 +159,7 @@ def topk_dequantize_packed(
         backend,
     )
     layout = SparseLayout(values.shape[0], row_len, group_size, k)
+    narrow = SparseLayout(layout.rows, row_len, row_group_size(group_size, row_len), k)
     expected = (layout.rows, layout.kept_per_row)
     if indices.dtype != layout.index_dtype or tuple(indices.shape) != expected:
         raise ValueError(
@@ -162,4 +170,4 @@ def topk_dequantize_packed(
         raise ValueError(
             f"indices and codes must be on one device; got {indices.device} and {codes.device}"
         )
-    return scatter_kept(values, indices, layout).to(dtype)
+    return scatter_kept(values, indices, narrow).to(dtype)

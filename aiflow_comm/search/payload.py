@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from aiflow_comm.kernels.layout import SUPPORTED_BITS, GroupLayout
+from aiflow_comm.kernels.layout import SUPPORTED_BITS, GroupLayout, check_group_size
 from aiflow_comm.split.points import CrossingTensor
 
 __all__ = ["RAW_BITS", "Codec", "payload_bits", "projection_flops"]
@@ -46,10 +46,7 @@ class Codec:
             raise ValueError(
                 f"bits must be one of {(*SUPPORTED_BITS, RAW_BITS)}; got {self.bits!r}"
             )
-        if isinstance(self.group_size, bool) or not isinstance(self.group_size, int):
-            raise TypeError(f"group_size must be a positive int; got {self.group_size!r}")
-        if self.group_size < 1:
-            raise ValueError(f"group_size must be >= 1; got {self.group_size}")
+        check_group_size(self.group_size)
         if not (isinstance(self.ratio, int | float) and 0.0 < self.ratio <= 1.0):
             raise ValueError(f"ratio must be a number in (0, 1]; got {self.ratio!r}")
 
