@@ -9,8 +9,10 @@ The other backends never materialize the whole float ``y`` (or the decoded tenso
 * ``cpp`` (CPU) and ``cuda`` (CUDA) compute the projection a block of rows at a time into one
   reused float32 tile and run the plain quantize kernel on it while it is in cache;
   ``dequantize_project`` decodes a block of rows into a tile and multiplies it. On the CPU the
-  multiply is an AVX-512 register-blocked kernel for skinny projections, else MKL's packed GEMM
-  on a weight packed once per call (where torch links MKL) or ``addmm``; on CUDA, cuBLAS.
+  multiply is an AVX-512 register-blocked kernel for skinny projections (on a panel packed from
+  the weight per call, or the weight itself when it is float32 stored transposed), else MKL's
+  packed GEMM on a weight packed once per call (where torch links MKL) or ``addmm``; on CUDA,
+  cuBLAS.
 * ``triton`` (CUDA, or the CPU through Triton's interpreter with ``TRITON_INTERPRET=1`` set before
   import) quantizes each output tile in the matmul kernel's epilogue and decodes codes in the
   matmul's prologue: the float values exist only in registers
@@ -258,7 +260,9 @@ def project_quantize(
     (use it where the codes are sent); rounding is to nearest.
 
     :input: ``x`` float32/float16/bfloat16 ``(..., in)``, any strides; ``weight`` float
-        ``(out, in)``; ``bias`` float ``(out,)`` or ``None``.
+        ``(out, in)``, any strides (``cpp``: a float32 weight stored transposed,
+        ``weight.T.contiguous().T`` with ``out`` a multiple of 16, skips a per-call pack);
+        ``bias`` float ``(out,)`` or ``None``.
     :output: a :class:`~aiflow_comm.codec.quantized.QuantizedTensor` of shape ``(..., out)``
         whose dtype is ``torch.promote_types(x.dtype, weight.dtype)``.
 
