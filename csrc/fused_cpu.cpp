@@ -8,18 +8,19 @@
 // (in, out padded to 16) panel (a float32 weight stored transposed, weight.T contiguous, with
 // whole vectors of outputs, is such a panel: read in place), projects blocks of its rows into a
 // tile of ~16 KiB with strips of R rows x V vectors of accumulators (x[r, k] broadcast, FMA with
-// the panel's row k), and quantizes the tile with quant_cpu.cpp's own routine (quantize_rows_f32) while it is in L1: the
-// float projection never leaves L1, and x is read once. float16/bfloat16 x is converted a strip
-// of rows at a time. The sums run over k in order with FMAs and add the bias last, an order other
-// than BLAS's, so a few codes may differ from the reference's by one step.
+// the panel's row k), and quantizes the tile with quant_cpu.cpp's own routine
+// (quantize_rows_f32) while it is in L1: the float projection never leaves L1, and x is read
+// once. float16/bfloat16 x is converted a strip of rows at a time. The sums run over k in order
+// with FMAs and add the bias last, an order other than BLAS's, so a few codes may differ from the
+// reference's by one step.
 //
 // Other shapes (and builds without AVX-512) process row blocks in turn: multi-threaded BLAS
 // writes a block's float32 tile into one reused buffer of about 1 MiB, which is still in cache
 // when quantize_cpu_out (quant_cpu.cpp, the bit-exact group quantizer, parallel over groups)
 // reads it. The BLAS is MKL's packed GEMM on a weight packed once (packed_gemm.h; from the
 // weight as it lies when its rows or columns are contiguous) where torch links MKL, else
-// at::addmm per block. Measured on a 2-core AVX-512 CPU, this beat one task per
-// thread with single-threaded tile matmuls (1.7x slower on 4096 x 4096 -> 512).
+// at::addmm per block. Measured on a 2-core AVX-512 CPU, this beat one task per thread with
+// single-threaded tile matmuls (1.7x slower on 4096 x 4096 -> 512).
 // Codes equal the reference's up to the summation order of the tile's matmul (see
 // aiflow_comm/kernels/fused.py).
 #include "packed_gemm.h"
@@ -235,10 +236,10 @@ void project_rows(const float* x, int64_t x_stride, int64_t n, int64_t valid, in
 }
 
 // tile[0:n, 0:padded) = x[0:n] @ panel (+ bias), in balanced column chunks of at most 4 vectors
-// (the strips' register budget); the panel's rows lie panel_stride floats apart. x holds
+// (the strips' register budget); the panel's rows lie `stride` floats apart. x holds
 // `valid` >= n rows (see project_rows).
 void project_block(const float* x, int64_t x_stride, int64_t n, int64_t valid, int64_t in,
-                   const float* panel, int64_t panel_stride, int64_t padded, const float* bias,
+                   const float* panel, int64_t stride, int64_t padded, const float* bias,
                    float* tile) {
   const int64_t vectors = padded / kLanes;
   const int64_t chunks = (vectors + 3) / 4, base = vectors / chunks, extra = vectors % chunks;
@@ -250,10 +251,10 @@ void project_block(const float* x, int64_t x_stride, int64_t n, int64_t valid, i
     // The first chunk fetches the rows after the block; later ones find the block in cache.
     const int64_t rows_valid = c == 0 ? valid : n;
     switch (chunk) {
-      case 1: project_rows<1>(x, x_stride, n, rows_valid, in, p, panel_stride, b, t, padded); break;
-      case 2: project_rows<2>(x, x_stride, n, rows_valid, in, p, panel_stride, b, t, padded); break;
-      case 3: project_rows<3>(x, x_stride, n, rows_valid, in, p, panel_stride, b, t, padded); break;
-      default: project_rows<4>(x, x_stride, n, rows_valid, in, p, panel_stride, b, t, padded); break;
+      case 1: project_rows<1>(x, x_stride, n, rows_valid, in, p, stride, b, t, padded); break;
+      case 2: project_rows<2>(x, x_stride, n, rows_valid, in, p, stride, b, t, padded); break;
+      case 3: project_rows<3>(x, x_stride, n, rows_valid, in, p, stride, b, t, padded); break;
+      default: project_rows<4>(x, x_stride, n, rows_valid, in, p, stride, b, t, padded); break;
     }
     c += chunk;
   }

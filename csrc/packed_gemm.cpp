@@ -36,10 +36,10 @@ bool PackedWeight::available(int64_t rows, int64_t in_features, int64_t out_feat
 }
 
 bool PackedWeight::packs_in_place(const at::Tensor& weight) {
+  if (weight.scalar_type() != at::kFloat || weight.dim() != 2) return false;
   const int64_t out = weight.size(0), in = weight.size(1);
-  return weight.scalar_type() == at::kFloat && weight.dim() == 2 &&
-         ((weight.stride(1) == 1 && weight.stride(0) >= in && fits_int(weight.stride(0))) ||
-          (weight.stride(0) == 1 && weight.stride(1) >= out && fits_int(weight.stride(1))));
+  return (weight.stride(1) == 1 && weight.stride(0) >= in && fits_int(weight.stride(0))) ||
+         (weight.stride(0) == 1 && weight.stride(1) >= out && fits_int(weight.stride(1)));
 }
 
 PackedWeight::PackedWeight(const at::Tensor& weight, int64_t block_rows)

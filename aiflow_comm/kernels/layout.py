@@ -20,8 +20,8 @@ __all__ = [
 
 SUPPORTED_BITS = (2, 4, 8)
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-# The wire format stores group_size in 32 bits and the kernels index groups with int32. A group
-# wider than a row is that row (one group of row_len values, the same bytes).
+# The wire formats store group_size in 32 bits; below 2**31 it is also a non-negative int32. A
+# group wider than a row is that row (one group of row_len values, the same bytes).
 MAX_GROUP_SIZE = 2**31 - 1
 
 
