@@ -31,6 +31,13 @@ def test_sequential_flops_by_hand():
         profile.cut("nope")
 
 
+def test_a_module_placed_twice_in_a_sequential_is_two_steps():
+    linear = nn.Linear(8, 8)
+    profile = profile_model(nn.Sequential(linear, nn.ReLU(), linear), torch.ones(1, 8))
+    assert profile.names == [INPUT_CUT, "0", "1"]
+    assert profile.total_flops == 2 * 2 * 8 * 8
+
+
 def test_residual_net_profile_matches_split_points():
     model = SmallResNet()
     x = torch.randn(1, 3, 32, 32)

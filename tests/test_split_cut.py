@@ -153,6 +153,15 @@ def test_sequential_names_come_from_ordered_dict_and_children_are_not_traced():
     assert split.head.enc is model.enc
 
 
+def test_sequential_that_reuses_a_module_counts_every_step():
+    linear, relu = nn.Linear(5, 5), nn.ReLU()
+    model = nn.Sequential(linear, relu, linear, nn.Tanh(), linear, relu).eval()
+    points = _assert_exact_at_every_point(model, torch.randn(3, 5))
+    assert [p.name for p in points] == ["0", "1", "2", "3", "4"]
+    split = split_model(model, "1")
+    assert list(split.tail._modules) == ["2", "3", "4", "5"] and split.tail[0] is linear
+
+
 def test_residual_network_exact_and_skip_crosses_inside_a_block():
     model = _seeded(ResNet())
     points = _assert_exact_at_every_point(model, torch.randn(2, 3, 8, 8))

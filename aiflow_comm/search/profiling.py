@@ -23,7 +23,7 @@ from aiflow_comm.split.points import (
     example_inputs,
     list_split_points,
 )
-from aiflow_comm.split.trace import is_plain_sequential, trace_model
+from aiflow_comm.split.trace import is_plain_sequential, sequential_steps, trace_model
 
 __all__ = ["INPUT_CUT", "CutProfile", "ModelProfile", "model_steps", "profile_model"]
 
@@ -174,8 +174,9 @@ class _SequentialSteps:
     """The children of a plain ``nn.Sequential`` as steps."""
 
     def __init__(self, model: nn.Sequential) -> None:
-        self.names = [name for name, _ in model.named_children()]
-        self.children = list(model.children())
+        steps = sequential_steps(model)
+        self.names = [name for name, _ in steps]
+        self.children = [child for _, child in steps]
 
     def position(self, name: str) -> int:
         return self.names.index(name)

@@ -16,7 +16,7 @@ from aiflow_comm.split.points import (
     graph_points,
     sequential_points,
 )
-from aiflow_comm.split.trace import is_plain_sequential, trace_model
+from aiflow_comm.split.trace import is_plain_sequential, sequential_steps, trace_model
 
 __all__ = ["split_model"]
 
@@ -69,7 +69,7 @@ def split_model(
     inputs = None if example_input is None else example_inputs(example_input)
 
     if is_plain_sequential(model):
-        children = list(model.named_children())
+        children = sequential_steps(model)
         names = [child for child, _ in children]
         _check_name(name, names[:-1], names[-1:])
         k = names.index(name) + 1

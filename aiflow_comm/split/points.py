@@ -12,7 +12,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 from aiflow_comm.split.graph import GraphCut, graph_cuts
-from aiflow_comm.split.trace import is_plain_sequential, trace_model
+from aiflow_comm.split.trace import is_plain_sequential, sequential_steps, trace_model
 
 __all__ = ["CrossingTensor", "SplitPoint", "list_split_points"]
 
@@ -131,7 +131,7 @@ def sequential_points(model: nn.Sequential, inputs: tuple[torch.Tensor, ...]) ->
         raise ValueError(
             f"an nn.Sequential takes one input; example_input holds {len(inputs)} values"
         )
-    children = list(model.named_children())
+    children = sequential_steps(model)
     points: list[SplitPoint] = []
     value = inputs[0]
     with evaluating(model):

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from torch import fx, nn
 
-__all__ = ["UntraceableModelError", "is_plain_sequential", "trace_model"]
+__all__ = ["UntraceableModelError", "is_plain_sequential", "sequential_steps", "trace_model"]
 
 
 class UntraceableModelError(ValueError):
@@ -36,6 +36,17 @@ def is_plain_sequential(model: nn.Module) -> bool:
     (True, False)
     """
     return isinstance(model, nn.Sequential) and type(model).forward is nn.Sequential.forward
+
+
+def sequential_steps(model: nn.Sequential) -> list[tuple[str, nn.Module]]:
+    """The ``(name, child)`` steps a plain ``nn.Sequential`` runs, in order: a module placed twice
+    counts twice (``named_children()`` skips a module it has already returned).
+
+    >>> relu = nn.ReLU()
+    >>> [name for name, _ in sequential_steps(nn.Sequential(nn.Linear(2, 2), relu, relu))]
+    ['0', '1', '2']
+    """
+    return list(model._modules.items())
 
 
 def check_leaf_modules(
