@@ -162,6 +162,33 @@ def test_sequential_that_reuses_a_module_counts_every_step():
     assert list(split.tail._modules) == ["2", "3", "4", "5"] and split.tail[0] is linear
 
 
+class ViewThenInPlace(nn.Module):
+    """A view of ``y`` and ``y`` itself are live when ``y`` is changed in place."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.act = nn.Linear(4, 8), nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        view = y[:, :4]
+        return self.act(y).sum(1) + view.sum(1)
+
+
+def test_cuts_whose_crossing_tensors_share_written_memory_are_left_out():
+    """Sent, a view and its base arrive as two copies, and the tail's in-place write no longer
+    reaches the view: such a cut is not offered, and refused with an example input."""
+    model, x = ViewThenInPlace().eval(), torch.randn(3, 4)
+    names = [p.name for p in list_split_points(model, x)]
+    assert "getitem" not in names and "fc" in names
+    split = split_model(model, "fc", x)
+    copies = split.head(x).clone()
+    assert torch.equal(split.tail(copies), model(x))
+    with pytest.raises(ValueError, match="share memory that the tail writes in place"):
+        split_model(model, "getitem", x)
+    split_model(model, "getitem")  # without an example, nothing tells
+
+
 def test_residual_network_exact_and_skip_crosses_inside_a_block():
     model = _seeded(ResNet())
     points = _assert_exact_at_every_point(model, torch.randn(2, 3, 8, 8))

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from torch import nn
 
+from aiflow_comm.split.aliasing import shares_written_memory
 from aiflow_comm.split.graph import COMPUTE_OPS, cut_graph_module, graph_cuts, node_labels
 from aiflow_comm.split.model import SplitModel
 from aiflow_comm.split.points import (
@@ -44,13 +45,15 @@ def split_model(
     Args:
         model: the model to cut.
         at: a cut name from :func:`list_split_points`, or the :class:`SplitPoint` itself.
-        example_input: optional; when given, ``.point`` reports the cut's crossing tensors. The
-            cut itself needs only the graph.
+        example_input: optional; when given, ``.point`` reports the cut's crossing tensors, and
+            a cut whose crossing tensors share memory that the tail writes in place is refused
+            (a link would break it). The cut itself needs only the graph.
         leaf_modules: submodule classes fx keeps whole (see
             :func:`~aiflow_comm.split.trace_model`); ignored for ``nn.Sequential``.
 
     Raises:
-        ValueError: ``at`` names no cut (the message lists valid names).
+        ValueError: ``at`` names no cut (the message lists valid names), or the cut shares
+            written memory across the link (above).
         UntraceableModelError: fx cannot trace ``model``; the message says how to cut by hand.
 
     >>> import torch
@@ -85,8 +88,16 @@ def split_model(
     _check_name(name, [cut.name for cut in cuts], compute[-1:])
     cut = next(cut for cut in cuts if cut.name == name)
     head, tail = cut_graph_module(gm, cut)
-    if point is None and inputs is not None:
-        point = _find(graph_points(gm, cuts, inputs), name)
+    if inputs is not None:
+        found = _find(graph_points(gm, cuts, inputs), name)
+        if shares_written_memory(gm, cut):
+            raise ValueError(
+                f"at={name!r}: tensors crossing this cut ({', '.join(cut.crossing_names)}) share "
+                "memory that the tail writes in place; sent, they are separate copies and the "
+                "split would differ from the model. Cut elsewhere (list_split_points leaves "
+                "this cut out)"
+            )
+        point = point or found
     return SplitModel(head, None, tail, point=point)
 
 

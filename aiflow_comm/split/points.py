@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import fx, nn
-from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
+from torch.fx.passes.shape_prop import TensorMetadata
 
+from aiflow_comm.split.aliasing import StorageProp, shares_written_memory
 from aiflow_comm.split.graph import GraphCut, graph_cuts
 from aiflow_comm.split.trace import is_plain_sequential, sequential_steps, trace_model
 
@@ -146,13 +147,17 @@ def sequential_points(model: nn.Sequential, inputs: tuple[torch.Tensor, ...]) ->
 def graph_points(
     gm: fx.GraphModule, cuts: list[GraphCut], inputs: tuple[torch.Tensor, ...]
 ) -> list[SplitPoint]:
-    """Split points of a traced model: the cuts where only tensors cross, with their shapes."""
+    """Split points of a traced model: the cuts where only tensors cross, with their shapes,
+    but for those a link would break (:func:`~aiflow_comm.split.aliasing.shares_written_memory`).
+    """
     with evaluating(gm):
-        ShapeProp(gm).propagate(*inputs)
+        StorageProp(gm).propagate(*inputs)
     points: list[SplitPoint] = []
     for cut in cuts:
         metas = [n.meta.get("tensor_meta") for n in cut.crossing]
         if not metas or not all(isinstance(m, TensorMetadata) for m in metas):
+            continue
+        if shares_written_memory(gm, cut):
             continue
         tensors = tuple(
             CrossingTensor(name, tuple(m.shape), m.dtype)
