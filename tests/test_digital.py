@@ -248,6 +248,13 @@ def test_quantized_bit_flip_rate_on_the_codes() -> None:
     assert torch.equal(noisy, quantized_bit_flip_ste(x, 8, 128, p=0.05, generator=7))
 
 
+def test_quantized_bit_flips_with_a_group_wider_than_the_row_and_an_empty_batch() -> None:
+    x = torch.randn(3, 10, generator=torch.Generator().manual_seed(2))
+    wide = quantized_bit_flip_ste(x, 4, 2**30, p=0.3, generator=1)  # nothing padded to 2**30
+    assert torch.equal(wide, quantized_bit_flip_ste(x, 4, 10, p=0.3, generator=1))
+    assert quantized_bit_flip_ste(torch.randn(0, 10), 4, 8, p=0.3).shape == (0, 10)
+
+
 # seeds and bad input
 
 

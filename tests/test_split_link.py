@@ -126,6 +126,19 @@ def test_payload_and_channel_uses_per_example() -> None:
     assert analog.channel_uses(features) == 8 and analog.payload_bits(features) == 32 * 16
 
 
+@pytest.mark.parametrize("name", list(links()))
+def test_an_empty_batch_passes_every_link_in_both_modes(name: str) -> None:
+    encoder, decoder = projection_pair()
+    split = SplitLink(bits=4, group_size=4, encoder=encoder, decoder=decoder, link=links()[name],
+                      snr_db=10.0)  # fmt: skip
+    for training in (True, False):
+        assert split.train(training)(torch.randn(0, 3, 16)).shape == (0, 3, 16)
+    with pytest.raises(ValueError, match="at least one example"):
+        split.payload_bits(torch.randn(0, 3, 16))
+    with pytest.raises(ValueError, match="at least one example"):
+        split.channel_uses(torch.randn(0, 3, 16))
+
+
 def test_split_model_with_a_split_link_on_a_cnn() -> None:
     model = nn.Sequential(
         nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),

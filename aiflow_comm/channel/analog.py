@@ -36,10 +36,10 @@ def pair_to_complex(features: torch.Tensor) -> torch.Tensor:
             f"{tuple(features.shape)}"
         )
     real = features.double() if features.dtype == torch.float64 else features.float()
-    flat = real.reshape(real.shape[0], -1)
+    flat = real.flatten(1)  # reshape(batch, -1) fails on an empty batch
     if flat.shape[1] % 2:
         flat = nn.functional.pad(flat, (0, 1))
-    return torch.view_as_complex(flat.reshape(flat.shape[0], -1, 2).contiguous())
+    return torch.view_as_complex(flat.unflatten(1, (-1, 2)).contiguous())
 
 
 def unpair_to_real(symbols: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -49,7 +49,7 @@ def unpair_to_real(symbols: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     >>> unpair_to_real(pair_to_complex(x), x)
     tensor([[1., 2., 3.]])
     """
-    flat = torch.view_as_real(symbols).reshape(symbols.shape[0], -1)
+    flat = torch.view_as_real(symbols).flatten(1)
     values = math.prod(like.shape[1:])
     return flat[:, :values].reshape(like.shape).to(like.dtype)
 
@@ -105,11 +105,13 @@ class AnalogLink(nn.Module):
         return math.ceil(math.prod(features.shape[1:]) / 2)
 
     def forward(self, features: torch.Tensor, snr_db: float | torch.Tensor) -> torch.Tensor:
+        sent = pair_to_complex(features)
+        if sent.shape[0] == 0:  # an empty batch: nothing goes over the channel
+            return unpair_to_real(sent, features)
         if is_flat(self.channel):
-            sent = pair_to_complex(features)
             received = flat_link(sent, self.channel, snr_db, self.equalizer, self.denormalize)
             return unpair_to_real(received, features)
-        symbols, gain = normalize_power(pair_to_complex(features))
+        symbols, gain = normalize_power(sent)
         received, state = self.channel(symbols, snr_db, return_state=True)
         estimate, _ = equalize(received, state, self.equalizer)
         if self.denormalize:

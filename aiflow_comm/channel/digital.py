@@ -439,15 +439,16 @@ def quantized_bit_flip_ste(
     True
     """
     q = quantize(x.detach(), bits, group_size, symmetric=symmetric, backend=backend)
-    layout = q.layout
+    layout = q.layout.within_row()
     codes = unpack_codes(q.codes, layout)  # (rows, row_len) int32
     flips = _draw_flips(p, x.shape, x.device, generator, trailing=bits)
     weights = torch.ones((), dtype=torch.int32, device=x.device) << torch.arange(
         bits, dtype=torch.int32, device=x.device
     )
     codes = codes ^ (flips.to(torch.int32) * weights).sum(-1).reshape(codes.shape)
-    padded = layout.num_groups * group_size - layout.row_len
-    grouped = nn.functional.pad(codes, (0, padded)).reshape(layout.rows, -1, group_size)
+    size, groups = layout.group_size, layout.num_groups
+    padded = groups * size - layout.row_len
+    grouped = nn.functional.pad(codes, (0, padded)).reshape(layout.rows, groups, size)
     flipped = QuantizedTensor(
         pack_codes(grouped, layout),
         q.scales,

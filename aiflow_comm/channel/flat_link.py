@@ -71,7 +71,7 @@ def _times(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 def _per_example_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``sum(a * b)`` over all but the first dimension, shaped ``(batch, 1, ...)``."""
-    dot = torch.linalg.vecdot(a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1))
+    dot = torch.linalg.vecdot(a.flatten(1), b.flatten(1))
     return dot.reshape(a.shape[0], *(1,) * (a.dim() - 1))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -59,6 +59,17 @@ class GroupLayout:
         for size in shape[:-1]:
             rows *= int(size)
         return cls(rows=rows, row_len=row_len, bits=bits, group_size=group_size)
+
+    def within_row(self) -> GroupLayout:
+        """This layout with groups no wider than the row (:func:`row_group_size`): the same
+        bytes, without padding a row to ``group_size`` values.
+
+        Example:
+            >>> GroupLayout.of((3, 10), 4, 2**20).within_row().group_size
+            10
+        """
+        narrow = row_group_size(self.group_size, self.row_len)
+        return self if narrow == self.group_size else replace(self, group_size=narrow)
 
     @property
     def values_per_byte(self) -> int:

@@ -86,6 +86,7 @@ def pack_codes(codes: torch.Tensor, layout: GroupLayout) -> torch.Tensor:
 
 def unpack_codes(packed: torch.Tensor, layout: GroupLayout) -> torch.Tensor:
     """Unpack ``(R, row_bytes)`` uint8 into ``(R, D)`` int32 codes."""
+    layout = layout.within_row()
     per = layout.values_per_byte
     rows, groups = packed.shape[0], layout.num_groups
     full = torch.nn.functional.pad(packed, (0, groups * layout.group_bytes - layout.row_bytes))

@@ -52,6 +52,15 @@ def _check_features(features: object) -> None:
         )
 
 
+def _check_example(features: object) -> None:
+    """Raise unless ``features`` holds an example to measure (its first is what is measured)."""
+    _check_features(features)
+    if features.shape[0] == 0:
+        raise ValueError(
+            f"features must hold at least one example; got shape {tuple(features.shape)}"
+        )
+
+
 class SplitLink(nn.Module):
     """What happens to features between a model's head and tail: compress, send, receive.
 
@@ -166,6 +175,7 @@ class SplitLink(nn.Module):
 
     def payload_bits(self, features: torch.Tensor) -> int:
         """Bits one example of ``features`` takes on the wire (float32 values without ``bits``)."""
+        _check_example(features)
         if self.bits is not None:
             return 8 * len(self.encode(features[:1]))
         with torch.no_grad():
@@ -173,6 +183,7 @@ class SplitLink(nn.Module):
 
     def channel_uses(self, features: torch.Tensor) -> int | None:
         """Complex channel uses per example over the link (``None`` without a link)."""
+        _check_example(features)
         if self.link is None:
             return None
         if isinstance(self.link, DigitalLink):
@@ -216,6 +227,8 @@ class SplitLink(nn.Module):
 
     def _send_packets(self, features: torch.Tensor, snr: float | torch.Tensor) -> torch.Tensor:
         """Each example as its own packet; the decoded codes, in the encoder's layout."""
+        if features.shape[0] == 0:  # no packet to send
+            return self._sent_codes(features)
         received = []
         for i in range(features.shape[0]):
             snr_i = snr[i] if isinstance(snr, torch.Tensor) and snr.dim() > 0 else snr
