@@ -278,7 +278,7 @@ def dequantize(
         zero_points,
         q.bits,
         q.group_size,
-        q.layout.row_len,
+        q.shape[-1],  # the layout's row_len, without building the layout
         q.symmetric,
         dtype,
         backend,

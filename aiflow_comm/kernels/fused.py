@@ -308,7 +308,7 @@ def dequantize_project(
     """
     if not isinstance(q, QuantizedTensor):
         raise TypeError(f"q must be a QuantizedTensor; got {type(q).__name__}")
-    in_features = q.layout.row_len
+    in_features = q.shape[-1]  # the layout's row_len, without building the layout
     device = q.device
     out_features = _check_projection(weight, bias, in_features, device)
     chosen = resolve_fused_backend(backend, device)
