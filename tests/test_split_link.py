@@ -174,6 +174,13 @@ def test_bad_inputs() -> None:
         SplitLink()(torch.ones(4))
     with pytest.raises(ValueError, match="need quantization"):
         SplitLink(bits=None).encode(torch.ones(2, 4))
+    conv = SplitLink(bits=8, group_size=4, encoder=nn.Conv2d(4, 2, 1))
+    for features in (torch.ones(2, 4, 5), torch.ones(1, 2, 4, 5, 5)):
+        for training in (True, False):
+            with pytest.raises(ValueError, match=r"\(batch, channels, height, width\)"):
+                conv.train(training)(features)
+        with pytest.raises(ValueError, match=r"\(batch, channels, height, width\)"):
+            conv.encode(features)
 
 
 def codes_within_one_step(fused: QuantizedTensor, plain: QuantizedTensor) -> bool:

@@ -251,6 +251,11 @@ class SplitLink(nn.Module):
 
     def _encoded(self, features: torch.Tensor) -> torch.Tensor:
         _check_features(features)
+        if self.group_dim == 1 and features.dim() != 4:  # Conv2d would take 3-D as unbatched
+            raise ValueError(
+                "a Conv2d encoder takes (batch, channels, height, width) features; got shape "
+                f"{tuple(features.shape)}"
+            )
         return features if self.encoder is None else self.encoder(features)
 
     def _decoded(self, z: torch.Tensor) -> torch.Tensor:
