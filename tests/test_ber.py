@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
+import torch
 
 from aiflow_comm.bench.ber import bench_ber, format_ber_bench
 from aiflow_comm.channel.ber import BerPoint, format_ber_table, simulate_ber
@@ -45,6 +47,16 @@ def test_coded_points_count_blocks_and_stop_at_max_block_errors() -> None:
 def test_same_seed_same_points() -> None:
     first = simulate_ber("qpsk", "rayleigh", [5.0], 4096, seed=9, progress=False)
     assert first == simulate_ber("qpsk", "rayleigh", [5.0], 4096, seed=9, progress=False)
+
+
+def test_ebno_points_as_a_number_an_array_or_a_tensor() -> None:
+    want = simulate_ber("qpsk", "awgn", [1.0, 3.0], 4096, seed=2, progress=False)
+    for points in (np.array([1.0, 3.0]), torch.tensor([1.0, 3.0])):
+        assert simulate_ber("qpsk", "awgn", points, 4096, seed=2, progress=False) == want
+    assert simulate_ber("qpsk", "awgn", 1.0, 4096, seed=2, progress=False) == want[:1]
+    for bad in ("3 dB", [[1.0], "x"], True):
+        with pytest.raises(TypeError, match="ebno_db must be numbers in dB"):
+            simulate_ber(ebno_db=bad, num_bits=100, progress=False)
 
 
 @pytest.mark.parametrize(

@@ -70,6 +70,15 @@ def test_snr_db_of_the_wrong_shape_is_rejected(bad: torch.Tensor) -> None:
 def test_snr_db_bad_values() -> None:
     with pytest.raises(ValueError, match="finite"):
         snr_db_to_no(float("nan"), ones(2))
+    nan, inf = float("nan"), float("inf")
+    for bad in (torch.tensor([10.0, nan]), torch.tensor(inf), torch.tensor(-inf), -400.0,
+                torch.full((2,), -400.0), inf):  # fmt: skip
+        with pytest.raises(ValueError, match="snr_db must be finite, and high enough"):
+            snr_db_to_no(bad, ones(2, 3))
+    with pytest.raises(ValueError, match=r"fits torch\.float64"):
+        snr_db_to_no(-4000.0, ones(2, dtype=torch.complex128))
+    assert float(snr_db_to_no(-400.0, ones(2, dtype=torch.complex128))) == pytest.approx(1e40)
+    assert snr_db_to_no(torch.tensor([3, 5], dtype=torch.int32), ones(2, 3)).shape == (2, 1)
     with pytest.raises(TypeError, match="real tensor"):
         snr_db_to_no(torch.zeros(2, dtype=torch.complex64), ones(2))
     with pytest.raises(TypeError, match="number or a tensor"):
@@ -209,6 +218,15 @@ def test_rician_gain_statistics(k_factor: float) -> None:
     assert abs(float(h.abs().pow(2).double().mean()) - 1.0) < 0.02
 
 
+def test_rician_random_los_phase_lasts_a_coherence_block() -> None:
+    _, state = RicianFading(10.0, 4, los_phase=None, generator=0)(
+        ones(3, 10), 30.0, return_state=True
+    )
+    blocks = [state.h[:, 0:4], state.h[:, 4:8], state.h[:, 8:10]]
+    assert all(torch.equal(b, b[:, :1].expand_as(b)) for b in blocks)
+    assert not torch.equal(state.h[:, 0], state.h[:, 4])
+
+
 def test_rician_random_los_phase_is_zero_mean() -> None:
     _, state = RicianFading(50.0, "symbol", los_phase=None, generator=6)(
         ones(200, 500), 20.0, return_state=True
@@ -229,6 +247,8 @@ def test_bad_k_factor(bad: float) -> None:
         RicianFading(bad)
     with pytest.raises(TypeError, match="k_factor"):
         RicianFading("10 dB")
+    with pytest.raises(TypeError, match="los_phase must be a number"):
+        RicianFading(1.0, los_phase="a")
 
 
 def test_fading_gradient_reaches_input() -> None:
@@ -361,3 +381,14 @@ def test_analog_link_bad_arguments() -> None:
         AnalogLink(channel="awgn")
     with pytest.raises(ValueError, match="snr_db of shape"):
         AnalogLink()(torch.randn(4, 6), torch.zeros(3))
+    with pytest.raises(ValueError, match=r"one value per example, shape \(batch,\)"):
+        AnalogLink()(torch.randn(4, 10), torch.zeros(4, 5))
+    with pytest.raises(TypeError, match="denormalize must be True or False"):
+        AnalogLink(denormalize="no")
+
+
+@pytest.mark.parametrize("channel", [AWGN, RayleighFading, lambda **kw: RayleighFading(3, **kw)])
+def test_analog_link_sends_nothing_for_examples_without_values(channel) -> None:
+    link = AnalogLink(channel(generator=0))
+    for shape in ((2, 0), (0, 5), (3, 0, 4)):
+        assert link(torch.randn(shape), 10.0).shape == shape

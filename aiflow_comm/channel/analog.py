@@ -95,6 +95,8 @@ class AnalogLink(nn.Module):
             raise TypeError(f"channel must be an nn.Module or None; got {type(channel).__name__}")
         if equalizer not in EQUALIZERS:
             raise ValueError(f"equalizer must be one of {EQUALIZERS}; got {equalizer!r}")
+        if not isinstance(denormalize, bool):
+            raise TypeError(f"denormalize must be True or False; got {denormalize!r}")
         self.channel = channel if channel is not None else AWGN()
         self.equalizer = equalizer
         self.denormalize = denormalize
@@ -105,8 +107,13 @@ class AnalogLink(nn.Module):
         return math.ceil(math.prod(features.shape[1:]) / 2)
 
     def forward(self, features: torch.Tensor, snr_db: float | torch.Tensor) -> torch.Tensor:
+        if isinstance(snr_db, torch.Tensor) and snr_db.dim() > 1:  # symbols are internal
+            raise ValueError(
+                "snr_db must be a number or one value per example, shape (batch,); got shape "
+                f"{tuple(snr_db.shape)}"
+            )
         sent = pair_to_complex(features)
-        if sent.shape[0] == 0:  # an empty batch: nothing goes over the channel
+        if sent.numel() == 0:  # no example, or examples of no values: nothing to send
             return unpair_to_real(sent, features)
         if is_flat(self.channel):
             received = flat_link(sent, self.channel, snr_db, self.equalizer, self.denormalize)

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -54,10 +55,28 @@ def _check_positive(name: str, value: int | None, allow_none: bool = False) -> N
         raise ValueError(f"{name} must be a positive int; got {value!r}")
 
 
+def _ebno_points(ebno_db: object) -> list[float]:
+    """``ebno_db`` (a number, a sequence, an array or a tensor) as a non-empty list of finite
+    floats; raise ``ValueError``/``TypeError`` naming it otherwise."""
+    if isinstance(ebno_db, torch.Tensor | np.ndarray):
+        ebno_db = ebno_db.tolist()
+    if isinstance(ebno_db, int | float) and not isinstance(ebno_db, bool):
+        ebno_db = [ebno_db]
+    try:
+        points = [float(e) for e in ebno_db]
+    except (TypeError, ValueError):
+        raise TypeError(f"ebno_db must be numbers in dB; got {ebno_db!r}") from None
+    if not points:
+        raise ValueError("ebno_db must hold at least one value")
+    if any(not math.isfinite(e) for e in points):
+        raise ValueError(f"ebno_db values must be finite; got {points}")
+    return points
+
+
 def simulate_ber(
     modulation: str = "qpsk",
     channel: str = "awgn",
-    ebno_db: Sequence[float] = (0.0, 2.0, 4.0, 6.0),
+    ebno_db: Sequence[float] | float | torch.Tensor | np.ndarray = (0.0, 2.0, 4.0, 6.0),
     num_bits: int = 1_000_000,
     *,
     ldpc_k: int | None = None,
@@ -70,7 +89,8 @@ def simulate_ber(
 ) -> list[BerPoint]:
     """Bit error rate (and block error rate when LDPC-coded) of a digital link per Eb/N0.
 
-    Sends at least ``num_bits`` random information bits per point through a
+    Sends at least ``num_bits`` random information bits per Eb/N0 point (``ebno_db``: one
+    number in dB, or several, as a sequence, an array or a 1-D tensor) through a
     :class:`DigitalLink` (Gray ``modulation``, ``channel`` ``"awgn"`` or ``"rayleigh"``: flat
     fading with a new CN(0, 1) gain per symbol, perfect CSI, zero forcing), in batches of about
     ``batch_bits`` bits, stopping a point early once ``max_block_errors`` codewords were wrong
@@ -89,10 +109,7 @@ def simulate_ber(
     _check_positive("num_bits", num_bits)
     _check_positive("batch_bits", batch_bits)
     _check_positive("max_block_errors", max_block_errors, allow_none=True)
-    if not ebno_db:
-        raise ValueError("ebno_db must hold at least one value")
-    if any(not math.isfinite(e) for e in ebno_db):
-        raise ValueError(f"ebno_db values must be finite; got {list(ebno_db)}")
+    ebno_db = _ebno_points(ebno_db)
     from aiflow_comm.channel.digital import DigitalLink
 
     device = torch.device(device)

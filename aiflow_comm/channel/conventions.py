@@ -23,6 +23,11 @@ __all__ = [
 ]
 
 _PRECISIONS = {torch.complex64: "single", torch.complex128: "double"}
+_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+_SNR_RANGE = (
+    "snr_db must be finite, and high enough that the noise variance 10**(-snr_db/10) fits {1} "
+    "(about -383 dB for float32); got {0}"
+)
 
 
 def check_complex(x: object, name: str = "x") -> torch.Tensor:
@@ -51,7 +56,9 @@ def snr_db_to_no(snr_db: float | torch.Tensor, like: torch.Tensor) -> torch.Tens
 
     ``snr_db`` is a number, a 0-d tensor, or a tensor whose shape is a prefix of ``like``'s
     shape (one SNR per example: shape ``(batch,)``). The result has ``like``'s real dtype and
-    device, with trailing singleton dimensions added.
+    device, with trailing singleton dimensions added. A NaN or infinite SNR, or one so low that
+    the noise variance overflows the dtype, raises ``ValueError`` (for a tensor on a CUDA
+    device, not checked).
 
     >>> x = torch.zeros(3, 4, dtype=torch.complex64)
     >>> snr_db_to_no(torch.tensor([0.0, 10.0, 20.0]), x).flatten().tolist()
@@ -61,10 +68,14 @@ def snr_db_to_no(snr_db: float | torch.Tensor, like: torch.Tensor) -> torch.Tens
     if isinstance(snr_db, bool) or not isinstance(snr_db, (int, float, torch.Tensor)):
         raise TypeError(f"snr_db must be a number or a tensor; got {type(snr_db).__name__}")
     if not isinstance(snr_db, torch.Tensor):
-        if not math.isfinite(snr_db):
-            raise ValueError(f"snr_db must be finite; got {snr_db}")
+        if not math.isfinite(snr_db) or -snr_db / 10.0 > math.log10(torch.finfo(real).max):
+            raise ValueError(_SNR_RANGE.format(snr_db, real))
         return torch.tensor(10.0 ** (-snr_db / 10.0), dtype=real, device=like.device)
-    if snr_db.is_complex() or not (snr_db.is_floating_point() or snr_db.dtype == torch.int64):
+    if (
+        snr_db.is_complex()
+        or snr_db.dtype == torch.bool
+        or not (snr_db.is_floating_point() or snr_db.dtype in _INT_DTYPES)
+    ):
         raise TypeError(f"snr_db must be a real tensor; got {snr_db.dtype}")
     shape = tuple(snr_db.shape)
     if shape != tuple(like.shape[: len(shape)]):
@@ -74,6 +85,12 @@ def snr_db_to_no(snr_db: float | torch.Tensor, like: torch.Tensor) -> torch.Tens
         )
     snr_db = snr_db.to(device=like.device, dtype=real)
     no = torch.pow(10.0, -snr_db / 10.0)
+    # NaN or +-inf SNRs, or a noise variance past the dtype's range, would pass as NaN or
+    # noiseless outputs. Checked on the CPU only: on a GPU the check would wait for the device
+    # on every call, and under torch.compile it would break the graph.
+    checked = no.is_cpu and not torch.compiler.is_compiling()
+    if checked and not bool((torch.isfinite(snr_db) & torch.isfinite(no)).all()):
+        raise ValueError(_SNR_RANGE.format(snr_db.tolist(), real))
     return no.reshape(shape + (1,) * (like.dim() - len(shape)))
 
 

@@ -62,25 +62,31 @@ class RayleighFading(nn.Module):
         self.coherence = _check_coherence(coherence)
         self.noise = AWGN(generator=generator)
 
-    def scattered_gains(self, x: torch.Tensor) -> torch.Tensor:
-        """CN(0, 1) gains for ``x`` following the coherence setting, broadcastable to ``x``."""
+    def block_shape(self, x: torch.Tensor) -> tuple[int, ...]:
+        """The shape of one draw per coherence block of ``x`` (see :meth:`spread`)."""
         if x.dim() < 1:
             raise ValueError("x must have at least one dimension (the symbols)")
-        generator = self.noise.random.generator(x.device)
-        precision = precision_of(x)
         if self.coherence == "example":
-            shape = (x.shape[0],) + (1,) * (x.dim() - 1) if x.dim() > 1 else (1,)
-            return complex_normal(shape, precision=precision, device=x.device, generator=generator)
+            return (x.shape[0],) + (1,) * (x.dim() - 1) if x.dim() > 1 else (1,)
         if self.coherence == "symbol":
-            return complex_normal(
-                x.shape, precision=precision, device=x.device, generator=generator
-            )
-        n = x.shape[-1]
-        blocks = max(1, math.ceil(n / self.coherence))
+            return tuple(x.shape)
+        return (*x.shape[:-1], max(1, math.ceil(x.shape[-1] / self.coherence)))
+
+    def spread(self, draws: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Draws of :meth:`block_shape`, each repeated over its block: broadcastable to ``x``."""
+        if isinstance(self.coherence, int):
+            return draws.repeat_interleave(self.coherence, dim=-1)[..., : x.shape[-1]]
+        return draws
+
+    def scattered_gains(self, x: torch.Tensor) -> torch.Tensor:
+        """CN(0, 1) gains for ``x`` following the coherence setting, broadcastable to ``x``."""
         gains = complex_normal(
-            (*x.shape[:-1], blocks), precision=precision, device=x.device, generator=generator
+            self.block_shape(x),
+            precision=precision_of(x),
+            device=x.device,
+            generator=self.noise.random.generator(x.device),
         )
-        return gains.repeat_interleave(self.coherence, dim=-1)[..., :n]
+        return self.spread(gains, x)
 
     def gains(self, x: torch.Tensor) -> torch.Tensor:
         """The complex gains ``h`` this channel applies to ``x``."""
@@ -126,6 +132,10 @@ class RicianFading(RayleighFading):
             )
         if not (math.isfinite(k_factor) and k_factor >= 0):
             raise ValueError(f"k_factor must be a finite number >= 0 (linear); got {k_factor}")
+        if los_phase is not None and (
+            isinstance(los_phase, bool) or not isinstance(los_phase, (int, float))
+        ):
+            raise TypeError(f"los_phase must be a number (radians) or None; got {los_phase!r}")
         if los_phase is not None and not math.isfinite(los_phase):
             raise ValueError(f"los_phase must be finite radians or None; got {los_phase}")
         self.k_factor = float(k_factor)
@@ -134,18 +144,15 @@ class RicianFading(RayleighFading):
     def gains(self, x: torch.Tensor) -> torch.Tensor:
         scattered = self.scattered_gains(x)
         los_amplitude = math.sqrt(self.k_factor / (self.k_factor + 1.0))
-        if self.los_phase is None:
+        if self.los_phase is None:  # one phase per coherence block, as the scattered gain
             generator = self.noise.random.generator(x.device)
-            phase = (
-                2
-                * math.pi
-                * torch.rand(
-                    scattered.shape,
-                    generator=generator,
-                    device=x.device,
-                    dtype=scattered.real.dtype,
-                )
+            uniform = torch.rand(
+                self.block_shape(x),
+                generator=generator,
+                device=x.device,
+                dtype=scattered.real.dtype,
             )
+            phase = self.spread(2 * math.pi * uniform, x)
             los = los_amplitude * torch.polar(torch.ones_like(phase), phase)
         else:
             los = los_amplitude * complex(math.cos(self.los_phase), math.sin(self.los_phase))
