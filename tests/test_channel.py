@@ -3,6 +3,7 @@ statistics, equalizer formulas in float64, power normalization, seeds and gradie
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -59,6 +60,8 @@ def test_snr_db_to_no_number_and_per_example() -> None:
     assert torch.allclose(no.flatten(), torch.tensor([1.0, 0.1, 0.01]))
     assert snr_db_to_no(torch.zeros(3, 4), x).shape == (3, 4, 1)
     assert snr_db_to_no(5, ones(2, dtype=torch.complex128)).dtype == torch.float64
+    for scalar in (np.float32(10.0), np.int64(10)):  # NumPy scalars are numbers too
+        assert float(snr_db_to_no(scalar, x)) == pytest.approx(0.1)
 
 
 @pytest.mark.parametrize("bad", [torch.zeros(4), torch.zeros(3, 5), torch.zeros(1, 3)])

@@ -8,6 +8,7 @@ symbols of unit average energy.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -65,9 +66,10 @@ def snr_db_to_no(snr_db: float | torch.Tensor, like: torch.Tensor) -> torch.Tens
     [1.0, 0.10000000149011612, 0.009999999776482582]
     """
     real = like.real.dtype if like.is_complex() else like.dtype
-    if isinstance(snr_db, bool) or not isinstance(snr_db, (int, float, torch.Tensor)):
+    if isinstance(snr_db, bool) or not isinstance(snr_db, (numbers.Real, torch.Tensor)):
         raise TypeError(f"snr_db must be a number or a tensor; got {type(snr_db).__name__}")
     if not isinstance(snr_db, torch.Tensor):
+        snr_db = float(snr_db)  # NumPy scalars too
         if not math.isfinite(snr_db) or -snr_db / 10.0 > math.log10(torch.finfo(real).max):
             raise ValueError(_SNR_RANGE.format(snr_db, real))
         return torch.tensor(10.0 ** (-snr_db / 10.0), dtype=real, device=like.device)
