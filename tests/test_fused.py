@@ -226,15 +226,15 @@ def test_cpp_skinny_weight_read_in_place(out, stride):
     assert weight.stride() == (1, stride)
     bias = torch.randn(out, generator=gen)
     x = torch.randn(100, inp, generator=gen)
-    for b, bits, symmetric in ((bias, 8, True), (None, 4, False)):
-        args = (x, weight, b, bits, 16)
+    for rows, b, bits, symmetric in ((x, bias, 8, True), (x.bfloat16(), None, 4, False)):
+        args = (rows, weight, b, bits, 16)  # bfloat16 rows: converted a strip at a time
         packed = project_quantize(
-            x, weight.contiguous(), *args[2:], symmetric=symmetric, backend="cpp"
+            rows, weight.contiguous(), *args[2:], symmetric=symmetric, backend="cpp"
         )
         got = project_quantize(*args, symmetric=symmetric, backend="cpp")
         assert torch.equal(got.codes, packed.codes) and torch.equal(got.scales, packed.scales)
         want = project_quantize(*args, symmetric=symmetric, backend="torch")
-        assert_codes_close(got, want, _summation_bound(x, weight, b))
+        assert_codes_close(got, want, _summation_bound(rows, weight, b))
     for other in (
         torch.randn(inp, 40, generator=gen)[:, :32].T,
         torch.randn(inp, 17, generator=gen).T,
