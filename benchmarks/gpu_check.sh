@@ -122,7 +122,7 @@ if ! "$PY" -m pip install -v -e . --no-build-isolation --no-deps > "$LOGS/build.
   die "the build failed (full log: $LOGS/build.log)"
 fi
 grep -E "aiflow-comm setup:" "$LOGS/build.log" || true
-"$PY" -c "import aiflow_comm._C as C, sys; sys.exit(0 if getattr(C, 'with_cuda', False) else 1)" \
+"$PY" -c "import torch, aiflow_comm._C as C, sys; sys.exit(0 if getattr(C, 'with_cuda', False) else 1)" \
   || die "aiflow_comm._C was built without its CUDA kernels (see 'aiflow-comm setup:' in $LOGS/build.log)"
 say "built in $((SECONDS - BUILD_START)) s, with CUDA kernels"
 
@@ -394,7 +394,10 @@ if SMALL:
     cases = [c for c in cases if c[0] * max(c[1], c[2]) < 200_000][::3]
 for backend in backends:
     for case in cases:
-        run(backend, *case, gen=gen)
+        try:  # one failing case (an exception, a CUDA error) must not hide the others
+            run(backend, *case, gen=gen)
+        except Exception as error:  # noqa: BLE001
+            failures.append(f"{backend} {case}: {type(error).__name__}: {str(error)[:200]}")
 
 if not SMALL:
     # Argument checks of the cuda entry points: each bad call raises a RuntimeError.

@@ -183,7 +183,7 @@ def _dequantize_project_kernel(
     acc = tl.zeros((BM, BN), dtype=tl.float32)
     for g0 in range(0, n_groups, KPB):
         group = (g0 + t // WIDTH).to(tl.int64)
-        for c in tl.static_range(N_CHUNKS):
+        for c in range(N_CHUNKS):  # not unrolled: the pipeliner stages every unrolled dot
             pos = c * WIDTH + t % WIDTH
             k = group * G + pos
             k_mask = (pos < G) & (k < K)
