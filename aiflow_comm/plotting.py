@@ -191,8 +191,7 @@ def plot_search(
     left.set_ylabel("latency (ms)")
     left.set_title(f"best codec per cut at {result.snr_db[s]:g} dB")
     left.legend(fontsize="small")
-    lat = result.latency_s @ result.weights
-    energy = result.energy_j @ result.weights
+    lat, energy = result.mean(result.latency_s), result.mean(result.energy_j)
     ok = np.isfinite(lat) & np.isfinite(energy)
     right.scatter(1e3 * lat[ok], 1e3 * energy[ok], s=8, alpha=0.4, label="plans")
     front = result.pareto()

@@ -116,3 +116,22 @@ def test_snr_states():
     link = LinkModel(1e6, snr.tolist(), snr_weights=weights.tolist())
     assert link.link_state().efficiency.shape == (1000,)
     np.testing.assert_allclose(LinkModel(1e6, [1.0, 2.0], snr_weights=[1, 3]).weights, [0.25, 0.75])
+
+
+def test_huge_rician_factors_tend_to_no_fading():
+    """SciPy's noncentral chi-square fails past K ~ 3e10; such K are computed at RICIAN_K_MAX."""
+    awgn = LinkModel(1e6, snr_db=[20.0, 0.0]).link_state().efficiency
+    for k in (1e9, 1e12):
+        block = LinkModel(1e6, snr_db=[20.0, 0.0], fading="rician", rician_k=k).link_state()
+        np.testing.assert_allclose(block.efficiency, awgn, rtol=1e-3)
+        fast = LinkModel(1e6, snr_db=[0.0], fading="rician", rician_k=k, coherence="fast",
+                         mcs="nr-cqi").link_state()  # fmt: skip
+        assert fast.efficiency.tolist() == LinkModel(1e6, snr_db=[0.0], mcs="nr-cqi").link_state(
+        ).efficiency.tolist()  # fmt: skip
+
+
+def test_snr_given_as_text_or_an_infinite_bler_efficiency_is_refused():
+    with pytest.raises(TypeError, match="snr_db must be a number or a sequence"):
+        LinkModel(1e6, snr_db="12")
+    with pytest.raises(ValueError, match="efficiency must be a finite number > 0"):
+        BlerCurve(float("inf"), (0.0, 1.0), (0.5, 0.1))

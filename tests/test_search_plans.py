@@ -265,3 +265,61 @@ def test_measured_profile_search_equals_exhaustive_loop():
     np.testing.assert_allclose(result.cost, np.array(costs), rtol=1e-12)
     local = result.plans.index(Plan(None, None))
     assert result.device_s[local] == pytest.approx(50.0 * profile.total_s)
+
+
+def _mlp_profile(measure: bool = False) -> ModelProfile:
+    from aiflow_comm.search import profile_model
+
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4))
+    return profile_model(model, torch.randn(1, 64), measure=measure)
+
+
+def test_a_state_of_probability_zero_never_turns_the_means_into_nan():
+    """A plan infeasible (infinite latency) only in a state of probability 0 keeps its mean."""
+    device, edge = Tier("d", 1e6, 1.0, 1.0), Tier("e", 1e11)
+    codecs = [Codec(32), Codec(8)]
+    result = search_plans(_mlp_profile(), device, edge, LinkModel(1e6, mcs="nr-cqi"), codecs,
+                          snr_db=[20.0, -20.0], weights=[1.0, 0.0])  # fmt: skip
+    assert result.best_plan(0).label == "<input>@8b"
+    fixed = result.expected()["fixed"]
+    assert fixed["plan"] == "<input>@8b"
+    assert fixed["latency_s"] == pytest.approx(result.latency_s[result.best[0], 0])
+    assert "<input>@8b" in [result.plans[i].label for i in result.pareto()]
+    assert np.isfinite(result.mean(result.latency_s)[result.best[0]])
+
+
+def test_plans_over_a_link_that_never_delivers_take_forever_not_nan():
+    link = LinkModel(1e6, snr_db=-10.0, mcs="nr-cqi", retransmissions=None)
+    assert link.tx_s(1e4).tolist() == [math.inf]
+    result = search_plans(_mlp_profile(), Tier("d", 1e6, 1.0, 1.0), Tier("e", 1e11), link,
+                          [Codec(8)])  # fmt: skip
+    offload = [i for i, plan in enumerate(result.plans) if plan.cut is not None]
+    assert np.isposinf(result.latency_s[offload]).all() and not np.isnan(result.energy_j).any()
+    assert result.best_plan(0).cut is None
+
+
+def test_a_measured_model_without_flops_prices_plans_without_projections():
+    from aiflow_comm.search import profile_model
+
+    model = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Tanh())
+    profile = profile_model(model, torch.randn(1, 8), measure=True)
+    result = search_plans(profile, Tier("d", 1e9), Tier("e", time_scale=0.5),
+                          LinkModel(1e6, snr_db=10.0), [Codec(32)])  # fmt: skip
+    assert np.isfinite(result.latency_s).all()
+    with pytest.raises(ValueError, match="gives no seconds per FLOP"):
+        search_plans(profile, Tier("d", 1e9), Tier("e", time_scale=0.5),
+                     LinkModel(1e6, snr_db=10.0), [Codec(8, ratio=0.5)])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"snr_db": []}, "snr_db must be finite numbers"),
+        ({"snr_db": [1.0, 2.0], "weights": [math.inf, 1.0]}, "weights must be 2 finite numbers"),
+        ({"accuracy": {None: 0.9}, "min_accuracy": math.nan}, "min_accuracy must be a finite"),
+    ],
+)
+def test_bad_states_and_constraints_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        search_plans(_mlp_profile(), Tier("d", 1e6), Tier("e", 1e11), LinkModel(1e6),
+                     [Codec(8)], **kwargs)  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,7 +15,13 @@ from aiflow_comm.channel.theory import (
     outage_capacity_rayleigh,
     outage_probability_rayleigh,
 )
-from aiflow_comm.search.fading import _stats, check_fading, gain_cdf, gain_quantiles
+from aiflow_comm.search.fading import (
+    RICIAN_K_MAX,
+    _stats,
+    check_fading,
+    gain_cdf,
+    gain_quantiles,
+)
 from aiflow_comm.search.mcs import NR_CQI_TABLE, BlerCurve, McsTable
 
 __all__ = ["COHERENCE", "MCS_NAMES", "LinkModel", "LinkState", "lognormal_snr_states"]
@@ -182,7 +189,8 @@ class LinkModel:
                 attempts = np.where(p < 1.0, (1.0 - failure) / (1.0 - p), float(m))
         with np.errstate(divide="ignore"):
             per_bit = np.where(eff > 0, attempts / (self.bandwidth_hz * eff), np.inf)
-        fixed = (2.0 * attempts - 1.0) * self.propagation_s
+        # Attempts without end take forever, with or without a propagation delay (inf * 0).
+        fixed = np.where(np.isfinite(attempts), (2.0 * attempts - 1.0) * self.propagation_s, np.inf)
         return LinkState(snr, eff, p, attempts, failure, per_bit, fixed)
 
     def tx_s(self, bits: object, snr_db: object = None) -> np.ndarray:
@@ -219,7 +227,7 @@ class LinkModel:
         self, snr_db: np.ndarray, snr: np.ndarray, table: McsTable | BlerCurve | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Rate choice and attempt failure under block fading (see the class docstring)."""
-        k, eps = self.rician_k, self.target_outage
+        k, eps = min(self.rician_k, RICIAN_K_MAX), self.target_outage
         if isinstance(table, BlerCurve):
             gains_db = 10.0 * np.log10(gain_quantiles(self.fading, k))
             p = table.bler_at(snr_db[:, None] + gains_db).mean(axis=1)
@@ -257,7 +265,9 @@ class LinkModel:
 
 
 def _states(snr_db: object) -> float | tuple[float, ...]:
-    if isinstance(snr_db, int | float) and not isinstance(snr_db, bool):
+    if isinstance(snr_db, str | bytes):  # iterable, but not numbers: "12" is not (1, 2)
+        raise TypeError(f"snr_db must be a number or a sequence of numbers; got {snr_db!r}")
+    if isinstance(snr_db, numbers.Real) and not isinstance(snr_db, bool):
         if not math.isfinite(snr_db):
             raise ValueError(f"snr_db must be finite (dB); got {snr_db!r}")
         return (float(snr_db),)

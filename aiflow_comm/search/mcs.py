@@ -100,9 +100,14 @@ class BlerCurve:
     bler: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.efficiency, int | float) and self.efficiency > 0):
+        if not (
+            isinstance(self.efficiency, int | float)
+            and math.isfinite(self.efficiency)
+            and self.efficiency > 0
+        ):
             raise ValueError(
-                f"efficiency must be > 0 bits per channel use; got {self.efficiency!r}"
+                "efficiency must be a finite number > 0 (bits per channel use); got "
+                f"{self.efficiency!r}"
             )
         snr = _floats("snr_db", self.snr_db)
         bler = _floats("bler", self.bler)

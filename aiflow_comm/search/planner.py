@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -112,6 +113,10 @@ def search_plans(
     snr, prob = _states(link, snr_db, weights)
     if min_accuracy is not None and accuracy is None:
         raise ValueError("min_accuracy needs accuracy: a table or a callable")
+    if min_accuracy is not None and not (
+        isinstance(min_accuracy, numbers.Real) and math.isfinite(min_accuracy)
+    ):
+        raise ValueError(f"min_accuracy must be a finite number or None; got {min_accuracy!r}")
     if max_failure_prob is not None and not 0.0 <= max_failure_prob <= 1.0:
         raise ValueError(f"max_failure_prob must be in [0, 1]; got {max_failure_prob!r}")
     costs = plan_costs(profile, codecs, device, edge, cloud=cloud, backhaul=backhaul, local=local)
@@ -168,14 +173,15 @@ def _evaluate(
 
 
 def _states(link: LinkModel, snr_db: object, weights: object) -> tuple[np.ndarray, np.ndarray]:
-    if snr_db is None:
-        snr = np.asarray(link.snr_db, dtype=np.float64)
-        prob = link.weights if weights is None else np.asarray(weights, dtype=np.float64)
-    else:
-        snr = np.atleast_1d(np.asarray(snr_db, dtype=np.float64))
-        prob = np.full(snr.size, 1.0 / snr.size) if weights is None else np.asarray(weights, float)
+    snr = np.atleast_1d(np.asarray(link.snr_db if snr_db is None else snr_db, dtype=np.float64))
     if snr.ndim != 1 or snr.size == 0 or not np.all(np.isfinite(snr)):
         raise ValueError(f"snr_db must be finite numbers, one per state; got {snr_db!r}")
-    if prob.shape != snr.shape or not np.all(prob >= 0) or prob.sum() <= 0:
-        raise ValueError(f"weights must be {snr.size} numbers >= 0, not all zero; got {weights!r}")
+    if weights is not None:
+        prob = np.asarray(weights, dtype=np.float64)
+    else:
+        prob = link.weights if snr_db is None else np.full(snr.size, 1.0 / snr.size)
+    if prob.shape != snr.shape or not np.all(np.isfinite(prob) & (prob >= 0)) or prob.sum() <= 0:
+        raise ValueError(
+            f"weights must be {snr.size} finite numbers >= 0, not all zero; got {weights!r}"
+        )
     return snr, prob / prob.sum()

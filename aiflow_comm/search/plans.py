@@ -130,6 +130,14 @@ def plan_costs(
     per_flop = (total_s / total_flops) if measured and total_flops > 0 else np.nan
     bits = np.array([[payload_bits(cut.tensors, co) for co in codecs] for cut in cuts], float)
     proj = np.array([[projection_flops(cut.tensors, co) for co in codecs] for cut in cuts], float)
+    if measured and total_flops == 0 and (proj > 0).any():
+        raise ValueError(
+            "the measured profile's model does no FLOPs, so it gives no seconds per FLOP to price "
+            "the projection codecs by: profile it without measure=True, or drop the projections"
+        )
+
+    def proj_s(flops: np.ndarray) -> np.ndarray:  # no projection takes no time (not 0 * NaN)
+        return np.where(flops > 0, flops * per_flop, 0.0)
 
     def run(tier: Tier, flops: np.ndarray, seconds: np.ndarray) -> np.ndarray:
         return np.asarray(tier.compute_s(flops, seconds if measured else None), dtype=np.float64)
@@ -145,8 +153,8 @@ def plan_costs(
     i, j = np.divmod(np.arange(k * c), c)
     plans += [Plan(cuts[a].name, codecs[b]) for a, b in zip(i, j, strict=True)]
     p = proj[i, j]
-    dev = run(device, head_flops[i] + p, head_s[i] + p * per_flop)
-    edge_s = run(edge, total_flops - head_flops[i] + p, total_s - head_s[i] + p * per_flop)
+    dev = run(device, head_flops[i] + p, head_s[i] + proj_s(p))
+    edge_s = run(edge, total_flops - head_flops[i] + p, total_s - head_s[i] + proj_s(p))
     zero = np.zeros(len(i))
     parts.append((dev, edge_s, zero, bits[i, j], zero, np.ones(len(i), bool)))
     if cloud is not None:
@@ -158,15 +166,11 @@ def plan_costs(
         p, p2 = proj[i, j], proj[i2, j2]
         relay = i == i2
         p_edge = np.where(relay, 0.0, p + p2)
-        dev = run(device, head_flops[i] + p, head_s[i] + p * per_flop)
+        dev = run(device, head_flops[i] + p, head_s[i] + proj_s(p))
         edge_s = run(
-            edge,
-            head_flops[i2] - head_flops[i] + p_edge,
-            head_s[i2] - head_s[i] + p_edge * per_flop,
+            edge, head_flops[i2] - head_flops[i] + p_edge, head_s[i2] - head_s[i] + proj_s(p_edge)
         )
-        cloud_s = run(
-            cloud, total_flops - head_flops[i2] + p2, total_s - head_s[i2] + p2 * per_flop
-        )
+        cloud_s = run(cloud, total_flops - head_flops[i2] + p2, total_s - head_s[i2] + proj_s(p2))
         parts.append((dev, edge_s, cloud_s, bits[i, j], bits[i2, j2], np.ones(len(i), bool)))
     device_s, edge_all, cloud_all, bits1, bits2, sends = (
         np.concatenate(x) for x in zip(*parts, strict=True)

@@ -37,6 +37,9 @@ def plan_parts(
     total_s = profile.total_s if measured else math.nan
     per_flop = total_s / total_f if measured and total_f > 0 else math.nan
 
+    def proj_s(flops: float) -> float:  # no projection takes no time
+        return flops * per_flop if flops > 0 else 0.0
+
     def run(tier: Tier, flops: float, seconds: float) -> float:
         return float(tier.compute_s(flops, seconds if measured else None))
 
@@ -53,16 +56,16 @@ def plan_parts(
     f1, s1 = head(plan.cut)
     p1 = float(projection_flops(tensors, plan.codec))
     out["bits"] = float(payload_bits(tensors, plan.codec))
-    out["device_s"] = run(device, f1 + p1, s1 + p1 * per_flop)
+    out["device_s"] = run(device, f1 + p1, s1 + proj_s(p1))
     if plan.cut2 is None:
-        out["edge_s"] = run(edge, total_f - f1 + p1, total_s - s1 + p1 * per_flop)
+        out["edge_s"] = run(edge, total_f - f1 + p1, total_s - s1 + proj_s(p1))
         return out
     tensors2 = profile.cut(plan.cut2).tensors
     f2, s2 = head(plan.cut2)
     p2 = float(projection_flops(tensors2, plan.codec2))
     pe = 0.0 if plan.cut2 == plan.cut else p1 + p2
-    out["edge_s"] = run(edge, f2 - f1 + pe, s2 - s1 + pe * per_flop)
-    out["cloud_s"] = run(cloud, total_f - f2 + p2, total_s - s2 + p2 * per_flop)
+    out["edge_s"] = run(edge, f2 - f1 + pe, s2 - s1 + proj_s(pe))
+    out["cloud_s"] = run(cloud, total_f - f2 + p2, total_s - s2 + proj_s(p2))
     state = backhaul.link_state([backhaul.snr_db[0]])
     bits2 = float(payload_bits(tensors2, plan.codec2))
     out["tx2_s"] = bits2 * float(state.seconds_per_bit[0]) + float(state.fixed_s[0])

@@ -94,6 +94,13 @@ class SearchResult:
             rows.append({"snr_db_min": snr, "snr_db_max": snr, "index": index, "plan": plan})
         return rows
 
+    def mean(self, values: np.ndarray) -> np.ndarray:
+        """Per plan, ``values`` ``(plans, states)`` averaged over the states of positive
+        probability: an infinite value in a state of probability 0 stays out (``inf * 0`` would
+        make the mean NaN)."""
+        live = self.weights > 0
+        return values[:, live] @ self.weights[live]
+
     def expected(self) -> dict[str, Any]:
         """Expected values under the SNR distribution (``weights``).
 
@@ -111,15 +118,13 @@ class SearchResult:
             value = getattr(self, name)[rows, cols] @ w[ok] / mass if mass > 0 else math.nan
             policy[name] = _number(value)
         live = self.weights > 0
-        expected_cost = np.where(
-            self.feasible[:, live].all(axis=1), self.cost @ self.weights, np.inf
-        )
+        expected_cost = np.where(self.feasible[:, live].all(axis=1), self.mean(self.cost), np.inf)
         fixed = None
         if np.isfinite(expected_cost).any():
             index = int(np.argmin(expected_cost))
             fixed = {"index": index, "plan": self.plans[index].label}
             for name in ("latency_s", "energy_j", "failure_prob", "accuracy", "cost"):
-                fixed[name] = _number(getattr(self, name)[index] @ self.weights)
+                fixed[name] = _number(self.mean(getattr(self, name)[index : index + 1])[0])
         return {"policy": policy, "fixed": fixed}
 
     def pareto(self, state: int | None = None) -> np.ndarray:
@@ -130,10 +135,9 @@ class SearchResult:
         only when some plan has one (unknown accuracy is then the worst).
         """
         if state is None:
-            live = self.weights > 0
-            ok = self.feasible[:, live].all(axis=1)
-            lat, energy = self.latency_s @ self.weights, self.energy_j @ self.weights
-            acc = self.accuracy @ self.weights
+            ok = self.feasible[:, self.weights > 0].all(axis=1)
+            lat, energy = self.mean(self.latency_s), self.mean(self.energy_j)
+            acc = self.mean(self.accuracy)
         else:
             ok = self.feasible[:, state]
             lat, energy = self.latency_s[:, state], self.energy_j[:, state]
