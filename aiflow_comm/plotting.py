@@ -37,6 +37,9 @@ def _save(figure, path: str | Path, suptitle: str = "") -> Path:
         figure.suptitle(suptitle)
     figure.tight_layout()
     path = Path(path)
+    if not path.suffix:  # matplotlib would write path + ".png"
+        path = path.with_suffix(".png")
+    path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     _pyplot().close(figure)
     return path

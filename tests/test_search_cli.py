@@ -81,11 +81,30 @@ def test_search_with_an_accuracy_file(capsys, tmp_path):
         (["--model", "torch.nn:Flatten"], "no cut point"),
         (["--input-shape", "1,x"], "--input-shape"),
         (["--device-flops", "0"], "flops_per_s"),
+        (["--input-shape", "1,3,32"], r"fails on a float32 input of shape \(1, 3, 32\)"),
+        (["--accuracy", "/nonexistent.json"], "--accuracy /nonexistent.json"),
     ],
 )
 def test_search_bad_arguments(argv, message):
     with pytest.raises(SystemExit, match=message):
         main(["search", *argv])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("[1, 2]", "must hold a JSON object"), ('{"0@x": 0.5}', "keys must be 'cut@bits'")],
+)
+def test_search_bad_accuracy_files(tmp_path, content, message):
+    table = tmp_path / "acc.json"
+    table.write_text(content)
+    with pytest.raises(SystemExit, match=message):
+        main(["search", "--accuracy", str(table)])
+
+
+def test_search_plot_path_without_suffix_or_folder(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    assert main(["search", "--snr-db", "20", "--plot", str(tmp_path / "new" / "front")]) == 0
+    assert (tmp_path / "new" / "front.png").stat().st_size > 1000
 
 
 def test_measure_accuracy_through_split_links():

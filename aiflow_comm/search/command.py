@@ -75,13 +75,18 @@ def _accuracy(path: str | None) -> AccuracyTable | None:
     ``"conv2@4b"``)."""
     if path is None:
         return None
-    raw = json.loads(Path(path).read_text())
+    try:
+        raw = json.loads(Path(path).read_text())
+    except OSError as error:
+        raise ValueError(f"--accuracy {path}: {error.strerror or error}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"--accuracy must hold a JSON object of 'cut@bits' keys; got {raw!r}")
     values = {}
     for key, value in raw.items():
         if key == "lossless":
             continue
         cut, sep, bits = key.rpartition("@")
-        if not sep:
+        if not sep or not bits.removesuffix("b").isdigit():
             raise ValueError(f"--accuracy keys must be 'cut@bits' or 'lossless'; got {key!r}")
         values[(cut, int(bits.removesuffix("b")))] = float(value)
     return AccuracyTable(values, lossless=raw.get("lossless"))
@@ -91,7 +96,15 @@ def run_search(args: argparse.Namespace) -> SearchResult:
     """Profile the model and search with the command's options."""
     model = load_model(args.model)
     x = torch.randn(parse_shape(args.input_shape), generator=torch.Generator().manual_seed(0))
-    profile = profile_model(model, x, measure=args.measure, num_threads=1 if args.measure else None)
+    try:
+        profile = profile_model(
+            model, x, measure=args.measure, num_threads=1 if args.measure else None
+        )
+    except RuntimeError as error:  # the model's own complaint about the input
+        raise ValueError(
+            f"--model {args.model} fails on a float32 input of shape {tuple(x.shape)} "
+            f"(--input-shape): {str(error).splitlines()[0]}"
+        ) from None
     device = _tier("device", args.device_flops, args.device_power, args.device_scale,
                    tx_power_w=args.tx_power, idle_power_w=args.idle_power)  # fmt: skip
     edge = _tier("edge", args.edge_flops, args.edge_power, args.edge_scale)
