@@ -135,3 +135,10 @@ def test_snr_given_as_text_or_an_infinite_bler_efficiency_is_refused():
         LinkModel(1e6, snr_db="12")
     with pytest.raises(ValueError, match="efficiency must be a finite number > 0"):
         BlerCurve(float("inf"), (0.0, 1.0), (0.5, 0.1))
+
+
+def test_numpy_numbers_are_numbers_and_booleans_are_not():
+    link = LinkModel(np.float32(1e6), snr_db=np.float32(5.0), retransmissions=np.int64(2))
+    assert link.tx_s(1000).shape == (1,) and np.isfinite(link.tx_s(1000)).all()
+    with pytest.raises(ValueError, match="propagation_s"):
+        LinkModel(1e6, propagation_s=True)

@@ -323,3 +323,10 @@ def test_bad_states_and_constraints_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         search_plans(_mlp_profile(), Tier("d", 1e6), Tier("e", 1e11), LinkModel(1e6),
                      [Codec(8)], **kwargs)  # fmt: skip
+
+
+def test_codec_and_tier_take_numpy_numbers_but_not_floats_for_bits():
+    assert Codec(np.int64(8)).label == "8b" and Tier("d", np.float32(1e9)).flops_per_s == 1e9
+    for bad in ({"bits": 8.0}, {"bits": 8, "ratio": True}):
+        with pytest.raises(ValueError, match=r"bits must be one of|ratio must be"):
+            Codec(**bad)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from functools import cache
 
 import numpy as np
@@ -25,7 +26,11 @@ def check_fading(fading: str, rician_k: float) -> None:
     """Raise ``ValueError`` for an unknown ``fading`` or a negative or non-finite ``rician_k``."""
     if fading not in FADINGS:
         raise ValueError(f"fading must be one of {FADINGS}; got {fading!r}")
-    if not (isinstance(rician_k, int | float) and 0.0 <= rician_k < float("inf")):
+    if not (
+        isinstance(rician_k, numbers.Real)
+        and not isinstance(rician_k, bool)
+        and 0.0 <= rician_k < float("inf")
+    ):
         raise ValueError(f"rician_k must be a finite number >= 0 (linear K); got {rician_k!r}")
 
 

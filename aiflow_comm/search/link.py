@@ -125,7 +125,7 @@ class LinkModel:
 
     def __post_init__(self) -> None:
         b = self.bandwidth_hz
-        if isinstance(b, bool) or not isinstance(b, int | float) or not math.isfinite(b) or b <= 0:
+        if isinstance(b, bool) or not isinstance(b, numbers.Real) or not math.isfinite(b) or b <= 0:
             raise ValueError(f"bandwidth_hz must be a finite number > 0 (Hz); got {b!r}")
         object.__setattr__(self, "snr_db", _states(self.snr_db))
         check_fading(self.fading, self.rician_k)
@@ -140,13 +140,13 @@ class LinkModel:
         elif not isinstance(self.mcs, McsTable | BlerCurve):
             raise TypeError(f"mcs must be a name, an McsTable or a BlerCurve; got {self.mcs!r}")
         r = self.retransmissions
-        if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 0):
+        if r is not None and (isinstance(r, bool) or not isinstance(r, numbers.Integral) or r < 0):
             raise ValueError(f"retransmissions must be an int >= 0 or None; got {r!r}")
         p = self.propagation_s
-        if not isinstance(p, int | float) or not math.isfinite(p) or p < 0:
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not math.isfinite(p) or p < 0:
             raise ValueError(f"propagation_s must be a finite number >= 0 (s); got {p!r}")
         t = self.target_outage
-        if t is not None and not (isinstance(t, int | float) and 0.0 < t < 1.0):
+        if t is not None and not (isinstance(t, numbers.Real) and 0.0 < t < 1.0):
             raise ValueError(f"target_outage must be in (0, 1) or None; got {t!r}")
         if self.snr_weights is not None:
             w = np.asarray(self.snr_weights, dtype=np.float64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -101,7 +102,7 @@ class BlerCurve:
 
     def __post_init__(self) -> None:
         if not (
-            isinstance(self.efficiency, int | float)
+            isinstance(self.efficiency, numbers.Real)
             and math.isfinite(self.efficiency)
             and self.efficiency > 0
         ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -42,12 +43,20 @@ class Codec:
     symmetric: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.bits, bool) or self.bits not in (*SUPPORTED_BITS, RAW_BITS):
+        if (
+            not isinstance(self.bits, numbers.Integral)
+            or isinstance(self.bits, bool)
+            or (self.bits not in (*SUPPORTED_BITS, RAW_BITS))
+        ):
             raise ValueError(
                 f"bits must be one of {(*SUPPORTED_BITS, RAW_BITS)}; got {self.bits!r}"
             )
         check_group_size(self.group_size)
-        if not (isinstance(self.ratio, int | float) and 0.0 < self.ratio <= 1.0):
+        if not (
+            isinstance(self.ratio, numbers.Real)
+            and not isinstance(self.ratio, bool)
+            and 0.0 < self.ratio <= 1.0
+        ):
             raise ValueError(f"ratio must be a number in (0, 1]; got {self.ratio!r}")
 
     @property

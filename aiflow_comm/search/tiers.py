@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,7 @@ __all__ = ["Tier"]
 def _check(name: str, value: float | None, *, positive: bool, optional: bool = False) -> None:
     if value is None and optional:
         return
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < 0 or (positive and value == 0):
         accepted = "a finite number > 0" if positive else "a finite number >= 0"
         raise ValueError(
