@@ -93,6 +93,18 @@ def test_payload_bits_equal_split_link_and_raw_floats():
     assert payload_bits(two, Codec(32)) == 32 * (2048 + 10)
 
 
+def test_tensors_that_are_not_floating_point_cross_as_they_are():
+    tokens = CrossingTensor("ids", (2, 16), torch.int64)
+    features = CrossingTensor("h", (2, 64), torch.float32)
+    for codec in (Codec(32), Codec(8, 32), Codec(4, 32, ratio=0.5)):
+        assert payload_bits([tokens], codec) == 64 * 32
+        want = payload_bits([features], codec) + 64 * 32
+        assert payload_bits([tokens, features], codec) == want
+    assert projection_flops([tokens], Codec(8, 32, ratio=0.5)) == 0
+    link = SplitLink(bits=8, group_size=32)
+    assert 8 * len(link.encode(torch.randn(2, 64))) == payload_bits([features], Codec(8, 32))
+
+
 def test_projection_codec_sizes():
     tensor = CrossingTensor("f", (1, 32, 8, 8), torch.float32)
     codec = Codec(8, 64, ratio=0.25)

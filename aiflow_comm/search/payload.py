@@ -96,14 +96,21 @@ def payload_bits(tensors: Iterable[CrossingTensor], codec: Codec) -> int:
     """Bits on the wire for ``tensors`` (batch included) sent with ``codec``, one message each.
 
     Equals ``8 * len(quantize(t, bits, group_size).to_bytes())`` summed over the tensors for
-    2/4/8 bits, and ``32 * numel`` for raw floats.
+    2/4/8 bits, and ``32 * numel`` for raw floats. Tensors that are not floating point (token
+    ids, masks) are sent as they are, whatever the codec (a split model's link passes them
+    through): ``8 * itemsize * numel``.
 
     >>> import torch
     >>> t = CrossingTensor("fc", (1, 64), torch.float32)
     >>> payload_bits([t], Codec(32)), payload_bits([t], Codec(4, 32))
     (2048, 608)
     """
-    return sum(_message_bits(codec.sent_shape(t.shape), codec) for t in tensors)
+    return sum(
+        _message_bits(codec.sent_shape(t.shape), codec)
+        if t.dtype.is_floating_point
+        else 8 * t.dtype.itemsize * math.prod(t.shape)
+        for t in tensors
+    )
 
 
 def projection_flops(tensors: Iterable[CrossingTensor], codec: Codec) -> int:
@@ -119,7 +126,7 @@ def projection_flops(tensors: Iterable[CrossingTensor], codec: Codec) -> int:
     if codec.ratio == 1.0:
         return 0
     total = 0
-    for t in tensors:
-        if len(t.shape) >= 2:
+    for t in tensors:  # tensors that are not floating point pass through unprojected
+        if len(t.shape) >= 2 and t.dtype.is_floating_point:
             total += 2 * math.prod(codec.sent_shape(t.shape)) * t.shape[1]
     return total
