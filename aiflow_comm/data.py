@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 
 __all__ = ["SAMPLE_IMAGES", "sample_images", "stack_dataset"]
@@ -11,10 +13,11 @@ __all__ = ["SAMPLE_IMAGES", "sample_images", "stack_dataset"]
 SAMPLE_IMAGES = ("astronaut", "chelsea", "coffee", "rocket")
 
 
-def sample_images(names: Iterable[str] = SAMPLE_IMAGES) -> list[torch.Tensor]:
+def sample_images(names: Iterable[str] | str = SAMPLE_IMAGES) -> list[torch.Tensor]:
     """Photos bundled with scikit-image as float32 ``(3, H, W)`` tensors in ``[0, 1]``.
 
-    Needs the ``examples`` extra (``scikit-image``). Grey images are repeated to three channels.
+    Needs the ``examples`` extra (``scikit-image``). Grey images are repeated to three channels;
+    integer pixels are scaled by their type's range, boolean ones to 0 and 1.
 
     Example:
         >>> [tuple(im.shape) for im in sample_images(["chelsea"])]
@@ -27,15 +30,30 @@ def sample_images(names: Iterable[str] = SAMPLE_IMAGES) -> list[torch.Tensor]:
             "sample_images needs scikit-image: pip install 'aiflow-comm[examples]'"
         ) from error
     images = []
-    for name in names:
+    for name in [names] if isinstance(names, str) else names:
         loader = getattr(data, name, None)
         if loader is None or not callable(loader):
             raise ValueError(f"unknown scikit-image sample {name!r}; try one of {SAMPLE_IMAGES}")
-        pixels = torch.from_numpy(loader()).float() / 255.0
+        array = loader()
+        if not isinstance(array, np.ndarray) or not (
+            array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4))
+        ):
+            raise ValueError(
+                f"scikit-image sample {name!r} is not a grey or RGB image; try one of "
+                f"{SAMPLE_IMAGES}"
+            )
+        pixels = _unit_range(torch.from_numpy(np.ascontiguousarray(array)))
         if pixels.dim() == 2:
             pixels = pixels[..., None].expand(-1, -1, 3)
         images.append(pixels[..., :3].permute(2, 0, 1).contiguous())
     return images
+
+
+def _unit_range(pixels: torch.Tensor) -> torch.Tensor:
+    """Integer pixels over their type's full range, booleans as 0/1, floats as they are."""
+    if pixels.dtype == torch.bool or pixels.is_floating_point():
+        return pixels.float()
+    return pixels.float() / float(torch.iinfo(pixels.dtype).max)
 
 
 def stack_dataset(dataset: Iterable, limit: int | None = None) -> torch.Tensor:
@@ -45,10 +63,15 @@ def stack_dataset(dataset: Iterable, limit: int | None = None) -> torch.Tensor:
         >>> stack_dataset([(torch.ones(2), 0), (torch.zeros(2), 1)]).shape
         torch.Size([2, 2])
     """
+    if hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__"):
+        # Map-style: by index up to len(). Iterating one calls __getitem__ until IndexError,
+        # past len() (or forever, for a dataset that makes item i from seed i).
+        count = len(dataset) if limit is None else min(limit, len(dataset))
+        source: Iterable = (dataset[i] for i in range(count))
+    else:
+        source = itertools.islice(dataset, limit)
     items = []
-    for index, item in enumerate(dataset):
-        if limit is not None and index >= limit:
-            break
+    for item in source:
         x = item[0] if isinstance(item, tuple | list) else item
         items.append(torch.as_tensor(x))
     if not items:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch.distributed as dist
 
 __all__ = ["rank_seed"]
@@ -17,8 +19,9 @@ def rank_seed(seed: int) -> int:
     >>> rank_seed(7)  # no process group here
     7
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed must be an int >= 0; got {seed!r}")
+    seed = int(seed)
     if dist.is_available() and dist.is_initialized():
         return seed + dist.get_rank()
     return seed

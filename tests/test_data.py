@@ -25,3 +25,26 @@ def test_stack_dataset_from_a_torch_dataset():
     assert torch.equal(stack_dataset(dataset, limit=4), torch.arange(8.0).view(4, 2))
     with pytest.raises(ValueError, match="empty"):
         stack_dataset([])
+
+
+def test_sample_images_scale_by_pixel_type_and_take_one_name():
+    (horse,) = sample_images("horse")  # boolean pixels: 0 and 1, not 0 and 1/255
+    assert horse.shape[0] == 3 and float(horse.max()) == 1.0
+    with pytest.raises(ValueError, match="not a grey or RGB image"):
+        sample_images(["lfw_subset"])  # a stack of 200 faces
+
+
+class _Indexed(torch.utils.data.Dataset):
+    """Item ``i`` made from seed ``i``: indexable past ``len()``, never raising IndexError."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return torch.randn(3, generator=torch.Generator().manual_seed(int(i))), 0
+
+
+def test_stack_dataset_stops_at_the_datasets_length():
+    assert stack_dataset(_Indexed()).shape == (4, 3)
+    assert stack_dataset(_Indexed(), limit=2).shape == (2, 3)
+    assert stack_dataset(iter([torch.ones(2)] * 5), limit=3).shape == (3, 2)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -65,5 +66,6 @@ def test_ddp_matches_one_process_on_the_same_global_batch(tmp_path: Path) -> Non
 
 def test_rank_seed_without_a_process_group() -> None:
     assert rank_seed(3) == 3
+    assert rank_seed(np.int64(3)) == 3 and type(rank_seed(np.int64(3))) is int
     with pytest.raises(ValueError, match="seed"):
         rank_seed(-1)

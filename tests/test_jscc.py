@@ -4,6 +4,7 @@ gradients through every channel, SNR adaptation, a training sanity check, errors
 import math
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -383,8 +384,19 @@ def test_psnr_by_hand() -> None:
     assert float(psnr_db(reference, estimate * 255, max_value=255.0)[1]) == pytest.approx(20.0)
     with pytest.raises(ValueError, match=r"same shape"):
         psnr_db(reference, estimate[:1])
-    with pytest.raises(ValueError, match=r"max_value must be > 0; got 0"):
-        psnr_db(reference, estimate, max_value=0)
+    for bad in (0, math.nan, math.inf):
+        with pytest.raises(ValueError, match=r"max_value must be a finite number > 0; got"):
+            psnr_db(reference, estimate, max_value=bad)
+
+
+def test_opta_refuses_infinite_arguments_and_takes_numpy_numbers() -> None:
+    assert opta_sdr_db(0.5, np.float32(3.0)) == pytest.approx(opta_sdr_db(0.5, 3.0))
+    with pytest.raises(ValueError, match="ratio must be a finite number > 0"):
+        opta_sdr_db(math.inf, 3.0)
+    with pytest.raises(ValueError, match="snr_db must be finite"):
+        opta_sdr_db(0.5, math.nan)
+    model = VectorJSCC(8, np.float32(0.5), hidden=8)  # NumPy numbers are numbers
+    assert model(torch.randn(2, 8), np.float32(10.0)).shape == (2, 8)
 
 
 def test_sdr_by_hand() -> None:
@@ -408,5 +420,5 @@ def test_opta_by_hand() -> None:
     # ratio 1 at 10 dB: 2 * 10 log10(11) = 20.828 dB; ratio 1/2 at 0 dB: 10 log10(2)
     assert opta_sdr_db(1.0, 10.0) == pytest.approx(20 * math.log10(11))
     assert opta_sdr_db(0.5, 0.0) == pytest.approx(10 * math.log10(2))
-    with pytest.raises(ValueError, match=r"ratio must be a number > 0; got 0"):
+    with pytest.raises(ValueError, match=r"ratio must be a finite number > 0; got 0"):
         opta_sdr_db(0, 10.0)

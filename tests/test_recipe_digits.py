@@ -130,3 +130,9 @@ def test_split_is_seeded():
     assert x_train.shape[1:] == (1, 8, 8) and len(x_train) + len(x_test) == 1797
     assert len(y_test) == 359 and set(y_train.tolist()) == set(range(10))
     assert abs(float(x_train.mean())) < 1e-4
+
+
+@pytest.mark.parametrize("fraction", [1e-4, 0.9999])
+def test_a_test_fraction_that_empties_a_split_is_refused(fraction):
+    with pytest.raises(ValueError, match="both splits need at least 2"):
+        digits.load_digits_tensors(test_fraction=fraction)

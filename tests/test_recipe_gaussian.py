@@ -147,6 +147,8 @@ def test_table_output(capsys, tmp_path) -> None:
         (["--hidden", "-1"], r"--hidden must be >= 0 \(0: linear model\); got -1"),
         (["--adaptive", "--train-snr-db", "10", "0"], r"LOW <= HIGH; got 10.0 0.0"),
         (["--snr-db", "nan"], r"--snr-db values must be finite"),
+        (["--test-vectors", "1"], r"--test-vectors must be >= 2; got 1"),
+        (["--device", "banana"], r"gaussian: --device 'banana'"),
     ],
 )
 def test_bad_options(tmp_path, argv: list[str], message: str) -> None:

@@ -166,6 +166,11 @@ def load_digits_tensors(
     labels = torch.tensor(digits.target, dtype=torch.int64)
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
     n_test = round(test_fraction * len(labels))
+    if not 2 <= n_test <= len(labels) - 2:  # a split needs examples, and a std needs two
+        raise ValueError(
+            f"test_fraction={test_fraction} leaves {n_test} of {len(labels)} images for testing: "
+            "both splits need at least 2"
+        )
     test, train = order[:n_test], order[n_test:]
     mean, std = images[train].mean(), images[train].std()
     images = (images - mean) / std
@@ -268,7 +273,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     if args.snr_db is None:
         snrs = list(_SMOKE_SNR_DB if args.smoke else _DEFAULT_SNR_DB)
     else:
-        snrs = list(args.snr_db)
+        snrs = sorted(set(args.snr_db))  # a repeated SNR is one row
     if not all(math.isfinite(s) for s in snrs):
         raise ValueError(f"--snr-db values must be finite; got {snrs}")
     if not (math.isfinite(args.lr) and args.lr > 0):

@@ -183,6 +183,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """Check the options and resolve the smoke and default values; raise ``ValueError``."""
     check_positive(args, "dim", "steps", "batch_size", "test_vectors", "threads")
+    if args.test_vectors < 2:  # the SDR's confidence interval needs two
+        raise ValueError(f"--test-vectors must be >= 2; got {args.test_vectors}")
     if args.hidden < 0:
         raise ValueError(f"--hidden must be >= 0 (0: linear model); got {args.hidden}")
     if not (math.isfinite(args.ratio) and args.ratio > 0):

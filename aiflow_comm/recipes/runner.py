@@ -56,6 +56,12 @@ def main(name: str, argv: list[str] | None = None, prog: str | None = None) -> i
     args = build_parser(name, prog).parse_args(argv)
     module = recipe_module(name)
     try:
+        device = torch.device(args.device)
+    except RuntimeError as error:
+        raise SystemExit(f"{name}: --device {args.device!r}: {error}") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"{name}: --device {args.device}: CUDA is not available here")
+    try:
         result = module.run(args)
     except ValueError as error:
         raise SystemExit(f"{name}: {error}") from error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -23,14 +24,14 @@ __all__ = [
 
 def check_positive_int(name: str, value: object) -> int:
     """Return ``value`` if it is an int ``>= 1``, else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be an int >= 1; got {value!r}")
-    return value
+    return int(value)
 
 
 def check_ratio(ratio: object) -> float:
     """Return a bandwidth ratio (complex channel uses per real source value) if finite, > 0."""
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real):
         raise TypeError(f"ratio must be a number > 0; got {type(ratio).__name__}")
     if not (math.isfinite(ratio) and ratio > 0):
         raise ValueError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -30,8 +31,8 @@ def psnr_db(
     [20.0, 20.0]
     """
     _check_pair(reference, estimate)
-    if max_value <= 0:
-        raise ValueError(f"max_value must be > 0; got {max_value}")
+    if not (math.isfinite(max_value) and max_value > 0):
+        raise ValueError(f"max_value must be a finite number > 0; got {max_value}")
     error = (reference.double() - estimate.double()).pow(2).flatten(1).mean(dim=1)
     return (10 * torch.log10(max_value**2 / error)).float()
 
@@ -77,8 +78,14 @@ def opta_sdr_db(ratio: float, snr_db: float) -> float:
     >>> round(opta_sdr_db(1.0, 10.0), 3), round(opta_sdr_db(0.5, 0.0), 3)
     (20.828, 3.01)
     """
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 0:
-        raise ValueError(f"ratio must be a number > 0; got {ratio!r}")
-    if isinstance(snr_db, bool) or not isinstance(snr_db, (int, float)):
+    if (
+        isinstance(ratio, bool)
+        or not isinstance(ratio, numbers.Real)
+        or not (math.isfinite(ratio) and ratio > 0)
+    ):
+        raise ValueError(f"ratio must be a finite number > 0; got {ratio!r}")
+    if isinstance(snr_db, bool) or not isinstance(snr_db, numbers.Real):
         raise TypeError(f"snr_db must be a number; got {type(snr_db).__name__}")
+    if not math.isfinite(snr_db):
+        raise ValueError(f"snr_db must be finite; got {snr_db}")
     return 2.0 * ratio * 10.0 * math.log10(1.0 + 10.0 ** (snr_db / 10.0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -26,7 +27,7 @@ def snr_column(snr_db: float | torch.Tensor | None, like: torch.Tensor) -> torch
             "snr_db is required by an SNR-adaptive model (snr_adaptive=True): pass a number or "
             "one value per example; got None"
         )
-    if isinstance(snr_db, bool) or not isinstance(snr_db, (int, float, torch.Tensor)):
+    if isinstance(snr_db, bool) or not isinstance(snr_db, (numbers.Real, torch.Tensor)):
         raise TypeError(f"snr_db must be a number or a tensor; got {type(snr_db).__name__}")
     if not isinstance(snr_db, torch.Tensor):
         if not math.isfinite(snr_db):
