@@ -190,7 +190,10 @@ class LinkModel:
         with np.errstate(divide="ignore"):
             per_bit = np.where(eff > 0, attempts / (self.bandwidth_hz * eff), np.inf)
         # Attempts without end take forever, with or without a propagation delay (inf * 0).
-        fixed = np.where(np.isfinite(attempts), (2.0 * attempts - 1.0) * self.propagation_s, np.inf)
+        with np.errstate(invalid="ignore"):  # the branch not taken computes inf * 0
+            fixed = np.where(
+                np.isfinite(attempts), (2.0 * attempts - 1.0) * self.propagation_s, np.inf
+            )
         return LinkState(snr, eff, p, attempts, failure, per_bit, fixed)
 
     def tx_s(self, bits: object, snr_db: object = None) -> np.ndarray:
