@@ -389,6 +389,13 @@ def test_psnr_by_hand() -> None:
             psnr_db(reference, estimate, max_value=bad)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_models_say_what_to_run_in(dtype: torch.dtype) -> None:
+    model = VectorJSCC(6, 0.5, hidden=8).to(dtype)
+    with pytest.raises(TypeError, match=r"run the model in float32"):
+        model(torch.randn(2, 6, dtype=dtype), 10.0)
+
+
 def test_opta_refuses_infinite_arguments_and_takes_numpy_numbers() -> None:
     assert opta_sdr_db(0.5, np.float32(3.0)) == pytest.approx(opta_sdr_db(0.5, 3.0))
     with pytest.raises(ValueError, match="ratio must be a finite number > 0"):

@@ -89,6 +89,12 @@ def halves_to_symbols(values: torch.Tensor) -> torch.Tensor:
     >>> halves_to_symbols(torch.tensor([[3.0, 4.0]]))
     tensor([[0.6000+0.8000j]])
     """
+    if values.dtype not in (torch.float32, torch.float64):  # complex32 has no channel model
+        raise TypeError(
+            "JSCC encoders send float32 or float64 values (the channels simulate complex64 or "
+            f"complex128); got {values.dtype}: run the model in float32 (outside autocast, "
+            "or .float())"
+        )
     real, imag = values.chunk(2, dim=1)
     return normalize_power(torch.complex(real.flatten(1), imag.flatten(1)))[0]
 
