@@ -22,7 +22,7 @@ __all__ = ["StorageProp", "shares_written_memory", "writes_in_place"]
 _IN_PLACE_OPERATORS = frozenset({
     operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.ifloordiv,
     operator.imod, operator.ipow, operator.imatmul, operator.iand, operator.ior, operator.ixor,
-    operator.ilshift, operator.irshift,
+    operator.ilshift, operator.irshift, operator.setitem,
 })  # fmt: skip
 
 
@@ -38,8 +38,9 @@ class StorageProp(ShapeProp):
 
 
 def writes_in_place(gm: fx.GraphModule, node: fx.Node) -> bool:
-    """Whether ``node`` may write one of its inputs: an ``x.op_()`` method, an ``x += y``
-    operator, a call with ``inplace=True``, or a module built with ``inplace=True``.
+    """Whether ``node`` may write one of its inputs: an ``x.op_()`` method, an ``x += y`` or
+    ``x[i] = y`` operator, a call with ``inplace=True``, or a module built with
+    ``inplace=True``.
 
     >>> gm = fx.symbolic_trace(torch.nn.Sequential(torch.nn.ReLU(inplace=True), torch.nn.ReLU()))
     >>> [writes_in_place(gm, n) for n in gm.graph.nodes]
