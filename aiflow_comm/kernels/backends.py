@@ -16,9 +16,9 @@ from aiflow_comm.kernels.reference import dequantize_reference, quantize_referen
 __all__ = [
     "BACKENDS",
     "available_backends",
+    "backend_resolver",
     "kernels_of",
     "optional_module",
-    "pick_backend",
     "resolve_backend",
 ]
 
@@ -88,43 +88,50 @@ def available_backends(device: str | torch.device = "cpu") -> list[str]:
     return ordered + sorted(usable - set(ordered))
 
 
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """``backend`` itself if usable on ``device``, the fastest usable one for ``"auto"``."""
-    if not isinstance(backend, str):
-        raise ValueError(f"backend must be 'auto' or one of {BACKENDS}; got {backend!r}")
-    return _resolve_on(backend, device.type)
-
-
-@functools.cache
-def _resolve_on(backend: str, device_type: str) -> str:
-    """:func:`resolve_backend` for a device type, cached: it runs on every call of the ops."""
-    return pick_backend(
-        backend,
-        BACKENDS,
-        lambda: available_backends(device_type),
-        f"is not usable for tensors on {device_type}",
-    )
-
-
-def pick_backend(
-    backend: str, names: tuple[str, ...], usable_here: Callable[[], list[str]], unusable: str
-) -> str:
-    """The rule both op families resolve by: ``ValueError`` for a name outside ``names``; else
-    the first of ``usable_here()`` for ``"auto"``, ``backend`` if it is one of them, and a
-    ``ValueError`` saying why otherwise (``unusable`` follows the name in the message).
+def backend_resolver(
+    names: tuple[str, ...],
+    usable_on: Callable[[str], list[str]],
+    unusable: Callable[[str], str],
+) -> Callable[[str, torch.device], str]:
+    """The rule both op families resolve by, as ``resolve(backend, device)``: ``ValueError`` for
+    a name outside ``names``; else the first of ``usable_on(device.type)`` for ``"auto"``,
+    ``backend`` if it is one of them, and a ``ValueError`` saying why otherwise
+    (``unusable(device.type)`` follows the name). Cached per name and device type: it runs on
+    every call of the ops.
 
     Example:
-        >>> pick_backend("auto", ("torch", "cpp"), lambda: ["cpp", "torch"], "is not built")
+        >>> resolve = backend_resolver(("torch", "cpp"), lambda t: ["cpp", "torch"], str)
+        >>> resolve("auto", torch.device("cpu"))
         'cpp'
     """
-    if backend not in (*names, "auto"):
-        raise ValueError(f"backend must be 'auto' or one of {names}; got {backend!r}")
-    usable = usable_here()
-    if backend == "auto":
-        return usable[0]
-    if backend not in usable:
-        raise ValueError(f"backend {backend!r} {unusable}; usable here: {usable}")
-    return backend
+
+    @functools.cache
+    def on_type(backend: str, device_type: str) -> str:
+        if backend not in (*names, "auto"):
+            raise ValueError(f"backend must be 'auto' or one of {names}; got {backend!r}")
+        usable = usable_on(device_type)
+        if backend == "auto":
+            return usable[0]
+        if backend not in usable:
+            raise ValueError(f"backend {backend!r} {unusable(device_type)}; usable here: {usable}")
+        return backend
+
+    def resolve(backend: str, device: torch.device) -> str:
+        if not isinstance(backend, str):  # before the cache: it may not even hash
+            raise ValueError(f"backend must be 'auto' or one of {names}; got {backend!r}")
+        return on_type(backend, device.type)
+
+    return resolve
+
+
+_RESOLVE = backend_resolver(
+    BACKENDS, available_backends, lambda device_type: f"is not usable for tensors on {device_type}"
+)
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """``backend`` itself if usable on ``device``, the fastest usable one for ``"auto"``."""
+    return _RESOLVE(backend, device)
 
 
 QuantizeFn = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]

@@ -38,7 +38,7 @@ from collections.abc import Callable
 import torch
 
 from aiflow_comm.codec.quantized import QuantizedTensor
-from aiflow_comm.kernels.backends import optional_module, pick_backend
+from aiflow_comm.kernels.backends import backend_resolver, optional_module
 from aiflow_comm.kernels.dispatch import custom_op
 from aiflow_comm.kernels.layout import (
     GroupLayout,
@@ -92,22 +92,18 @@ def resolve_fused_backend(backend: str, device: torch.device) -> str:
         >>> resolve_fused_backend("torch", torch.device("cpu"))
         'torch'
     """
-    if not isinstance(backend, str):
-        raise ValueError(f"backend must be 'auto' or one of {FUSED_BACKENDS}; got {backend!r}")
-    return _resolve_on(backend, device.type)
+    return _RESOLVE_FUSED(backend, device)
 
 
-@functools.cache
-def _resolve_on(backend: str, device_type: str) -> str:
-    """:func:`resolve_fused_backend` for a device type, cached: it runs on every call of the ops."""
-    return pick_backend(
-        backend,
-        FUSED_BACKENDS,
-        lambda: list(_usable_on(device_type)),
+_RESOLVE_FUSED = backend_resolver(
+    FUSED_BACKENDS,
+    lambda device_type: list(_usable_on(device_type)),
+    lambda device_type: (
         f"has no fused kernel for tensors on {device_type} here (cpp: built extension, CPU; "
         "cuda: extension built with CUDA, CUDA device; triton: triton and a CUDA device, or "
-        "TRITON_INTERPRET=1 on the CPU)",
-    )
+        "TRITON_INTERPRET=1 on the CPU)"
+    ),
+)
 
 
 def _check_projection(weight: object, bias: object, in_features: int, device: torch.device) -> int:
