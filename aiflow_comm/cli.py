@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="store each weight transposed (weight.T contiguous): read without packing on the CPU",
     )
+    fused.add_argument(
+        "--no-finite-check",
+        action="store_true",
+        help="quantize with check_finite=False: no NaN/Inf check (a device sync per call on a GPU)",
+    )
     fused.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     step = targets.add_parser(
@@ -330,6 +335,7 @@ def _bench_fused(args: argparse.Namespace) -> None:
             device=args.device,
             dtype=_DTYPES[args.dtype],
             transposed_weights=args.transposed_weights,
+            check_finite=not args.no_finite_check,
         )
     except (ValueError, RuntimeError) as error:
         raise SystemExit(f"aiflow-comm bench fused: {error}") from error
@@ -338,7 +344,8 @@ def _bench_fused(args: argparse.Namespace) -> None:
     else:
         print(f"{args.dtype} on {args.device}, {torch.get_num_threads()} threads, "
               f"bits {args.bits}, group size {args.group_size}"
-              + (", weights stored transposed" if args.transposed_weights else ""))  # fmt: skip
+              + (", weights stored transposed" if args.transposed_weights else "")
+              + (", no NaN/Inf check" if args.no_finite_check else ""))  # fmt: skip
         print(format_fused_table(rows))
 
 

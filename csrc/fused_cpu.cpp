@@ -442,15 +442,6 @@ void project_quantize_skinny(const at::Tensor& x, const at::Tensor& weight, cons
 #endif
 }  // namespace
 
-// A non-finite x, weight or bias (or a float32 overflow) gives some group a NaN or Inf scale.
-// Raising Python's ValueError here spares the caller another pass (and call) over the scales.
-std::vector<at::Tensor> finite_checked(std::vector<at::Tensor> outputs) {
-  TORCH_CHECK_VALUE(all_finite_cpu(outputs[1]),
-                    "the projection x @ weight.T + bias holds NaN or Inf (non-finite x, weight or "
-                    "bias, or float32 overflow); quantization rejects non-finite values");
-  return outputs;
-}
-
 std::vector<at::Tensor> project_quantize_cpu(const at::Tensor& x, const at::Tensor& weight,
                                              const c10::optional<at::Tensor>& bias, int64_t bits,
                                              int64_t group_size, bool symmetric) {
@@ -478,7 +469,7 @@ std::vector<at::Tensor> project_quantize_cpu(const at::Tensor& x, const at::Tens
   if (skinny_fits(x, width)) {
     project_quantize_skinny(x, weight, b, bits, group_size, symmetric, codes, scales,
                             zero_points);
-    return finite_checked({codes, scales, zero_points});
+    return {codes, scales, zero_points};
   }
 #endif
   const int64_t in = x.size(1);
@@ -500,7 +491,7 @@ std::vector<at::Tensor> project_quantize_cpu(const at::Tensor& x, const at::Tens
     at::Tensor z = symmetric ? zero_points : zero_points.narrow(0, start, n);
     quantize_cpu_out(out_tile, bits, group_size, symmetric, -1, c, s, z);
   }
-  return finite_checked({codes, scales, zero_points});
+  return {codes, scales, zero_points};
 }
 
 at::Tensor dequantize_project_cpu(const at::Tensor& codes, const at::Tensor& scales,

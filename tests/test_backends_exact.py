@@ -120,3 +120,31 @@ def test_whole_blocks_of_16(backend, device, group):
     x[1, group + 5] = float("nan")
     with pytest.raises(ValueError, match="NaN or Inf"):
         quantize_packed(x.to(device), 8, group, backend=backend)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy (interpreter) on inf - inf
+@pytest.mark.parametrize(("backend", "device"), [("torch", "cpu"), *FAST])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_unchecked_non_finite_groups_decode_non_finite(backend, device, symmetric):
+    """``check_finite=False`` never raises: a group holding NaN or Inf, or an asymmetric range
+    over float32's, gets a non-finite scale and decodes to non-finite values only; every other
+    group is exactly the reference's."""
+    x = torch.randn(3, 96)
+    x[0, 5], x[1, 40], x[1, 70] = float("nan"), float("inf"), -float("inf")
+    x[2, 64:] = torch.tensor([3e38, -3e38]).repeat(16)  # asymmetric: max - min overflows
+    codes, scales, zero_points = quantize_packed(
+        x.to(device), 8, 32, symmetric, backend=backend, check_finite=False
+    )
+    decoded = dequantize_packed(codes, scales, zero_points, 8, 32, 96, symmetric, backend=backend)
+    decoded, scales = decoded.cpu(), scales.cpu()
+    bad = torch.zeros(3, 3, dtype=torch.bool)
+    bad[0, 0] = bad[1, 1] = bad[1, 2] = True
+    bad[2, 2] = not symmetric
+    assert torch.equal(~torch.isfinite(scales), bad)
+    by_value = bad.repeat_interleave(32, dim=1)
+    assert not torch.isfinite(decoded[by_value]).any()
+    clean = x.masked_fill(by_value, 0.0)
+    want = dequantize_reference(
+        *quantize_reference(clean, 8, 32, symmetric, -1), 8, 32, 96, symmetric, torch.float32
+    )
+    assert torch.equal(decoded[~by_value], want[~by_value])

@@ -72,6 +72,16 @@ def test_bench_quant_table(capsys):
     assert "of copy" in out and "torch" in out
 
 
+def test_bench_fused_flags(capsys):
+    main(["bench", "fused", "--device", "cpu", "--repeats", "1", "--transposed-weights",
+          "--no-finite-check", "--bits", "4", "--group-size", "16"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "weights stored transposed, no NaN/Inf check" in out and "vit 197x768->96" in out
+    main(["bench", "fused", "--device", "cpu", "--repeats", "1", "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 6 and all(r["check_finite"] and not r["transposed_weights"] for r in rows)
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -162,6 +162,11 @@ def test_non_finite_input_raises(bad):
         quantize(x, backend="torch")
     with pytest.raises(ValueError, match="NaN or Inf"):
         fake_quantize(x)
+    leaf = x.clone().requires_grad_()
+    quiet = fake_quantize(leaf, 8, 2, check_finite=False)  # no raise; the bad group only
+    assert torch.isfinite(quiet).sum() == 14 and not torch.isfinite(quiet[2, :2]).any()
+    quiet.sum().backward()
+    assert torch.equal(leaf.grad, torch.ones(4, 4))
 
 
 def test_asymmetric_range_overflow_raises():

@@ -474,3 +474,28 @@ def test_non_finite_projections_are_rejected(out_features: int, backend: str) ->
     for args in ((bad_x, weight), (x, bad_weight), (x * 1e30, weight * 1e30)):  # last: overflow
         with pytest.raises(ValueError, match="NaN or Inf"):
             project_quantize(*args, backend=backend)
+
+
+@pytest.mark.parametrize("out_features", [4, 300])
+@pytest.mark.parametrize("backend", ["torch", pytest.param("cpp", marks=needs_cpp)])
+def test_unchecked_non_finite_projections_give_non_finite_scales(out_features, backend):
+    """``check_finite=False`` (a GPU loop's policy: no device sync) returns instead of raising;
+    the rows holding the bad value have non-finite scales, the others the checked codes, and
+    the wire format refuses the tensor."""
+    x, weight = torch.randn(64, 16), torch.randn(out_features, 16)
+    bad_x = x.clone()
+    bad_x[37, 3] = float("inf")
+    q = project_quantize(bad_x, weight, None, 8, 4, backend=backend, check_finite=False)
+    finite = torch.isfinite(q.scales)
+    assert not finite[37].any() and finite[torch.arange(64) != 37].all()
+    clean = project_quantize(x[:37], weight, None, 8, 4, backend=backend)
+    assert torch.equal(q.codes[:37], clean.codes) and torch.equal(q.scales[:37], clean.scales)
+    with pytest.raises(ValueError, match="scales hold NaN or Inf"):
+        q.to_bytes()
+    layer = nn.Linear(16, out_features)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+    quiet = project_quantize_linear(bad_x, layer, 8, 4, backend=backend, check_finite=False)
+    assert not torch.isfinite(quiet.scales[37]).any()
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        project_quantize_linear(bad_x, layer, 8, 4, backend=backend)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from test_fused import _projection, assert_codes_close
 
-from aiflow_comm.bench.fused import bench_fused
+from aiflow_comm.bench.fused import bench_fused, fused_runs
 from aiflow_comm.cli import main
 from aiflow_comm.codec.quantized import quantize
 from aiflow_comm.kernels.fused import dequantize_project, project_quantize, resolve_fused_backend
@@ -172,8 +172,14 @@ def test_bench_fused_options():
     for row in rows:
         assert (row.backend, row.device, row.dtype) == (backend, device, "bfloat16")
         assert row.fused_seconds > 0 and row.matmul_seconds > 0
-        assert not row.transposed_weights
-    rows = bench_fused({"tiny": (8, 16, 16)}, 8, 16, 1, "torch", transposed_weights=True)
-    assert [row.transposed_weights for row in rows] == [True, True]
+        assert not row.transposed_weights and row.check_finite
+    rows = bench_fused(
+        {"tiny": (8, 16, 16)}, 8, 16, 1, "torch", transposed_weights=True, check_finite=False
+    )
+    assert [(row.transposed_weights, row.check_finite) for row in rows] == [(True, False)] * 2
+    runs = fused_runs(*(torch.full(s, float("nan")) for s in ((4, 8), (2, 8), (2,))), 8, 2, "torch",
+                      check_finite=False)  # fmt: skip
+    assert not torch.isfinite(runs["fused"]().scales).any()
+    assert not torch.isfinite(runs["separate"]()[1]).any()
     with pytest.raises(SystemExit, match="no fused kernel for tensors on cpu"):
         main(["bench", "fused", "--backend", "cuda", "--device", "cpu"])

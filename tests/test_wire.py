@@ -116,3 +116,26 @@ def test_header_layout_is_little_endian_as_documented():
 def test_non_buffer_input_raises_type_error():
     with pytest.raises(TypeError, match="buf"):
         QuantizedTensor.from_bytes("AIFQ")
+
+
+def test_non_finite_scales_are_neither_encoded_nor_decoded():
+    x = torch.randn(2, 8)
+    x[1, 2] = float("nan")
+    for symmetric, field in ((True, "scales"), (False, "scales")):
+        q = quantize(x, 8, 4, symmetric=symmetric, check_finite=False)
+        with pytest.raises(ValueError, match=f"{field} hold NaN or Inf"):
+            q.to_bytes()
+    q = quantize(x.nan_to_num(), 8, 4, symmetric=False)
+    broken = QuantizedTensor(
+        q.codes, q.scales, q.zero_points.clone().fill_(float("inf")), q.shape, q.dtype, 8, 4,
+        "asymmetric",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="zero points hold NaN or Inf"):
+        broken.to_bytes()
+    # A buffer whose CRC is valid but whose first scale is NaN (no encoder writes one).
+    good = bytearray(q.to_bytes())
+    scales_at = 16 + 8 * 2 + q.codes.numel()
+    good[scales_at : scales_at + 4] = struct.pack("<f", float("nan"))
+    good[-4:] = struct.pack("<I", zlib.crc32(bytes(good[:-4])))
+    with pytest.raises(WireFormatError, match="scale is NaN or Inf"):
+        QuantizedTensor.from_bytes(bytes(good))

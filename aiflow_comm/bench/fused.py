@@ -49,6 +49,7 @@ class FusedBenchRow:
     device: str
     dtype: str
     transposed_weights: bool
+    check_finite: bool
     matmul_seconds: float
     separate_seconds: float
     fused_seconds: float
@@ -60,10 +61,10 @@ class FusedBenchRow:
 
 
 def fused_runs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, bits: int,
-               group_size: int, backend: str) -> dict:  # fmt: skip
+               group_size: int, backend: str, check_finite: bool = True) -> dict:  # fmt: skip
     """The three calls to time: ``matmul`` (addmm into a preallocated output of ``x``'s dtype),
     ``separate`` (that matmul, then the plain quantize op of ``backend``) and ``fused``
-    (:func:`project_quantize` with ``backend``).
+    (:func:`project_quantize` with ``backend``); both quantizing calls with ``check_finite``.
 
     Example:
         >>> runs = fused_runs(torch.randn(8, 4), torch.randn(3, 4), torch.zeros(3), 8, 2, "torch")
@@ -75,9 +76,15 @@ def fused_runs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, bits: 
     return {
         "matmul": lambda: torch.addmm(bias, x, weight_t, out=out),
         "separate": lambda: quantize_packed(
-            torch.addmm(bias, x, weight_t, out=out), bits, group_size, backend=backend
+            torch.addmm(bias, x, weight_t, out=out),
+            bits,
+            group_size,
+            backend=backend,
+            check_finite=check_finite,
         ),
-        "fused": lambda: project_quantize(x, weight, bias, bits, group_size, backend=backend),
+        "fused": lambda: project_quantize(
+            x, weight, bias, bits, group_size, backend=backend, check_finite=check_finite
+        ),
     }
 
 
@@ -110,6 +117,7 @@ def bench_fused(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     transposed_weights: bool = False,
+    check_finite: bool = True,
 ) -> list[FusedBenchRow]:
     """Time :func:`fused_runs` and :func:`dequantize_runs` per shape on ``device``, with bias.
 
@@ -117,7 +125,9 @@ def bench_fused(
     fastest one usable on ``device``; ``x``, the weights and the biases are of ``dtype``. With
     ``transposed_weights`` every weight ``(out, in)`` is stored transposed (``weight.T``
     contiguous), as a deployment may keep a frozen encoder: the ``cpp`` skinny kernel then reads
-    it without packing. On CUDA the times are ``triton.testing.do_bench`` medians (device events).
+    it without packing. ``check_finite=False`` times the quantizing calls without their NaN/Inf
+    check, which on a GPU is a device sync per call. On CUDA the times are
+    ``triton.testing.do_bench`` medians (device events).
 
     Example:
         >>> rows = bench_fused({"tiny": (8, 4, 2)}, group_size=2, repeats=1, backend="torch")
@@ -143,7 +153,10 @@ def bench_fused(
             weight, back = weight.T.contiguous().T, back.T.contiguous().T
         q = project_quantize(x, weight, bias, bits, group_size, backend=backend)
         for op, runs in (
-            ("project_quantize", fused_runs(x, weight, bias, bits, group_size, backend)),
+            (
+                "project_quantize",
+                fused_runs(x, weight, bias, bits, group_size, backend, check_finite),
+            ),
             ("dequantize_project", dequantize_runs(q, back, back_bias, backend)),
         ):
             seconds = interleaved_medians(runs, device, repeats, min_sample_seconds=_SAMPLE_SECONDS)
@@ -158,6 +171,7 @@ def bench_fused(
                     str(device),
                     str(dtype).removeprefix("torch."),
                     transposed_weights,
+                    check_finite,
                     seconds["matmul"],
                     seconds["separate"],
                     seconds["fused"],

@@ -40,8 +40,12 @@ def fake_quantize(
     rounding: str = "nearest",
     generator: torch.Generator | None = None,
     backend: str = "auto",
+    check_finite: bool = True,
 ) -> torch.Tensor:
     """``dequantize(quantize(x, ...))`` with a straight-through gradient, for training.
+
+    ``check_finite=False`` skips :func:`~aiflow_comm.codec.quantized.quantize`'s NaN/Inf check,
+    a device sync per call on a GPU; a non-finite group then comes out non-finite.
 
     The forward value equals what the receiver decodes from the real codes, bit for bit. The
     gradient is the identity: with per-group scales taken from the group's own range no value
@@ -61,5 +65,6 @@ def fake_quantize(
         rounding=rounding,
         generator=generator,
         backend=backend,
+        check_finite=check_finite,
     )
     return straight_through(x, dequantize(q, backend=backend))

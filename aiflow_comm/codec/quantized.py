@@ -225,6 +225,7 @@ def quantize(
     rounding: str = "nearest",
     generator: torch.Generator | None = None,
     backend: str = "auto",
+    check_finite: bool = True,
 ) -> QuantizedTensor:
     """Quantize ``x`` per group of ``group_size`` values along its last dimension.
 
@@ -236,10 +237,14 @@ def quantize(
         rounding: ``"nearest"`` (half to even) or ``"stochastic"`` (unbiased, from ``generator``).
         generator: source of the stochastic-rounding seed; same state, same codes.
         backend: ``"auto"`` (fastest usable) or one of ``available_backends(x.device)``.
+        check_finite: raise for NaN or Inf in ``x``. On a GPU the check is a device sync per
+            call; ``False`` skips it, and a group holding NaN or Inf then gets a non-finite
+            scale: it decodes to non-finite values, and :meth:`QuantizedTensor.to_bytes` refuses it.
 
     Raises:
         TypeError: ``x`` is not a float tensor (integer, complex, bool).
-        ValueError: unsupported ``bits``, ``group_size < 1``, NaN or Inf in ``x``, unknown backend.
+        ValueError: unsupported ``bits``, ``group_size < 1``, NaN or Inf in ``x`` (with
+            ``check_finite``), unknown backend.
 
     Example:
         >>> x = torch.randn(8, 1000)
@@ -252,7 +257,9 @@ def quantize(
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {ROUNDINGS}; got {rounding!r}")
     seed = seed_from(generator) if rounding == "stochastic" else -1
-    outputs = quantize_packed(x, bits, group_size, bool(symmetric), seed, backend)
+    outputs = quantize_packed(
+        x, bits, group_size, bool(symmetric), seed, backend, check_finite=check_finite
+    )
     return QuantizedTensor.from_kernel(outputs, x.shape, x.dtype, bits, group_size, symmetric)
 
 

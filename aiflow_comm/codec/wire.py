@@ -73,16 +73,34 @@ def check_ndim(shape: tuple[int, ...]) -> None:
 
 def tensor_bytes(t: torch.Tensor, fmt: str) -> bytes:
     """The values of ``t``, row-major, as bytes of numpy format ``fmt`` (``"u1"``, ``"<f4"``)."""
-    return t.detach().to("cpu").contiguous().numpy().astype(fmt).tobytes()
+    return _host_array(t, fmt).tobytes()
+
+
+def _host_array(t: torch.Tensor, fmt: str) -> np.ndarray:
+    return t.detach().to("cpu").contiguous().numpy().astype(fmt)
+
+
+def _finite_bytes(name: str, t: torch.Tensor) -> bytes:
+    """``t`` as little-endian float32 bytes; ``ValueError`` if it holds NaN or Inf."""
+    values = _host_array(t, "<f4")
+    if not np.isfinite(values).all():
+        raise ValueError(
+            f"{name} hold NaN or Inf: the tensor was quantized from non-finite values with "
+            "check_finite=False; the wire format carries finite scales and zero points only"
+        )
+    return values.tobytes()
 
 
 def payload_bytes(
     codes: torch.Tensor, scales: torch.Tensor, zero_points: torch.Tensor | None
 ) -> list[bytes]:
-    """The payload sections of quantized values: codes, float32 scales, zero points if any."""
-    parts = [tensor_bytes(codes, "u1"), tensor_bytes(scales, "<f4")]
+    """The payload sections of quantized values: codes, float32 scales, zero points if any.
+
+    Raises ``ValueError`` for a NaN or Inf scale or zero point (from ``check_finite=False``).
+    """
+    parts = [tensor_bytes(codes, "u1"), _finite_bytes("scales", scales)]
     if zero_points is not None:
-        parts.append(tensor_bytes(zero_points, "<f4"))
+        parts.append(_finite_bytes("zero points", zero_points))
     return parts
 
 
@@ -156,7 +174,8 @@ def read_payload(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]:
     """Codes, scales and zero points of ``layout`` at ``offset``, and the offset past them.
 
-    The message must end ``trailing`` bytes after them, then its CRC32: any other length raises.
+    The message must end ``trailing`` bytes after them, then its CRC32: any other length raises,
+    and so does a NaN or Inf scale or zero point (no encoder writes one).
     """
     groups = layout.rows * layout.num_groups
     sections = [layout.rows * layout.row_bytes, 4 * groups, 4 * groups if asymmetric else 0]
@@ -170,6 +189,9 @@ def read_payload(
     zero_points = None
     if asymmetric:
         zero_points = tensor_at(view, offset, groups, "<f4").view(layout.rows, layout.num_groups)
+    for name, values in (("scale", scales), ("zero point", zero_points)):
+        if values is not None and not bool(torch.isfinite(values).all()):
+            raise WireFormatError(f"a {name} is NaN or Inf")
     return codes, scales, zero_points, offset + sections[2]
 
 

@@ -181,10 +181,6 @@ def _fused_kernels(backend: str) -> tuple[Callable[..., tuple], Callable[..., to
     return _project_quantize_torch, _dequantize_project_torch
 
 
-# Kernels that raise the ValueError below themselves (no second pass over the scales).
-_CHECKS_FINITE = {"cpp"}
-
-
 @custom_op("aiflow_comm::project_quantize")
 def _project_quantize_op(
     x: torch.Tensor,
@@ -194,11 +190,12 @@ def _project_quantize_op(
     group_size: int,
     symmetric: bool,
     backend: str,
+    check_finite: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     project, _ = _fused_kernels(backend)
     group_size = row_group_size(group_size, weight.shape[0])
     codes, scales, zero_points = project(rows_of(x), weight, bias, bits, group_size, symmetric)
-    if backend not in _CHECKS_FINITE and not all_finite(scales):
+    if check_finite and not all_finite(scales):
         raise ValueError(
             "the projection x @ weight.T + bias holds NaN or Inf (non-finite x, weight or bias, "
             "or float32 overflow); quantization rejects non-finite values"
@@ -207,7 +204,7 @@ def _project_quantize_op(
 
 
 @_project_quantize_op.register_fake
-def _(x, weight, bias, bits, group_size, symmetric, backend):
+def _(x, weight, bias, bits, group_size, symmetric, backend, check_finite):
     layout = GroupLayout.of((*x.shape[:-1], weight.shape[0]), bits, group_size)
     return empty_packed(x, layout, symmetric)
 
@@ -249,11 +246,16 @@ def project_quantize(
     *,
     symmetric: bool = True,
     backend: str = "auto",
+    check_finite: bool = True,
 ) -> QuantizedTensor:
     """``quantize(x @ weight.T + bias)`` in float32, groups along the output features.
 
     Only the ``torch`` backend holds the whole float projection in memory. Gradients do not flow
-    (use it where the codes are sent); rounding is to nearest.
+    (use it where the codes are sent); rounding is to nearest. ``check_finite`` raises
+    ``ValueError`` for a projection holding NaN or Inf; on a GPU that check is a device sync per
+    call, and ``check_finite=False`` skips it (the policy of
+    :func:`~aiflow_comm.kernels.ops.quantize_packed`: non-finite scales, refused by the wire
+    format).
 
     :input: ``x`` float32/float16/bfloat16 ``(..., in)``, any strides; ``weight`` float
         ``(out, in)``, any strides (``cpp``: a float32 weight stored transposed,
@@ -276,7 +278,14 @@ def project_quantize(
     out_features = _check_projection(weight, bias, x.shape[-1], device)
     chosen = resolve_fused_backend(backend, device)
     outputs = _project_quantize_op(
-        _detached(x), _detached(weight), _detached(bias), bits, group_size, bool(symmetric), chosen
+        _detached(x),
+        _detached(weight),
+        _detached(bias),
+        bits,
+        group_size,
+        bool(symmetric),
+        chosen,
+        bool(check_finite),
     )
     shape = (*x.shape[:-1], out_features)
     dtype = x.dtype if x.dtype == weight.dtype else torch.promote_types(x.dtype, weight.dtype)

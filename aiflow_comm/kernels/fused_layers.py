@@ -72,8 +72,10 @@ def project_quantize_linear(
     *,
     symmetric: bool = True,
     backend: str = "auto",
+    check_finite: bool = True,
 ) -> QuantizedTensor:
-    """``quantize(linear(x))`` through :func:`~aiflow_comm.kernels.fused.project_quantize`.
+    """``quantize(linear(x))`` through :func:`~aiflow_comm.kernels.fused.project_quantize`
+    (whose ``check_finite`` this passes on).
 
     Example:
         >>> layer = torch.nn.Linear(16, 8)
@@ -82,7 +84,14 @@ def project_quantize_linear(
     """
     layer = _check_linear(linear)
     return project_quantize(
-        x, layer.weight, layer.bias, bits, group_size, symmetric=symmetric, backend=backend
+        x,
+        layer.weight,
+        layer.bias,
+        bits,
+        group_size,
+        symmetric=symmetric,
+        backend=backend,
+        check_finite=check_finite,
     )
 
 
@@ -108,8 +117,10 @@ def project_quantize_conv1x1(
     *,
     symmetric: bool = True,
     backend: str = "auto",
+    check_finite: bool = True,
 ) -> QuantizedTensor:
-    """``quantize(conv(x))`` for a pointwise ``conv``, groups along the output channels.
+    """``quantize(conv(x))`` for a pointwise ``conv``, groups along the output channels
+    (``check_finite`` as in :func:`~aiflow_comm.kernels.fused.project_quantize`).
 
     :input: ``x`` ``(N, C_in, H, W)``; channels-last memory (``torch.channels_last``) is read
         without a copy.
@@ -130,6 +141,7 @@ def project_quantize_conv1x1(
         group_size,
         symmetric=symmetric,
         backend=backend,
+        check_finite=check_finite,
     )
 
 

@@ -78,18 +78,24 @@ def raise_nonfinite(x: torch.Tensor) -> None:
 
 @custom_op("aiflow_comm::quantize_packed")
 def _quantize_op(
-    x: torch.Tensor, bits: int, group_size: int, symmetric: bool, seed: int, backend: str
+    x: torch.Tensor,
+    bits: int,
+    group_size: int,
+    symmetric: bool,
+    seed: int,
+    backend: str,
+    check_finite: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     quantize, _ = kernels_of(backend)
     group_size = row_group_size(group_size, x.shape[-1])
     codes, scales, zero_points = quantize(rows_of(x), bits, group_size, symmetric, seed)
-    if not all_finite(scales):
+    if check_finite and not all_finite(scales):
         raise_nonfinite(x)
     return codes, scales, zero_points
 
 
 @_quantize_op.register_fake
-def _(x, bits, group_size, symmetric, seed, backend):
+def _(x, bits, group_size, symmetric, seed, backend, check_finite):
     return empty_packed(x, GroupLayout.of(x.shape, bits, group_size), symmetric)
 
 
@@ -130,11 +136,19 @@ def quantize_packed(
     symmetric: bool = True,
     seed: int = -1,
     backend: str = "auto",
+    *,
+    check_finite: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Quantize ``x`` per group along its last dimension and pack the codes.
 
     ``seed < 0`` rounds to nearest (half to even); ``0 <= seed < 2**32`` rounds stochastically
     with the counter-based noise of :func:`~aiflow_comm.kernels.reference.uniform_noise`.
+
+    ``check_finite`` raises ``ValueError`` when a group's scale is not finite (NaN or Inf in
+    ``x``, or an asymmetric range over float32's). The check reads the scales back, which on a
+    GPU waits for the kernel (a device sync per call); ``check_finite=False`` skips it, the
+    explicit policy for hot GPU loops: such a group then has a non-finite scale and decodes to
+    non-finite values, and the wire format refuses to encode it.
 
     :input: ``x`` float32/float16/bfloat16 tensor ``(..., D)``, any strides.
     :output: ``codes`` uint8 ``(R, row_bytes)``, ``scales`` float32 ``(R, groups)``,
@@ -154,7 +168,9 @@ def quantize_packed(
     if x.dim() == 0:
         raise ValueError("x must have at least one dimension; got a 0-d tensor (use x.reshape(1))")
     chosen = resolve_backend(backend, x.device)
-    return _quantize_op(x, bits, group_size, bool(symmetric), max(seed, -1), chosen)
+    return _quantize_op(
+        x, bits, group_size, bool(symmetric), max(seed, -1), chosen, bool(check_finite)
+    )
 
 
 def dequantize_packed(
