@@ -21,6 +21,8 @@
 #   4b. `aiflow-comm bench fused --device cuda` for the triton and cuda backends, float32 and
 #      bfloat16: fused projection+quantize beside the matmul alone and the matmul followed by the
 #      plain quantize op of the same backend (do_bench medians), on the bench's three shapes;
+#      float32 again with --no-finite-check (check_finite=False: no NaN/Inf check, which reads
+#      the scales back, a device sync per call);
 #   5. pytest -q tests -k "cuda or triton";
 #   6. compute-sanitizer memcheck of the CUDA kernels (plain and fused) on small cases.
 # Every step runs; the script exits non-zero at the end if any failed (at once if the environment
@@ -305,6 +307,7 @@ run_logged exact_check.log "${CHECK_TIMEOUT:-300}" 45 "$PY" "$SCRATCH/exact_chec
 # ---- 3b. the fused ops: triton and cuda against the reference ------------------------------------
 cat > "$SCRATCH/fused_check.py" <<'PY'
 """project_quantize / dequantize_project on the GPU against the torch reference run on the CPU."""
+import faulthandler
 import os
 import random
 import sys
@@ -317,6 +320,7 @@ from aiflow_comm.kernels.fused import dequantize_project, project_quantize, reso
 from aiflow_comm.kernels.reference import unpack_codes
 
 SMALL = os.environ.get("FUSED_SMALL") == "1"  # under compute-sanitizer: cuda only, few cases
+faulthandler.enable()  # a crash prints the Python stack (which call) before the process dies
 dev = torch.device("cuda")
 torch.backends.cuda.matmul.allow_tf32 = False  # the bound is for float32 matmuls (not TF32)
 failures, checked, differing_codes = [], 0, 0
@@ -425,6 +429,7 @@ if not SMALL:
         "dtype int": lambda: C.dequantize_project_cuda(codes, scales, zps, 4, 8, 16, False, w, b, torch.int32),
     }
     for name, call in bad_calls.items():
+        print(f"fused_check: bad call {name!r}", flush=True)  # the last one printed, if it crashes
         try:
             call()
             failures.append(f"argument check: {name} did not raise")
@@ -575,10 +580,14 @@ import torch
 from aiflow_comm.bench.fused import bench_fused, format_fused_table
 
 failed = []
-for backend, dtype in (("triton", "float32"), ("cuda", "float32"), ("triton", "bfloat16"), ("cuda", "bfloat16")):
-    print(f"\nbench fused --device cuda --backend {backend} --dtype {dtype} (bits 8, group size 32)", flush=True)
+runs = [(b, d, True) for d in ("float32", "bfloat16") for b in ("triton", "cuda")]
+runs += [("cuda", "float32", False), ("triton", "float32", False)]  # without the NaN/Inf sync
+for backend, dtype, check in runs:
+    flag = "" if check else " --no-finite-check"
+    print(f"\nbench fused --device cuda --backend {backend} --dtype {dtype}{flag} (bits 8, group size 32)", flush=True)
     try:
-        print(format_fused_table(bench_fused(backend=backend, device="cuda", dtype=getattr(torch, dtype))), flush=True)
+        rows = bench_fused(backend=backend, device="cuda", dtype=getattr(torch, dtype), check_finite=check)
+        print(format_fused_table(rows), flush=True)
     except Exception as error:  # noqa: BLE001
         print(f"bench fused: FAIL: {backend} {dtype}: {error!r}"[:400], flush=True)
         failed.append(f"{backend} {dtype}")

@@ -11,12 +11,17 @@
 // The matmul is float32 (x and W are converted to float32 first, as the spec does), so codes equal
 // the reference's up to the matmul's summation order (see aiflow_comm/kernels/fused.py), as long as
 // torch does not allow TF32 for float32 matmuls (torch.backends.cuda.matmul.allow_tf32, off by
-// default).
+// default). When x and W are both float16 or both bfloat16 (torch 2.8 and newer), the matmul runs
+// on tensor cores with float32 output instead (aten::mm.dtype: cuBLAS with float32 accumulation):
+// the product of two such values is exact in float32, so that is still the spec's float32
+// projection, only summed in another order, and x needs no float32 copy.
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime.h>
+
+#include <torch/version.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -73,6 +78,31 @@ void check_projection(const char* fn, const at::Tensor& weight, const c10::optio
   }
 }
 
+// aten::mm.dtype (float16/bfloat16 operands, float32 output) came with torch 2.8.
+#ifndef TORCH_VERSION_MAJOR
+#error "torch/version.h did not define TORCH_VERSION_MAJOR"
+#endif
+#define AIFLOW_HAS_MM_DTYPE (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8))
+constexpr bool kHasMmDtype = AIFLOW_HAS_MM_DTYPE;
+
+// Whether x and the weight are both float16 or both bfloat16, multiplied as they are.
+bool half_precision_pair(const at::Tensor& x, const at::Tensor& weight) {
+  const at::ScalarType t = x.scalar_type();
+  return kHasMmDtype && t == weight.scalar_type() && (t == at::kHalf || t == at::kBFloat16);
+}
+
+// in_tile @ weight_t (+ bias) for float16/bfloat16 operands of one dtype, as a new float32 tensor.
+at::Tensor project_half_tile(const at::Tensor& in_tile, const at::Tensor& weight_t,
+                             const at::Tensor& bias) {
+#if AIFLOW_HAS_MM_DTYPE
+  at::Tensor out = at::mm(in_tile, weight_t, at::kFloat);
+  return bias.defined() ? out.add_(bias) : out;
+#else
+  TORCH_CHECK(false, "project_half_tile needs torch 2.8 or newer (aten::mm.dtype)");
+  return in_tile;
+#endif
+}
+
 // out_tile = in_tile @ weight_t (+ bias), float32, on the current stream.
 void project_tile(const at::Tensor& in_tile, const at::Tensor& weight_t, const at::Tensor& bias,
                   at::Tensor& out_tile) {
@@ -105,11 +135,12 @@ std::vector<at::Tensor> project_quantize_cuda(const at::Tensor& x, const at::Ten
   at::Tensor zero_points = symmetric ? at::empty({0}, f32) : at::empty({rows, l.num_groups}, f32);
   if (rows == 0 || l.num_groups == 0) return {codes, scales, zero_points};
 
-  const at::Tensor weight_t = weight.to(at::kFloat).t();
+  const bool half_pair = half_precision_pair(x, weight);
+  const at::Tensor weight_t = (half_pair ? weight : weight.to(at::kFloat)).t();
   const at::Tensor b = bias.has_value() && bias->defined() ? bias->to(at::kFloat) : at::Tensor();
-  const bool convert = x.scalar_type() != at::kFloat;
+  const bool convert = !half_pair && x.scalar_type() != at::kFloat;
   const int64_t block = block_rows(rows, width);
-  at::Tensor tile = at::empty({block, width}, f32);
+  at::Tensor tile = half_pair ? at::Tensor() : at::empty({block, width}, f32);
   at::Tensor staged = convert ? at::empty({block, x.size(1)}, f32) : at::Tensor();
 
   qc::QuantParams p{};
@@ -124,8 +155,13 @@ std::vector<at::Tensor> project_quantize_cuda(const at::Tensor& x, const at::Ten
     const int64_t n = std::min(block, rows - start);
     at::Tensor in_tile = x.narrow(0, start, n);
     if (convert) in_tile = staged.narrow(0, 0, n).copy_(in_tile);
-    at::Tensor out_tile = tile.narrow(0, 0, n);
-    project_tile(in_tile, weight_t, b, out_tile);
+    at::Tensor out_tile;
+    if (half_pair) {
+      out_tile = project_half_tile(in_tile, weight_t, b);
+    } else {
+      out_tile = tile.narrow(0, 0, n);
+      project_tile(in_tile, weight_t, b, out_tile);
+    }
     p.x = out_tile.data_ptr<float>();
     p.x_row_stride = n > 1 ? width : 0;
     p.rows = n;
@@ -171,7 +207,9 @@ at::Tensor dequantize_project_cuda(const at::Tensor& codes, const at::Tensor& sc
   const at::Tensor weight_t = weight.to(at::kFloat).t();
   const auto f32 = codes.options().dtype(at::kFloat);
   const bool convert = dtype != at::kFloat;
-  const int64_t block = block_rows(rows, std::max(row_len, width));
+  // The decoded tile is scratch; a float32 output is written in place, other dtypes go through a
+  // float32 tile of `width` columns.
+  const int64_t block = block_rows(rows, convert ? std::max(row_len, width) : row_len);
   at::Tensor decoded = at::empty({block, row_len}, f32);
   at::Tensor projected = convert ? at::empty({block, width}, f32) : at::Tensor();
 

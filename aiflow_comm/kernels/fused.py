@@ -12,7 +12,9 @@ The other backends never materialize the whole float ``y`` (or the decoded tenso
   multiply is an AVX-512 register-blocked kernel for skinny projections (on a panel packed from
   the weight per call, or the weight itself when it is float32 stored transposed), else MKL's
   packed GEMM on a weight packed once per call (where torch links MKL) or ``addmm``; on CUDA,
-  cuBLAS.
+  cuBLAS: float32, or on tensor cores with float32 output when ``x`` and ``weight`` are both
+  float16 or both bfloat16 (their products are exact in float32, so only the summation order
+  differs from the reference's).
 * ``triton`` (CUDA, or the CPU through Triton's interpreter with ``TRITON_INTERPRET=1`` set before
   import) quantizes each output tile in the matmul kernel's epilogue and decodes codes in the
   matmul's prologue: the float values exist only in registers
