@@ -8,7 +8,9 @@
 #   3. an inline exactness check: aiflow_comm._C.quantize_cuda/dequantize_cuda and
 #      aiflow_comm.kernels.triton_quant against aiflow_comm.kernels.reference run on the CPU (as
 #      tests/test_backends_exact.py does), bit for bit, over shapes, group sizes, bits, schemes,
-#      seeds, dtypes and unaligned rows; bad arguments raise; empty inputs;
+#      seeds, dtypes and unaligned rows; bad arguments raise; empty inputs. The cuda pass runs
+#      and prints its result first: the triton pass compiles kernels for each group size (in the
+#      first GPU run it did not finish within a 90 s timeout);
 #   3b. the fused ops (project_quantize, dequantize_project) of the triton and cuda backends against
 #      the torch reference run on the CPU, within the bound of tests/test_fused.py (a few codes,
 #      at most 0.1%, each one step off; scales close), over odd shapes, group sizes (wider than a
@@ -192,38 +194,43 @@ def check(tag, backend, expect, got, names=("codes", "scales", "zero_points")):
     return True
 
 
-def run(rows, length, gs, bits, sym, seed, dtype, kind, offset, gen):
+def run_cuda(x, tag, gs, bits, sym, seed, kind):
+    """The cuda backend on one case; returns the reference's outputs (None under SMALL)."""
     global gpu_ref_differs
-    x = inputs(rows, length, dtype, kind, gen, offset)
-    tag = f"R={rows} D={length} gs={gs} bits={bits} sym={sym} seed={seed} {dtype} {kind} offset={offset}"
+    length = x.shape[1]
     cu = C.quantize_cuda(x, bits, gs, sym, seed)
     if SMALL:  # sanitizer run: exercise the kernels and the decode, compare nothing
         for odt in (torch.float32, torch.bfloat16, torch.float16):
             C.dequantize_cuda(cu[0], cu[1], cu[2], bits, gs, length, sym, odt)
-        return
+        return None
     expect = quantize_reference(x.cpu(), bits, gs, sym, seed)
     check(tag, "cuda", expect, cu)
     if kind != "specials":  # informational: the reference run on the CUDA tensor itself
         on_gpu = quantize_reference(x, bits, gs, sym, seed)
         gpu_ref_differs += not all(same(e, g) for e, g in zip(expect, on_gpu, strict=True))
-    if T is not None:
-        got = T.quantize_triton(x.contiguous(), bits, gs, sym, seed)
-        if torch.isnan(expect[1]).any():  # codes of a NaN/Inf group are unspecified for callers
-            check(tag, "triton", expect[1:2], got[1:2], names=("scales",))
-        else:
-            check(tag, "triton", expect, got)
+        for odt in (torch.float32, torch.bfloat16, torch.float16):
+            want = dequantize_reference(*expect, bits, gs, length, sym, odt)
+            got = C.dequantize_cuda(*[t.to(dev) for t in expect], bits, gs, length, sym, odt)
+            if not same(want, got):
+                failures.append(f"cuda dequantize {odt} {tag}")
+    return expect
+
+
+def run_triton(x, tag, gs, bits, sym, seed, kind, expect):
+    """The triton backend on one case (each group size compiles its own kernels: slow)."""
+    length = x.shape[1]
+    got = T.quantize_triton(x.contiguous(), bits, gs, sym, seed)
+    if torch.isnan(expect[1]).any():  # codes of a NaN/Inf group are unspecified for callers
+        check(tag, "triton", expect[1:2], got[1:2], names=("scales",))
+    else:
+        check(tag, "triton", expect, got)
     if kind == "specials":
         return
     for odt in (torch.float32, torch.bfloat16, torch.float16):
         want = dequantize_reference(*expect, bits, gs, length, sym, odt)
-        dev_codes = [t.to(dev) for t in expect]
-        got = C.dequantize_cuda(*dev_codes, bits, gs, length, sym, odt)
+        got = T.dequantize_triton(*[t.to(dev) for t in expect], bits, gs, length, sym, odt)
         if not same(want, got):
-            failures.append(f"cuda dequantize {odt} {tag}")
-        if T is not None:
-            got = T.dequantize_triton(*dev_codes, bits, gs, length, sym, odt)
-            if not same(want, got):
-                failures.append(f"triton dequantize {odt} {tag}")
+            failures.append(f"triton dequantize {odt} {tag}")
 
 
 rng = random.Random(1234)
@@ -243,8 +250,17 @@ for dtype in (torch.float32, torch.float16, torch.bfloat16):  # the benchmark's 
             cases.append((8, 4096, 128, bits, sym, 7, dtype, "normal", 0))
 if SMALL:
     cases = cases[::4]
-for case in cases:
-    run(*case, gen=gen)
+# The cuda pass first, and its summary printed at once: the triton pass compiles kernels for every
+# group size, bits and scheme, and may run past the step's timeout.
+prepared = []
+for rows, length, gs, bits, sym, seed, dtype, kind, offset in cases:
+    x = inputs(rows, length, dtype, kind, gen, offset)
+    tag = f"R={rows} D={length} gs={gs} bits={bits} sym={sym} seed={seed} {dtype} {kind} offset={offset}"
+    prepared.append((x, tag, gs, bits, sym, seed, kind, run_cuda(x, tag, gs, bits, sym, seed, kind)))
+torch.cuda.synchronize()
+if not SMALL:
+    print(f"exact_check: cuda: {checked} quantize comparisons over {len(cases)} cases, "
+          f"{len(failures)} failures so far", flush=True)
 
 if not SMALL:
     # Argument checks: each bad call raises a RuntimeError (never a crash).
@@ -293,11 +309,22 @@ torch.cuda.synchronize()
 if SMALL:
     print(f"exact_check (small, for compute-sanitizer): {len(cases)} cases ran")
     sys.exit(0)
+print(f"exact_check: cuda, argument checks and empty inputs: {len(failures)} failures", flush=True)
+for line in failures[:40]:
+    print("  FAIL", line, flush=True)
+if T is not None:
+    before = len(failures)
+    for i, (x, tag, gs, bits, sym, seed, kind, expect) in enumerate(prepared):
+        run_triton(x, tag, gs, bits, sym, seed, kind, expect)
+        if i % 20 == 19:
+            print(f"exact_check: triton: {i + 1}/{len(prepared)} cases, {len(failures) - before} failures",
+                  flush=True)
+    torch.cuda.synchronize()
+    for line in failures[before:before + 40]:
+        print("  FAIL", line)
 print(f"exact_check: {checked} quantize comparisons over {len(cases)} cases, {len(failures)} failures")
 print(f"exact_check: note: the reference run on the CUDA tensor differs from the CPU reference in {gpu_ref_differs} "
       f"of {len(cases)} cases (torch computes `tensor / int` as a multiply by a reciprocal on CUDA)")
-for line in failures[:40]:
-    print("  FAIL", line)
 sys.exit(1 if failures else 0)
 PY
 say "exactness check against the reference (log: $LOGS/exact_check.log)"
