@@ -23,8 +23,9 @@
 #   4b. `aiflow-comm bench fused --device cuda` for the triton and cuda backends, float32 and
 #      bfloat16: fused projection+quantize beside the matmul alone and the matmul followed by the
 #      plain quantize op of the same backend (do_bench medians), on the bench's three shapes;
-#      float32 again with --no-finite-check (check_finite=False: no NaN/Inf check, which reads
-#      the scales back, a device sync per call);
+#      with --no-finite-check first (check_finite=False: no NaN/Inf check, which reads the scales
+#      back, a device sync per call), then with the check;
+#   4c. a torch.profiler table of the kernels the cuda fused op launches, beside addmm;
 #   5. pytest -q tests -k "cuda or triton";
 #   6. compute-sanitizer memcheck of the CUDA kernels (plain and fused) on small cases.
 # Every step runs; the script exits non-zero at the end if any failed (at once if the environment
@@ -607,8 +608,9 @@ import torch
 from aiflow_comm.bench.fused import bench_fused, format_fused_table
 
 failed = []
-runs = [(b, d, True) for d in ("float32", "bfloat16") for b in ("triton", "cuda")]
-runs += [("cuda", "float32", False), ("triton", "float32", False)]  # without the NaN/Inf sync
+# Without the NaN/Inf check (no device sync per call) first: the figures the target is about.
+runs = [("cuda", "float32", False), ("cuda", "bfloat16", False), ("triton", "float32", False)]
+runs += [(b, d, True) for d in ("float32", "bfloat16") for b in ("cuda", "triton")]
 for backend, dtype, check in runs:
     flag = "" if check else " --no-finite-check"
     print(f"\nbench fused --device cuda --backend {backend} --dtype {dtype}{flag} (bits 8, group size 32)", flush=True)
@@ -621,6 +623,40 @@ for backend, dtype, check in runs:
 sys.exit(1 if failed else 0)
 PY
   [ "$rc" -eq 0 ] || fail "bench fused (rc $rc, log $LOGS/fused_bench.log)"
+
+  # 4c. Where the fused cuda op's time goes: the kernels it launches and their device times.
+  say "profile of the cuda fused op (log: $LOGS/fused_profile.log)"
+  run_logged fused_profile.log "${FUSED_PROFILE_TIMEOUT:-120}" all "$PY" - <<'PY'
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from aiflow_comm.bench.fused import SHAPES
+from aiflow_comm.kernels.fused import dequantize_project, project_quantize
+
+torch.backends.cuda.matmul.allow_tf32 = False
+for name, (rows, inp, out) in SHAPES.items():
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.randn(rows, inp, device="cuda", dtype=dtype)
+        w = torch.randn(out, inp, device="cuda", dtype=dtype) / inp**0.5
+        b = torch.randn(out, device="cuda", dtype=dtype)
+        back = torch.randn(inp, out, device="cuda", dtype=dtype) / out**0.5
+        q = project_quantize(x, w, b, 8, 32, backend="cuda", check_finite=False)
+        for op, call in (
+            ("project_quantize", lambda: project_quantize(x, w, b, 8, 32, backend="cuda", check_finite=False)),
+            ("dequantize_project", lambda: dequantize_project(q, back, None, backend="cuda")),
+            ("addmm", lambda: torch.addmm(b, x, w.T)),
+        ):
+            for _ in range(3):
+                call()
+            torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(10):
+                    call()
+                torch.cuda.synchronize()
+            print(f"\n== {name} {str(dtype).removeprefix('torch.')} {op} (10 calls)", flush=True)
+            print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=6), flush=True)
+PY
+  [ "$rc" -eq 0 ] || fail "profile of the fused op (rc $rc, log $LOGS/fused_profile.log)"
 fi
 
 # ---- 5. the test suite's CUDA and Triton tests ---------------------------------------------------
