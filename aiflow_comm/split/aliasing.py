@@ -39,14 +39,14 @@ class StorageProp(ShapeProp):
 
 def writes_in_place(gm: fx.GraphModule, node: fx.Node) -> bool:
     """Whether ``node`` may write one of its inputs: an ``x.op_()`` method, an ``x += y`` or
-    ``x[i] = y`` operator, a call with ``inplace=True``, or a module built with
-    ``inplace=True``.
+    ``x[i] = y`` operator, a call with ``inplace=True`` or an ``out=`` tensor, a module built
+    with ``inplace=True``, or a leaf module from outside ``torch`` (opaque: it may write).
 
     >>> gm = fx.symbolic_trace(torch.nn.Sequential(torch.nn.ReLU(inplace=True), torch.nn.ReLU()))
     >>> [writes_in_place(gm, n) for n in gm.graph.nodes]
     [False, True, False, False]
     """
-    if node.kwargs.get("inplace") is True:
+    if node.kwargs.get("inplace") is True or node.kwargs.get("out") is not None:
         return True
     if node.op == "call_method":
         return node.target.endswith("_") and not node.target.endswith("__")
@@ -54,7 +54,9 @@ def writes_in_place(gm: fx.GraphModule, node: fx.Node) -> bool:
         name = getattr(node.target, "__name__", "")
         return node.target in _IN_PLACE_OPERATORS or (name.endswith("_") and name[:1] != "_")
     if node.op == "call_module":
-        return getattr(gm.get_submodule(node.target), "inplace", False) is True
+        module = gm.get_submodule(node.target)
+        opaque = not type(module).__module__.startswith("torch.")
+        return opaque or getattr(module, "inplace", False) is True
     return False
 
 

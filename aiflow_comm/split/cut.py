@@ -8,7 +8,14 @@ from collections.abc import Iterable, Sequence
 from torch import nn
 
 from aiflow_comm.split.aliasing import shares_written_memory
-from aiflow_comm.split.graph import COMPUTE_OPS, cut_graph_module, graph_cuts, node_labels
+from aiflow_comm.split.fidelity import check_trace
+from aiflow_comm.split.graph import (
+    COMPUTE_OPS,
+    cut_graph_module,
+    follow_model_attributes,
+    graph_cuts,
+    node_labels,
+)
 from aiflow_comm.split.model import SplitModel
 from aiflow_comm.split.points import (
     ExampleInput,
@@ -39,15 +46,20 @@ def split_model(
       tuple as its one argument. Each side can be exported alone with ``torch.export``.
 
     Submodules, parameters and buffers are shared with ``model``, never copied: training the
-    split model trains ``model``. Code that reads ``self.training`` outside leaf modules is
-    frozen in the mode the model has now.
+    split model trains ``model``, and a parameter or buffer that ``model.to()`` or an assignment
+    replaces is read anew by the next call. Code that reads ``self.training`` outside leaf
+    modules is frozen in the mode the model has now. Arguments of ``forward`` after the example's
+    inputs (all that have a default, without an example) are traced at their default value
+    (see :func:`~aiflow_comm.split.trace_model`): give them in ``example_input`` to keep them.
 
     Args:
         model: the model to cut.
         at: a cut name from :func:`list_split_points`, or the :class:`SplitPoint` itself.
-        example_input: optional; when given, ``.point`` reports the cut's crossing tensors, and
-            a cut whose crossing tensors share memory that the tail writes in place is refused
-            (a link would break it). The cut itself needs only the graph.
+        example_input: optional; when given, the traced graph is checked against the model on
+            it (:class:`UntraceableModelError` if they differ), ``.point`` reports the cut's
+            crossing tensors, and a cut whose crossing tensors share memory that the tail
+            writes in place is refused (a link would break it). The cut itself needs only the
+            graph.
         leaf_modules: submodule classes fx keeps whole (see
             :func:`~aiflow_comm.split.trace_model`); ignored for ``nn.Sequential``.
 
@@ -82,12 +94,16 @@ def split_model(
             point = _find(sequential_points(model, inputs), name)
         return SplitModel(head, None, tail, point=point)
 
-    gm = trace_model(model, leaf_modules)
+    gm = trace_model(model, leaf_modules, num_inputs=None if inputs is None else len(inputs))
+    if inputs is not None:
+        check_trace(model, gm, inputs)
     cuts = graph_cuts(gm)
     compute = [label for n, label in node_labels(gm.graph).items() if n.op in COMPUTE_OPS]
     _check_name(name, [cut.name for cut in cuts], compute[-1:])
     cut = next(cut for cut in cuts if cut.name == name)
     head, tail = cut_graph_module(gm, cut)
+    follow_model_attributes(head, model)
+    follow_model_attributes(tail, model)
     if inputs is not None:
         found = _find(graph_points(gm, cuts, inputs), name)
         if shares_written_memory(gm, cut):

@@ -6,9 +6,16 @@ import operator
 from collections import Counter
 from dataclasses import dataclass
 
-from torch import fx
+from torch import fx, nn
 
-__all__ = ["COMPUTE_OPS", "GraphCut", "cut_graph_module", "graph_cuts", "node_labels"]
+__all__ = [
+    "COMPUTE_OPS",
+    "GraphCut",
+    "cut_graph_module",
+    "follow_model_attributes",
+    "graph_cuts",
+    "node_labels",
+]
 
 COMPUTE_OPS = ("call_module", "call_function", "call_method")
 
@@ -123,3 +130,37 @@ def cut_graph_module(gm: fx.GraphModule, cut: GraphCut) -> tuple[fx.GraphModule,
         fx.GraphModule(gm, head_graph, f"{owner}Head"),
         fx.GraphModule(gm, tail_graph, f"{owner}Tail"),
     )
+
+
+def follow_model_attributes(gm: fx.GraphModule, model: nn.Module) -> None:
+    """Make ``gm`` read the parameters and buffers its graph fetches (``get_attr``) from
+    ``model`` at every call. A GraphModule holds such a tensor itself, and ``model.to()`` (which
+    replaces buffers) or an assignment would leave it the old one.
+
+    >>> import torch
+    >>> class Scaled(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.register_buffer("scale", torch.tensor(2.0))
+    ...     def forward(self, x):
+    ...         return x * self.scale
+    >>> model = Scaled()
+    >>> gm = fx.symbolic_trace(model)
+    >>> follow_model_attributes(gm, model)
+    >>> model.scale = torch.tensor(3.0)
+    >>> gm(torch.ones(1))
+    tensor([3.])
+    """
+    targets = [n.target for n in gm.graph.nodes if n.op == "get_attr"]
+    if not targets:
+        return
+
+    def refresh(module: nn.Module, args: object) -> None:
+        for target in targets:
+            path, _, name = target.rpartition(".")
+            live = getattr(model.get_submodule(path), name)
+            holder = gm.get_submodule(path)
+            if getattr(holder, name) is not live:
+                setattr(holder, name, live)
+
+    gm.register_forward_pre_hook(refresh)

@@ -67,5 +67,5 @@ class SplitModel(nn.Module):
             return type(features)(sent)
         return features
 
-    def forward(self, *inputs: Any) -> Any:
-        return self.tail(self.transmit(self.head(*inputs)))
+    def forward(self, *inputs: Any, **named: Any) -> Any:
+        return self.tail(self.transmit(self.head(*inputs, **named)))

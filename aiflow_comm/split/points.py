@@ -12,6 +12,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import TensorMetadata
 
 from aiflow_comm.split.aliasing import StorageProp, shares_written_memory
+from aiflow_comm.split.fidelity import check_trace
 from aiflow_comm.split.graph import GraphCut, graph_cuts
 from aiflow_comm.split.trace import is_plain_sequential, sequential_steps, trace_model
 
@@ -110,16 +111,25 @@ def list_split_points(
     inputs = example_inputs(example_input)
     if is_plain_sequential(model):
         return sequential_points(model, inputs)
-    gm = trace_model(model, leaf_modules)
+    gm = trace_model(model, leaf_modules, num_inputs=len(inputs))
+    check_trace(model, gm, inputs)
     return graph_points(gm, graph_cuts(gm), inputs)
 
 
 def example_inputs(example_input: ExampleInput) -> tuple[torch.Tensor, ...]:
-    """``example_input`` as a tuple of positional inputs."""
+    """``example_input`` as a tuple of positional inputs: one tensor or a non-empty tuple of
+    them; anything else raises ``TypeError`` (``ValueError`` for an empty tuple)."""
     if isinstance(example_input, torch.Tensor):
         return (example_input,)
     if isinstance(example_input, tuple | list):
-        return tuple(example_input)
+        if not example_input:
+            raise ValueError("example_input must hold at least one tensor; got an empty tuple")
+        kinds = [type(value).__name__ for value in example_input]
+        if all(isinstance(value, torch.Tensor) for value in example_input):
+            return tuple(example_input)
+        raise TypeError(
+            f"example_input must be a tensor or a tuple of tensors; got a tuple of {kinds}"
+        )
     raise TypeError(
         "example_input must be a tensor or a tuple of tensors (one per model input); "
         f"got {type(example_input).__name__}"

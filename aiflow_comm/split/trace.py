@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import operator
+import re
+import warnings
 from collections.abc import Iterable
 
+import torch
 from torch import fx, nn
 
 __all__ = ["UntraceableModelError", "is_plain_sequential", "sequential_steps", "trace_model"]
@@ -16,15 +22,98 @@ class UntraceableModelError(ValueError):
     """
 
 
+# Context managers that fx runs while tracing but does not record in the graph.
+_UNRECORDED_CONTEXTS = re.compile(
+    r"\b(no_grad|enable_grad|set_grad_enabled|inference_mode|autocast)\b"
+)
+
+
+@functools.cache
+def uses_unrecorded_context(cls: type[nn.Module]) -> bool:
+    """Whether ``cls.forward``'s source names a grad-mode or autocast context manager (or
+    decorator): a graph traced through it would run that code without it."""
+    if cls.__module__.startswith("torch."):
+        return False
+    try:
+        source = inspect.getsource(cls.forward)
+    except (OSError, TypeError):
+        return False
+    return _UNRECORDED_CONTEXTS.search(source) is not None
+
+
 class _LeafTracer(fx.Tracer):
-    """fx tracer that also keeps instances of ``leaf_types`` whole (one ``call_module`` node)."""
+    """fx tracer that also keeps whole (one ``call_module`` node) the instances of
+    ``leaf_types`` and the submodules whose ``forward`` uses ``torch.no_grad``, ``autocast``
+    and the like, which a traced graph would drop."""
 
     def __init__(self, leaf_types: tuple[type[nn.Module], ...]) -> None:
         super().__init__()
         self.leaf_types = leaf_types
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return isinstance(m, self.leaf_types) or super().is_leaf_module(m, module_qualified_name)
+        return (
+            isinstance(m, self.leaf_types)
+            or super().is_leaf_module(m, module_qualified_name)
+            or uses_unrecorded_context(type(m))
+        )
+
+
+# What fx adds for an argument fixed by ``concrete_args``: a check of the value passed.
+_SPECIALIZATION_CHECKS = (torch._assert, fx._symbolic_trace._assert_is_none, operator.eq)
+_FIXABLE_DEFAULTS = (type(None), bool, int, float, str)
+
+
+def _fixed_defaults(model: nn.Module, num_inputs: int | None) -> dict[str, object]:
+    """The arguments of ``model.forward`` to trace at their default: those after the first
+    ``num_inputs`` (all with a default when ``None``) whose default is None, a bool, a number
+    or a string. ``if mask is None:`` then takes the branch a call without ``mask`` takes
+    (traced as an input, ``mask`` would never be None)."""
+    try:
+        parameters = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return {}
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.POSITIONAL_ONLY)
+    positional = [p for p in parameters if p.kind in kinds]
+    name = type(model).__name__
+    if num_inputs is not None:
+        required = [p.name for p in positional if p.default is inspect.Parameter.empty]
+        varargs = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
+        if num_inputs < len(required) or (num_inputs > len(positional) and not varargs):
+            counts = sorted({len(required), len(positional)})
+            raise ValueError(
+                f"example_input holds {num_inputs} value(s); {name}.forward takes "
+                f"{' to '.join(map(str, counts))} positional input(s) "
+                f"({', '.join(p.name for p in positional)})"
+            )
+    first = 0 if num_inputs is None else num_inputs
+    fixed = {}
+    for i, p in enumerate(parameters):
+        skip = p.kind is inspect.Parameter.POSITIONAL_ONLY or (p in positional and i < first)
+        has_default = p.default is not inspect.Parameter.empty
+        if not skip and has_default and isinstance(p.default, _FIXABLE_DEFAULTS):
+            fixed[p.name] = p.default
+    return fixed
+
+
+def _drop_fixed_inputs(graph: fx.Graph, names: Iterable[str]) -> None:
+    """Remove the inputs traced at their default (``names``) and the value checks fx added
+    for them: the graph takes the other inputs only."""
+    order = {n: i for i, n in enumerate(graph.nodes)}
+    for name in names:
+        pattern = re.compile(rf"{re.escape(name)}(_\d+)?")
+        found = [n for n in graph.nodes if n.op == "placeholder" and pattern.fullmatch(n.target)]
+        doomed, stack = set(found), list(found)
+        while stack:
+            for user in stack.pop().users:
+                if user not in doomed:
+                    doomed.add(user)
+                    stack.append(user)
+        checks_only = all(
+            n.op == "placeholder" or n.target in _SPECIALIZATION_CHECKS for n in doomed
+        )
+        if len(found) == 1 and checks_only:
+            for node in sorted(doomed, key=order.__getitem__, reverse=True):
+                graph.erase_node(node)
 
 
 def is_plain_sequential(model: nn.Module) -> bool:
@@ -73,7 +162,10 @@ def check_leaf_modules(
 
 
 def trace_model(
-    model: nn.Module, leaf_modules: Iterable[type[nn.Module]] | None = None
+    model: nn.Module,
+    leaf_modules: Iterable[type[nn.Module]] | None = None,
+    *,
+    num_inputs: int | None = None,
 ) -> fx.GraphModule:
     """``model`` traced by torch.fx, its submodules shared (not copied) with ``model``.
 
@@ -83,8 +175,21 @@ def trace_model(
     of the model can be traced. Shapes are not specialized: the graph holds for any input size
     the model's code accepts. Code that reads ``self.training`` is traced in the current mode.
 
+    fx records tensor operations only, so two things are done for it: a submodule whose
+    ``forward`` uses ``torch.no_grad``, ``torch.autocast`` (or ``enable_grad``,
+    ``set_grad_enabled``, ``inference_mode``) stays whole, as a leaf; and the arguments after
+    the first ``num_inputs`` (all that have a default, when ``num_inputs`` is None) are traced at
+    their default value (None, a bool, a number or a string), so that ``if mask is None:`` takes
+    the branch the model takes without them; the graph then takes the first inputs only. A model
+    whose own ``forward`` uses such a context manager is traced with a warning: the graph runs
+    that code outside it. Other Python effects fx cannot see (``v += 1`` on a view of a tensor
+    used later) are caught by comparing the graph with the model on an example input
+    (:func:`~aiflow_comm.split.list_split_points` and ``split_model(..., example_input)`` do).
+
     Raises:
         UntraceableModelError: fx failed; the message says why and how to cut by hand.
+        ValueError: ``num_inputs`` does not fit ``model.forward``'s positional arguments.
+        TypeError: ``model`` is not an ``nn.Module``, or is a ``torch.compile`` wrapper.
 
     >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
     >>> [node.op for node in trace_model(model).graph.nodes]
@@ -92,10 +197,25 @@ def trace_model(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module; got {type(model).__name__}")
+    if isinstance(getattr(model, "_orig_mod", None), nn.Module):
+        raise TypeError(
+            "model is a torch.compile wrapper; split the original module (model._orig_mod) and "
+            "compile the head and tail instead"
+        )
     tracer = _LeafTracer(check_leaf_modules(leaf_modules))
     name = type(model).__name__
+    fixed = _fixed_defaults(model, num_inputs)
+    if uses_unrecorded_context(type(model)):
+        warnings.warn(
+            f"{name}.forward uses torch.no_grad, autocast or another grad-mode context, which "
+            "torch.fx does not record: the split runs that code without it (gradients may "
+            "reach frozen layers, precision may differ). Move that code into a submodule, "
+            "which is then kept whole.",
+            UserWarning,
+            stacklevel=2,
+        )
     try:
-        graph = tracer.trace(model)
+        graph = tracer.trace(model, concrete_args=fixed or None)
     except Exception as error:
         raise UntraceableModelError(
             f"torch.fx cannot trace {name}: {type(error).__name__}: {error}. "
@@ -105,4 +225,7 @@ def trace_model(
             "or restructure the model as an nn.Sequential, whose children are the cut points "
             "(split_model(model, at='<child name>')) and need no tracing."
         ) from error
+    if fixed:
+        _drop_fixed_inputs(graph, fixed)
+        graph.lint()
     return fx.GraphModule(tracer.root, graph, name)
