@@ -87,8 +87,11 @@ def test_backward_matches_numerical_gradients(
     signal = torch.randn(3, width, dtype=dtype, generator=generator)
     deviation = torch.rand(3, width, dtype=torch.float64, generator=generator) + 0.1
     noise = torch.randn(3, 4, 2, dtype=torch.float64, generator=generator)
+    signal.requires_grad_(True)
+    deviation.requires_grad_(True)
     assert torch.autograd.gradcheck(
-        lambda p: equalized_estimate(p, signal, deviation, noise, denormalize), (pairs,)
+        lambda p, s, d: equalized_estimate(p, s, d, noise, denormalize),
+        (pairs, signal, deviation),
     )
 
 
@@ -146,3 +149,20 @@ def test_analog_link_takes_the_flat_path_only_for_flat_channels() -> None:
 def test_flat_link_rejects_other_shapes() -> None:
     with pytest.raises(ValueError, match=r"\(batch, n\)"):
         flat_link(torch.ones(2, 3, 4, dtype=torch.complex64), AWGN(), 0.0, "zf", True)
+
+
+@pytest.mark.parametrize("name", ["awgn", "rayleigh-example", "rayleigh-symbol", "rician"])
+@pytest.mark.parametrize("equalizer", ["none", "zf", "mmse"])
+@pytest.mark.parametrize("denormalize", [True, False])
+def test_the_snr_gets_its_gradient(name: str, equalizer: str, denormalize: bool) -> None:
+    """A learned SNR (or power) gets the gradient of the flat path, as of the composed one."""
+    x = torch.randn(3, 6, dtype=torch.complex128, generator=torch.Generator().manual_seed(2))
+    snr_db = torch.tensor([0.0, 5.0, 12.0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda s: torch.view_as_real(flat_link(x, CHANNELS[name](), s, equalizer, denormalize)),
+        (snr_db,),
+    )
+    link = AnalogLink(CHANNELS[name](), equalizer=equalizer)
+    features = torch.randn(3, 16)
+    (link(features, snr_db.float()) - features).pow(2).sum().backward()
+    assert snr_db.grad is not None and bool(torch.isfinite(snr_db.grad).all())

@@ -75,10 +75,23 @@ def _per_example_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return dot.reshape(a.shape[0], *(1,) * (a.dim() - 1))
 
 
+def _factor_gradient(grad: torch.Tensor, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """The gradient of ``_times(x, factor)`` with respect to ``factor`` (``(batch, 1)`` or
+    ``(batch, n)``, real or complex), given the output's gradient ``grad``."""
+    if factor.is_complex():
+        product = torch.view_as_complex(grad.contiguous()) * torch.view_as_complex(
+            x.contiguous()
+        ).conj()
+    else:
+        product = (grad * x).sum(-1)
+    return product.sum(1, keepdim=True) if factor.shape[1] == 1 else product
+
+
 class _EqualizedEstimate(torch.autograd.Function):
     """``signal * x + gamma * deviation * noise`` (or ``signal * x / gamma + deviation * noise``
     without denormalization), ``gamma`` the root mean energy per symbol of each example of
-    ``x``; gradients only to ``x``, with two passes forward and three backward."""
+    ``x``; two passes forward and three backward for ``x``'s gradient, plus one for each of
+    ``signal`` and ``deviation`` when they need one (an SNR being learned)."""
 
     @staticmethod
     def forward(ctx, pairs, signal, deviation, noise, denormalize, eps):
@@ -101,15 +114,24 @@ class _EqualizedEstimate(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         pairs, signal, deviation, noise, gamma, live = ctx.saved_tensors
+        grad_signal = grad_deviation = None
+        if ctx.needs_input_grad[1]:
+            sent = pairs if ctx.denormalize else pairs / gamma
+            grad_signal = _factor_gradient(grad, sent, signal)
+        if ctx.needs_input_grad[2]:
+            scaled = noise * gamma if ctx.denormalize else noise
+            grad_deviation = _factor_gradient(grad, scaled, deviation.squeeze(-1))
         back = signal.conj() if signal.is_complex() else signal
         if ctx.denormalize:  # d gamma / d x = x / (count * gamma) where gamma is not clamped
             weighted = noise if deviation.shape[1] == 1 else noise * deviation
             scale = deviation[:, :1] if deviation.shape[1] == 1 else 1.0
             pull = _per_example_dot(grad, weighted) * scale * live / (ctx.count * gamma)
-            return _times(grad, back).addcmul_(pairs, pull), None, None, None, None, None
-        through = _times(grad, back / gamma.squeeze(-1))  # the gradient of x / gamma ...
-        pull = _per_example_dot(through, pairs) * live / (ctx.count * gamma.square())
-        return through.addcmul_(pairs, -pull), None, None, None, None, None  # ... projected
+            grad_x = _times(grad, back).addcmul_(pairs, pull)
+        else:
+            through = _times(grad, back / gamma.squeeze(-1))  # the gradient of x / gamma ...
+            pull = _per_example_dot(through, pairs) * live / (ctx.count * gamma.square())
+            grad_x = through.addcmul_(pairs, -pull)  # ... projected
+        return grad_x, grad_signal, grad_deviation, None, None, None
 
 
 def equalized_estimate(
@@ -123,7 +145,8 @@ def equalized_estimate(
     """The link's output for real views ``pairs`` ``(batch, n, 2)`` and a given ``noise``.
 
     ``signal`` (real or complex) and ``deviation`` (real) are :func:`equalized_response`'s
-    factors, shaped ``(batch, 1)`` or ``(batch, n)``. Differentiable in ``pairs``.
+    factors, shaped ``(batch, 1)`` or ``(batch, n)``. Differentiable in all three (``signal``
+    and ``deviation`` carry an SNR's gradient).
 
     >>> pairs = torch.ones(1, 2, 2)
     >>> out = equalized_estimate(pairs, torch.ones(1, 1), torch.zeros(1, 1), torch.randn(1, 2, 2))
@@ -143,7 +166,8 @@ def flat_link(
     """Normalize, send over flat ``channel``, equalize and (optionally) denormalize, in one go.
 
     ``symbols`` is complex ``(batch, n)``; the result is shaped like it. Differentiable in
-    ``symbols``. Equal in law to :class:`~aiflow_comm.channel.AnalogLink`'s composed path.
+    ``symbols`` and in a tensor ``snr_db``. Equal in law to
+    :class:`~aiflow_comm.channel.AnalogLink`'s composed path.
 
     >>> x = torch.randn(4, 64, dtype=torch.complex64)
     >>> y = flat_link(x, AWGN(generator=0), 40.0, "zf", True)
