@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -23,10 +24,15 @@ constexpr float kSin[4] = {static_cast<float>(-1.0 / 6), static_cast<float>(1.0 
 constexpr float kCos[4] = {static_cast<float>(-1.0 / 2), static_cast<float>(1.0 / 24),
                            static_cast<float>(-1.0 / 720), static_cast<float>(1.0 / 40320)};
 
-inline uint32_t hash_bits(uint32_t seed, uint64_t index) {
-  const uint32_t high = aiflow_noise::hash32(static_cast<uint32_t>(index >> 32) ^ seed);
-  return aiflow_noise::hash32(static_cast<uint32_t>(index) ^ high);
+// Word `index` of the draw: H(H(lo ^ key) ^ outer), lo the index's low half, key = H(hi ^ seed)
+// for its high half and outer = H(key ^ golden) (noise.py: the seed keys the hash inside and
+// outside, so that draws are not permutations of one sequence). Both keys are constant over
+// 2**32 words: the caller computes them once per such run, and the loop stays vectorizable.
+inline uint32_t draw_word(uint32_t lo, uint32_t key, uint32_t outer) {
+  return aiflow_noise::hash32(aiflow_noise::hash32(lo ^ key) ^ outer);
 }
+
+inline uint32_t outer_key(uint32_t key) { return aiflow_noise::hash32(key ^ 0x9E3779B9u); }
 
 inline float horner(float t, const float* c) {  // 1 + t (c0 + t (c1 + t (c2 + t c3)))
   float acc = c[3];
@@ -57,9 +63,9 @@ inline float log_unit(float u) {  // log u for u in (0, 1]
 }
 
 // Values 2p and 2p + 1 of the draw: r cos(theta), r sin(theta).
-inline void normal_pair(uint32_t seed, int64_t p, float& x_out, float& y_out) {
-  const uint64_t index = static_cast<uint64_t>(p) * 2;
-  const uint32_t a = hash_bits(seed, index), b = hash_bits(seed, index + 1);
+inline void normal_pair(int64_t p, uint32_t key, uint32_t outer, float& x_out, float& y_out) {
+  const uint32_t lo = static_cast<uint32_t>(static_cast<uint64_t>(p) * 2);  // even: lo + 1 fits
+  const uint32_t a = draw_word(lo, key, outer), b = draw_word(lo + 1, key, outer);
   const float u = (static_cast<float>(a) + 1.0f) * 0x1p-32f;
   const float radius = std::sqrt(log_unit(u) * -2.0f);
   const uint32_t quadrant = b >> 30;
@@ -82,12 +88,20 @@ void counter_normal_cpu(at::Tensor& out, int64_t seed) {
   TORCH_CHECK(seed >= 0 && seed < (int64_t{1} << 32), "seed must be in [0, 2**32); got ", seed);
   const int64_t n = out.numel(), whole = n / 2;
   float* dst = out.data_ptr<float>();
-  const uint32_t key = static_cast<uint32_t>(seed);
+  const uint32_t seed32 = static_cast<uint32_t>(seed);
   at::parallel_for(0, whole, 8192, [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) normal_pair(key, p, dst[2 * p], dst[2 * p + 1]);
+    for (int64_t p = begin; p < end;) {  // runs of pairs whose words share the high half
+      const uint64_t hi = (static_cast<uint64_t>(p) * 2) >> 32;
+      const int64_t stop = std::min<int64_t>(end, static_cast<int64_t>(((hi + 1) << 32) / 2));
+      const uint32_t key = aiflow_noise::hash32(static_cast<uint32_t>(hi) ^ seed32);
+      const uint32_t outer = outer_key(key);
+      for (; p < stop; ++p) normal_pair(p, key, outer, dst[2 * p], dst[2 * p + 1]);
+    }
   });
   if (n % 2) {
+    const uint64_t hi = (static_cast<uint64_t>(whole) * 2) >> 32;
+    const uint32_t key = aiflow_noise::hash32(static_cast<uint32_t>(hi) ^ seed32);
     float unused;
-    normal_pair(key, whole, dst[n - 1], unused);
+    normal_pair(whole, key, outer_key(key), dst[n - 1], unused);
   }
 }

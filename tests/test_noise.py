@@ -8,8 +8,8 @@ import scipy.stats
 import torch
 
 from aiflow_comm.channel import noise
-from aiflow_comm.channel.noise import counter_normal_reference, standard_normal
-from aiflow_comm.kernels.reference import hash_bits
+from aiflow_comm.channel.noise import counter_normal_reference, normal_bits, standard_normal
+from aiflow_comm.kernels.reference import hash32
 
 native = pytest.mark.skipif(noise._NATIVE is None, reason="aiflow_comm._C is not built")
 
@@ -50,7 +50,7 @@ def test_specification_is_box_muller_on_its_random_words() -> None:
     """float64 Box-Muller with libm's log, sin and cos, from the same two words per pair."""
     numel, seed = 200_000, 5
     index = torch.arange(numel // 2, dtype=torch.int64) * 2
-    a, b = hash_bits(seed, index), hash_bits(seed, index + 1)
+    a, b = normal_bits(seed, index), normal_bits(seed, index + 1)
     u = ((a.float() + 1) * 2.0**-32).double()  # u is on float32's grid, by the specification
     radius = torch.sqrt(-2 * torch.log(u))
     fraction = (b & 0x3FFFFFFF).double() * 2.0**-30
@@ -85,3 +85,26 @@ def test_standard_normal_is_reproducible_per_generator() -> None:
     assert torch.equal(first, draw(1)) and not torch.equal(first, draw(2))
     assert draw(1, torch.float64).dtype == torch.float64
     assert not torch.equal(first, standard_normal((3, 500)))  # the global generator moves on
+
+
+def _unhash32(y: int) -> int:
+    """The inverse of the lowbias32 hash (its xor-shifts and odd multiplies are invertible)."""
+    y ^= y >> 16
+    y = (y * pow(0x846CA68B, -1, 2**32)) & 0xFFFFFFFF
+    y ^= (y >> 15) ^ (y >> 30)
+    y = (y * pow(0x7FEB352D, -1, 2**32)) & 0xFFFFFFFF
+    return y ^ (y >> 16)
+
+
+def test_two_seeds_do_not_draw_the_same_values_permuted() -> None:
+    """Seeds whose first keys H(seed) differ by XOR 2: keyed by that XOR alone, word i of one
+    draw would be word i ^ 2 of the other, and the two draws would hold the same values."""
+    first = 12345
+    second = _unhash32(int(hash32(torch.tensor(first))) ^ 2)
+    assert int(hash32(torch.tensor(second))) == int(hash32(torch.tensor(first))) ^ 2
+    a, b = counter_normal_reference(8192, first), counter_normal_reference(8192, second)
+    shared = len(set(a.tolist()) & set(b.tolist()))
+    assert shared < 8, shared  # independent float32 normals: about 8192**2 / 2**32 < 1 in common
+    index = torch.arange(64, dtype=torch.int64)
+    words = normal_bits(first, index), normal_bits(second, index)
+    assert len(set(words[0].tolist()) & set(words[1].tolist())) == 0

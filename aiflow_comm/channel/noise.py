@@ -2,13 +2,18 @@
 
 On the CPU, ``torch.randn`` draws about one float32 sample every 4 ns on one core (a serial
 Mersenne twister); the analog link needs one per real feature value per training step. This
-generator hashes a counter instead (the ``lowbias32`` hash of
-:func:`~aiflow_comm.kernels.reference.hash_bits`, as stochastic rounding does), so the C++ kernel
-(``csrc/gaussian_cpu.cpp``) fills a tensor in parallel and vectorized, with the same numbers for
-any number of threads. :func:`counter_normal_reference` is the specification, in float32 torch
-ops; the kernel reproduces it bit for bit (``tests/test_noise.py``).
+generator hashes a counter instead, so the C++ kernel (``csrc/gaussian_cpu.cpp``) fills a tensor
+in parallel and vectorized, with the same numbers for any number of threads.
+:func:`counter_normal_reference` is the specification, in float32 torch ops; the kernel
+reproduces it bit for bit (``tests/test_noise.py``).
 
-Pair ``p`` of a draw takes 32-bit words ``a = bits(seed, 2p)`` and ``b = bits(seed, 2p + 1)``:
+Word ``i`` of a draw is ``bits(seed, i) = H(H(lo ^ k) ^ k2)``, ``H`` the ``lowbias32`` hash,
+``lo`` and ``hi`` the 32-bit halves of ``i``, ``k = H(hi ^ seed)`` and ``k2 = H(k ^ 0x9E3779B9)``.
+The seed enters inside and outside the inner hash: keyed by an XOR alone (``H(lo ^ k)``, the
+scheme of stochastic rounding's :func:`~aiflow_comm.kernels.reference.hash_bits`), every seed
+would draw a permutation of one sequence, and draws whose keys differ in a few low bits would
+share most of their values; the second round also removes a small correlation of neighbouring
+words. Pair ``p`` of a draw takes the words ``a = bits(seed, 2p)`` and ``b = bits(seed, 2p + 1)``:
 
 * radius ``r = sqrt(-2 log u)`` with ``u = (a + 1) * 2**-32`` in float32, in ``(0, 1]`` (so the
   smallest radius above 0 is about 3.5e-4: a probability of 6e-8 is moved); ``log`` is evaluated
@@ -29,9 +34,12 @@ import math
 import torch
 from sionna.phy.utils import normal, randint
 
-from aiflow_comm.kernels.reference import hash_bits
+from aiflow_comm.kernels.reference import hash32
 
-__all__ = ["counter_normal_reference", "standard_normal"]
+_MASK32 = 0xFFFFFFFF
+_GOLDEN = 0x9E3779B9
+
+__all__ = ["counter_normal_reference", "normal_bits", "standard_normal"]
 
 _F32 = torch.float32
 _LN2 = 0.6931471805599453
@@ -51,6 +59,19 @@ def _native():
 
 
 _NATIVE = _native()
+
+
+def normal_bits(seed: int, index: torch.Tensor) -> torch.Tensor:
+    """The 32-bit words of the draw for ``seed`` at int64 ``index`` (held in int64), see above.
+
+    Example:
+        >>> bits = normal_bits(7, torch.arange(4))
+        >>> bool(((bits >= 0) & (bits < 2**32)).all())
+        True
+    """
+    index = index.to(torch.int64)
+    key = hash32((index >> 32) ^ (seed & _MASK32))
+    return hash32(hash32((index & _MASK32) ^ key) ^ hash32(key ^ _GOLDEN))
 
 
 def _horner(t: torch.Tensor, series: tuple[float, ...]) -> torch.Tensor:
@@ -90,7 +111,7 @@ def counter_normal_reference(
     """
     pairs = (numel + 1) // 2
     index = torch.arange(pairs, device=device, dtype=torch.int64) * 2
-    a, b = hash_bits(seed, index), hash_bits(seed, index + 1)
+    a, b = normal_bits(seed, index), normal_bits(seed, index + 1)
     u = (a.to(_F32) + 1.0) * 2.0**-32
     # torch's vectorized float32 sqrt is not always correctly rounded; the float64 root of a
     # float32 value, rounded to float32, is (53 >= 2 * 24 + 2 bits).

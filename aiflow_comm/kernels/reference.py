@@ -26,6 +26,7 @@ from aiflow_comm.kernels.layout import GroupLayout
 
 __all__ = [
     "dequantize_reference",
+    "hash32",
     "hash_bits",
     "pack_codes",
     "quantize_reference",
@@ -36,8 +37,13 @@ __all__ = [
 _MASK32 = 0xFFFFFFFF
 
 
-def _hash32(x: torch.Tensor) -> torch.Tensor:
-    """The 'lowbias32' integer hash on uint32 values held in int64."""
+def hash32(x: torch.Tensor) -> torch.Tensor:
+    """The 'lowbias32' integer hash on uint32 values held in int64.
+
+    Example:
+        >>> hash32(torch.tensor([0, 1])).tolist()
+        [0, 1753845952]
+    """
     x = x ^ (x >> 16)
     x = (x * 0x7FEB352D) & _MASK32
     x = x ^ (x >> 15)
@@ -68,8 +74,8 @@ def hash_bits(seed: int, index: torch.Tensor) -> torch.Tensor:
         True
     """
     index = index.to(torch.int64)
-    high = _hash32((index >> 32) ^ (seed & _MASK32))
-    return _hash32((index & _MASK32) ^ high)
+    high = hash32((index >> 32) ^ (seed & _MASK32))
+    return hash32((index & _MASK32) ^ high)
 
 
 def pack_codes(codes: torch.Tensor, layout: GroupLayout) -> torch.Tensor:
