@@ -83,6 +83,9 @@ def test_search_with_an_accuracy_file(capsys, tmp_path):
         (["--device-flops", "0"], "flops_per_s"),
         (["--input-shape", "1,3,32"], r"fails on a float32 input of shape \(1, 3, 32\)"),
         (["--accuracy", "/nonexistent.json"], "--accuracy /nonexistent.json"),
+        (["--cloud-flops", "1e12", "--backhaul-snr-db", "nan"], "--backhaul-snr-db .*snr_db"),
+        (["--cloud-flops", "1e12", "--backhaul-bandwidth-hz", "-5"], "--backhaul-bandwidth-hz"),
+        (["--cloud-flops", "1e12", "--backhaul-propagation-s", "-1"], "--backhaul-propagation-s"),
     ],
 )
 def test_search_bad_arguments(argv, message):

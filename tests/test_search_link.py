@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
 from aiflow_comm.channel.theory import (
     capacity_awgn,
@@ -13,7 +15,17 @@ from aiflow_comm.channel.theory import (
     outage_capacity_rayleigh,
     outage_probability_rayleigh,
 )
-from aiflow_comm.search import NR_CQI_TABLE, BlerCurve, LinkModel, McsTable, lognormal_snr_states
+from aiflow_comm.search import (
+    NR_CQI_TABLE,
+    BlerCurve,
+    Codec,
+    LinkModel,
+    McsTable,
+    Tier,
+    lognormal_snr_states,
+    profile_model,
+    search_plans,
+)
 from aiflow_comm.search.fading import gain_cdf, gain_quantiles
 
 SNR = np.array([-10.0, 0.0, 10.0, 20.0, 30.0])
@@ -142,3 +154,79 @@ def test_numpy_numbers_are_numbers_and_booleans_are_not():
     assert link.tx_s(1000).shape == (1,) and np.isfinite(link.tx_s(1000)).all()
     with pytest.raises(ValueError, match="propagation_s"):
         LinkModel(1e6, propagation_s=True)
+
+
+@pytest.mark.parametrize("retransmissions", [0, 3, None])
+def test_a_link_that_never_delivers_costs_forever(retransmissions):
+    # -40 dB under Rayleigh: the outage 1 - exp(-threshold / snr) of every NR entry is 1.0 in
+    # float64, so no entry delivers (eta = 0); a BLER curve at 1 delivers nothing either
+    thresholds = 10 ** (np.array(NR_CQI_TABLE.snr_db) / 10)
+    assert np.all(1 - np.exp(-thresholds / 1e-4) == 1.0)
+    faded = LinkModel(1e6, -40.0, "rayleigh", mcs="nr-cqi", retransmissions=retransmissions)
+    curve = BlerCurve(2.0, (0.0, 5.0), (1.0, 0.01))
+    awgn = LinkModel(1e6, -5.0, mcs=curve, propagation_s=1e-3, retransmissions=retransmissions)
+    for link in (faded, awgn):
+        state = link.link_state()
+        assert state.error_prob[0] == 1.0 and state.failure_prob[0] == 1.0
+        assert state.attempts[0] == math.inf and link.tx_s(8000)[0] == math.inf
+    assert faded.link_state().efficiency[0] == 0.0
+    profile = profile_model(nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4)),
+                            torch.ones(1, 64))  # fmt: skip
+    result = search_plans(profile, Tier("d", 1e5), Tier("e", 1e11), faded, [Codec(8)])
+    assert result.best_records()[0]["plan"] == "device"
+    assert not result.feasible[1:, 0].any()  # every offloading plan is infeasible
+
+
+def _bler_average_by_quad(curve: BlerCurve, snr_db: float, rician_k: float | None) -> float:
+    """``E[bler(snr_db + 10 log10 g)]``, ``g = |h|^2``, by adaptive quadrature over ``log10 g``
+    (Rayleigh: ``g ~ Exp(1)``; Rician: ``|h|`` from ``scipy.stats.rice``), split at the
+    curve's points."""
+    from scipy import integrate, stats
+
+    if rician_k is None:
+        pdf = lambda g: np.exp(-g)  # noqa: E731
+    else:
+        amp = stats.rice(math.sqrt(2 * rician_k), scale=1 / math.sqrt(2 * (rician_k + 1)))
+        pdf = lambda g: amp.pdf(np.sqrt(g)) / (2 * np.sqrt(g))  # noqa: E731
+    f = lambda lg: curve.bler_at(snr_db + 10 * lg) * pdf(10**lg) * 10**lg * math.log(10)  # noqa: E731
+    points = sorted({(x - snr_db) / 10 for x in curve.snr_db} | {0.0})
+    points = [p for p in points if -14 < p < 3]
+    return integrate.quad(f, -14, 3, points=points, limit=1000, epsabs=0, epsrel=1e-11)[0]
+
+
+@pytest.mark.parametrize("rician_k", [None, 0.0, 5.0], ids=["rayleigh", "rician-k0", "rician-k5"])
+def test_bler_curve_under_block_fading_counts_deep_fades(rician_k):
+    # at 40 dB the average error comes from fades |h|^2 < 1e-3.6, which 512 equally likely
+    # quantiles (the smallest ~1e-3) missed: the old rule gave 1.0e-8 instead of 5.87e-5
+    curve = BlerCurve(2.0, (0.0, 4.0, 8.0), (0.5, 1e-3, 1e-8))
+    snrs = [0.0, 20.0, 30.0, 40.0]
+    fading = "rayleigh" if rician_k is None else "rician"
+    link = LinkModel(1e6, snrs, fading, mcs=curve, rician_k=rician_k or 0.0, retransmissions=0)
+    exact = [_bler_average_by_quad(curve, s, rician_k) for s in snrs]
+    np.testing.assert_allclose(link.link_state().error_prob, exact, rtol=1e-6)
+
+
+def test_bler_curve_under_rayleigh_matches_monte_carlo():
+    # 8e6 fades: the estimate's standard error is about 3% at 40 dB; allow 15% (5 sigma)
+    curve = BlerCurve(2.0, (0.0, 4.0, 8.0), (0.5, 1e-3, 1e-8))
+    gains = np.random.default_rng(0).exponential(1.0, 8_000_000)
+    link = LinkModel(1e6, [30.0, 40.0], "rayleigh", mcs=curve)
+    for s, p in zip([30.0, 40.0], link.link_state().error_prob, strict=True):
+        assert p == pytest.approx(curve.bler_at(s + 10 * np.log10(gains)).mean(), rel=0.15)
+
+
+@pytest.mark.parametrize("rician_k", [1e4, 1e6, 1e8])
+def test_bler_curve_under_strong_line_of_sight(rician_k):
+    """From K = 1e4 the fade is taken as normal (SciPy's noncentral chi-square quantiles take
+    ~15 ms each at K = 1e8); against the exact Rician density by quadrature. Near K = 1e8 the
+    fade is too narrow for that quadrature's grid: there the fade-free BLER is the reference
+    (the fade's standard deviation, 1.4e-4, moves the SNR by 6e-4 dB)."""
+    curve = BlerCurve(2.0, (0.0, 4.0, 8.0), (0.5, 1e-3, 1e-8))
+    snrs = [1.0, 3.0, 6.0]
+    link = LinkModel(1e6, snrs, "rician", mcs=curve, rician_k=rician_k, retransmissions=0)
+    got = link.link_state().error_prob
+    if rician_k < 1e8:
+        exact = [_bler_average_by_quad(curve, s, rician_k) for s in snrs]
+        np.testing.assert_allclose(got, exact, rtol=1e-3)
+    else:
+        np.testing.assert_allclose(got, curve.bler_at(np.array(snrs)), rtol=1e-3)

@@ -12,12 +12,14 @@ import torch
 from aiflow_comm.search import (
     INPUT_CUT,
     AccuracyTable,
+    BlerCurve,
     Codec,
     CutProfile,
     LinkModel,
     ModelProfile,
     Plan,
     Tier,
+    lognormal_snr_states,
     pareto_front,
     search_plans,
 )
@@ -223,6 +225,11 @@ def test_vectorized_search_equals_exhaustive_loop(fading, coherence, mcs):
         (lambda: Tier("edge", 1e9, power_w=-1.0), "power_w"),
         (lambda: Codec(3), "bits must be one of"),
         (lambda: Codec(8, ratio=1.5), "ratio"),
+        (lambda: Codec(8, symmetric="no"), "symmetric must be True or False"),
+        (lambda: BlerCurve(True, (0.0, 1.0), (0.1, 0.01)), "efficiency must be a finite number"),
+        (lambda: LinkModel(1e6).tx_s(-5), "bits must be finite numbers >= 0"),
+        (lambda: LinkModel(1e6).tx_s([1e3, math.nan]), "bits must be finite numbers >= 0"),
+        (lambda: lognormal_snr_states(10.0, 4.0, True), "n must be an int >= 1"),
     ],
 )
 def test_bad_tiers_links_and_codecs_raise(make, match):
@@ -317,12 +324,27 @@ def test_a_measured_model_without_flops_prices_plans_without_projections():
         ({"snr_db": []}, "snr_db must be finite numbers"),
         ({"snr_db": [1.0, 2.0], "weights": [math.inf, 1.0]}, "weights must be 2 finite numbers"),
         ({"accuracy": {None: 0.9}, "min_accuracy": math.nan}, "min_accuracy must be a finite"),
+        ({"max_failure_prob": "0.1"}, r"max_failure_prob must be a number in \[0, 1\]"),
+        ({"max_failure_prob": True}, r"max_failure_prob must be a number in \[0, 1\]"),
+        ({"accuracy": lambda plan, snr: [0.9, 0.8, 0.7]}, r"must return one number or 1 \(one"),
+        ({"accuracy": lambda plan, snr: "high"}, r"for plan 'device' it returned 'high'"),
     ],
 )
 def test_bad_states_and_constraints_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         search_plans(_mlp_profile(), Tier("d", 1e6), Tier("e", 1e11), LinkModel(1e6),
                      [Codec(8)], **kwargs)  # fmt: skip
+
+
+def test_a_single_codec_is_refused_with_the_list_to_pass():
+    with pytest.raises(TypeError, match=r"codecs must be a sequence of Codec objects, e\.g\. \["):
+        search_plans(_mlp_profile(), Tier("d", 1e6), Tier("e", 1e11), LinkModel(1e6), Codec(8))
+
+
+def test_lognormal_states_take_numpy_integers():
+    snr, weights = lognormal_snr_states(10.0, 4.0, np.int64(3))
+    np.testing.assert_allclose(snr, lognormal_snr_states(10.0, 4.0, 3)[0])
+    assert weights.tolist() == [1 / 3] * 3
 
 
 def test_codec_and_tier_take_numpy_numbers_but_not_floats_for_bits():

@@ -117,3 +117,53 @@ def test_projection_codec_sizes():
 def test_builtin_models_have_many_cuts():
     profile = profile_model(deep_mlp(depth=30), torch.zeros(1, 3, 32, 32))
     assert len(profile.cuts) == 61  # the input and 60 cuts of 61 steps
+
+
+class _Attention(nn.Module):
+    """Token ids -> embedding -> self-attention -> linear (a traced model, not a Sequential)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(50, 16)
+        self.att = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.ff = nn.Linear(16, 4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.emb(ids)
+        return self.ff(self.att(h, h, h, need_weights=False)[0]).mean(1)
+
+
+def _attention_models() -> list[tuple[nn.Module, int, int]]:
+    """``(model, linear-layer FLOPs, attention-matmul FLOPs)`` by hand for batch 2, 5 tokens."""
+    b, t, d, heads, ff = 2, 5, 16, 2, 32
+    proj = 2 * b * t * d * 3 * d + 2 * b * t * d * d  # in_proj (q, k, v) and out_proj
+    scores = 2 * 2 * b * heads * t * t * (d // heads)  # q k^T and weights @ v
+    encoder = nn.Sequential(
+        nn.Embedding(50, d),
+        nn.TransformerEncoderLayer(d, heads, ff, batch_first=True, dropout=0.0),
+        nn.Flatten(),
+        nn.Linear(t * d, 4),
+    )
+    encoder_linear = proj + 2 * (2 * b * t * d * ff) + 2 * b * t * d * 4
+    return [(encoder, encoder_linear, scores), (_Attention(), proj + 2 * b * t * d * 4, scores)]
+
+
+@pytest.mark.parametrize("case", range(2), ids=["encoder-layer", "mha-graph"])
+def test_attention_flops_counted(case):
+    # eval + no_grad takes the fused fast path, whose ops FlopCounterMode counts as 0;
+    # the count must hold every projection (the attention matmuls themselves may be counted)
+    model, linear, scores = _attention_models()[case]
+    ids = torch.randint(0, 50, (2, 5), generator=torch.Generator().manual_seed(0))
+    total = profile_model(model, ids).total_flops
+    assert linear <= total <= linear + scores
+    assert torch.backends.mha.get_fastpath_enabled()  # the setting is restored
+
+
+def test_attention_slow_path_restored_on_error():
+    from aiflow_comm.search.profiling import attention_slow_path
+
+    torch.backends.mha.set_fastpath_enabled(True)
+    with pytest.raises(RuntimeError), attention_slow_path():
+        assert not torch.backends.mha.get_fastpath_enabled()
+        raise RuntimeError("model failed")
+    assert torch.backends.mha.get_fastpath_enabled()

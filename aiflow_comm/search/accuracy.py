@@ -112,9 +112,24 @@ def plan_accuracy(
     for p, plan in enumerate(plans):
         key = (plan.cut, plan.codec, plan.cut2, plan.codec2)
         if key not in cache:
-            cache[key] = np.broadcast_to(np.asarray(accuracy(plan, snr_db), float), snr_db.shape)
+            cache[key] = _per_state(accuracy(plan, snr_db), plan, snr_db.shape)
         out[p] = cache[key]
     return out
+
+
+def _per_state(value: object, plan: Plan, shape: tuple[int, ...]) -> np.ndarray:
+    """An accuracy callable's answer as one number per state, or a ``ValueError`` that says
+    what it returned (a bare NumPy cast or broadcast error names neither)."""
+    try:
+        values = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        values = None
+    if values is None or values.shape not in ((), (1,), shape):
+        raise ValueError(
+            f"accuracy(plan, snr_db) must return one number or {shape[0]} (one per state); "
+            f"for plan {plan.label!r} it returned {value!r}"
+        )
+    return np.broadcast_to(values, shape)
 
 
 @torch.no_grad()
@@ -137,7 +152,7 @@ def measure_accuracy(
 
     Returns an :class:`AccuracyTable` (``lossless``: the uncut model's accuracy).
     """
-    from aiflow_comm.split import SplitLink, split_model
+    from aiflow_comm.split import SplitLink, SplitModel, split_model
 
     if link is not None and not snr_db:
         raise ValueError("a link needs snr_db: the SNRs (dB) to measure at")
@@ -151,7 +166,12 @@ def measure_accuracy(
         lossless = _top1(model, batches)
         values: dict[Key, list[float]] = {}
         for cut in cuts:
-            split = None if cut == INPUT_CUT else split_model(model, cut)
+            # the input cut as a split with an empty head: its link, like every cut's, passes
+            # tensors that are not floating point (token ids) unchanged
+            split = (
+                SplitModel(nn.Identity(), None, model) if cut == INPUT_CUT
+                else split_model(model, cut)
+            )  # fmt: skip
             for codec in codecs:
                 if codec.ratio != 1.0:
                     raise ValueError(
@@ -165,11 +185,8 @@ def measure_accuracy(
                 for s in snrs:
                     hop = SplitLink(bits, codec.group_size, link=link, snr_db=s,
                                     symmetric=codec.symmetric).eval()  # fmt: skip
-                    if split is None:
-                        row.append(_top1(nn.Sequential(hop, model), batches))
-                    else:
-                        split.link = hop
-                        row.append(_top1(split, batches))
+                    split.link = hop
+                    row.append(_top1(split, batches))
                 values[(cut, codec)] = row
     finally:
         model.train(training)

@@ -66,6 +66,13 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+_BACKHAUL_OPTIONS = {
+    "bandwidth_hz": "--backhaul-bandwidth-hz",
+    "snr_db": "--backhaul-snr-db",
+    "propagation_s": "--backhaul-propagation-s",
+}
+
+
 def _tier(name: str, flops: float, power: float, scale: float | None, **extra: float) -> Tier:
     return Tier(name, flops, power, time_scale=scale, **extra)
 
@@ -115,8 +122,12 @@ def run_search(args: argparse.Namespace) -> SearchResult:
     cloud = backhaul = None
     if args.cloud_flops is not None:
         cloud = _tier("cloud", args.cloud_flops, 0.0, args.cloud_scale)
-        backhaul = LinkModel(args.backhaul_bandwidth_hz, args.backhaul_snr_db,
-                             propagation_s=args.backhaul_propagation_s)  # fmt: skip
+        try:
+            backhaul = LinkModel(args.backhaul_bandwidth_hz, args.backhaul_snr_db,
+                                 propagation_s=args.backhaul_propagation_s)  # fmt: skip
+        except ValueError as error:  # LinkModel's message starts with its argument's name
+            option = _BACKHAUL_OPTIONS.get(str(error).split(" ", 1)[0], "--backhaul-*")
+            raise ValueError(f"{option} (the edge -> cloud backhaul): {error}") from None
     codecs = [Codec(b, args.group_size) for b in args.bits]
     return search_plans(
         profile, device, edge, link, codecs, cloud=cloud, backhaul=backhaul,

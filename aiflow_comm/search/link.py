@@ -19,7 +19,9 @@ from aiflow_comm.search.fading import (
     RICIAN_K_MAX,
     _stats,
     check_fading,
+    gain_at_logit,
     gain_cdf,
+    gain_logit,
     gain_quantiles,
 )
 from aiflow_comm.search.mcs import NR_CQI_TABLE, BlerCurve, McsTable
@@ -39,7 +41,8 @@ class LinkState:
         snr_db: the states' mean SNR (Es/N0, dB).
         efficiency: bits/s/Hz of the rate used (0: the link cannot carry anything).
         error_prob: probability that one attempt fails (outage and residual BLER).
-        attempts: expected number of attempts.
+        attempts: expected number of attempts (``inf`` where every attempt fails: the payload
+            never arrives, so sending it costs infinite time).
         failure_prob: probability that every allowed attempt fails.
         seconds_per_bit: ``attempts / (bandwidth * efficiency)`` (``inf`` at efficiency 0).
         fixed_s: ``(2 * attempts - 1) * propagation_s``.
@@ -55,8 +58,10 @@ class LinkState:
 
     def tx_s(self, bits: object) -> np.ndarray:
         """Expected seconds to send ``bits``: shape ``bits.shape + (S,)``."""
-        bits = np.asarray(bits, dtype=np.float64)[..., None]
-        return bits * self.seconds_per_bit + self.fixed_s
+        size = np.asarray(bits, dtype=np.float64)[..., None]
+        if not np.all(np.isfinite(size) & (size >= 0)):  # a negative size gives negative time
+            raise ValueError(f"bits must be finite numbers >= 0; got {bits!r}")
+        return size * self.seconds_per_bit + self.fixed_s
 
 
 @dataclass(frozen=True)
@@ -78,10 +83,12 @@ class LinkModel:
       ``log2(1 + snr |h|^2) < R`` (MCS: the instantaneous SNR is under the entry's threshold;
       then the entry's ``bler`` on top). The transmitter picks the rate of highest goodput
       ``R (1 - p(R))`` (Shannon over Rayleigh: ``R = W(snr) / ln 2``, Lambert W; over
-      Rician: the best of 512 quantile rates; MCS: the best entry), or with ``target_outage``
+      Rician: the best of 512 quantile rates; MCS: the best entry, or none, ``eta = 0``, when
+      every entry's goodput is 0), or with ``target_outage``
       the highest rate whose outage is at most that. Rayleigh outage and outage capacity come
       from :mod:`aiflow_comm.channel.theory`. A BLER curve (measured on AWGN) is averaged
-      over the fade by the midpoint rule on 512 quantiles of ``|h|^2``.
+      over the fade by Gauss-Legendre in the fade's probability (:func:`average_bler`),
+      deep fades included.
     * fast fading (``coherence="fast"``: a codeword sees many fades, perfect CSI at the
       receiver): the ergodic capacity ``C = E[log2(1 + snr |h|^2)]`` (Rayleigh from theory,
       Rician by the midpoint rule) for Shannon, never failing; an MCS table is read at the
@@ -90,7 +97,8 @@ class LinkModel:
 
     **Time.** With ``p`` the failure probability of one attempt and ``M = retransmissions + 1``
     attempts allowed (unlimited with ``None``), the expected attempts are
-    ``A = (1 - p**M) / (1 - p)`` and the payload is lost with probability ``p**M``. Each attempt
+    ``A = (1 - p**M) / (1 - p)`` and the payload is lost with probability ``p**M``; at ``p = 1``
+    nothing ever arrives and ``A = inf`` (the plan is infeasible, whatever ``M``). Each attempt
     takes ``bits / (bandwidth_hz * eta)`` seconds of airtime; a failed attempt costs a round
     trip ``2 * propagation_s`` more (the NACK), the last one a single ``propagation_s``:
     ``tx_s = A * bits / (bandwidth_hz * eta) + (2 A - 1) * propagation_s``.
@@ -185,8 +193,9 @@ class LinkModel:
         else:
             m = self.retransmissions + 1
             failure = p**m
+            # an attempt that always fails never delivers: it takes forever, as uncapped
             with np.errstate(divide="ignore", invalid="ignore"):
-                attempts = np.where(p < 1.0, (1.0 - failure) / (1.0 - p), float(m))
+                attempts = np.where(p < 1.0, (1.0 - failure) / (1.0 - p), np.inf)
         with np.errstate(divide="ignore"):
             per_bit = np.where(eff > 0, attempts / (self.bandwidth_hz * eff), np.inf)
         # Attempts without end take forever, with or without a propagation delay (inf * 0).
@@ -232,16 +241,16 @@ class LinkModel:
         """Rate choice and attempt failure under block fading (see the class docstring)."""
         k, eps = min(self.rician_k, RICIAN_K_MAX), self.target_outage
         if isinstance(table, BlerCurve):
-            gains_db = 10.0 * np.log10(gain_quantiles(self.fading, k))
-            p = table.bler_at(snr_db[:, None] + gains_db).mean(axis=1)
+            p = average_bler(table, snr_db, self.fading, k)
             return np.full_like(snr, table.efficiency), p
         if isinstance(table, McsTable):
             thresholds = 10.0 ** (np.asarray(table.snr_db) / 10.0)
             outage = gain_cdf(thresholds / snr[:, None], self.fading, k)  # (S, entries)
             p = 1.0 - (1.0 - outage) * (1.0 - table.bler)
             eff = np.asarray(table.efficiency)
-            if eps is None:
-                best = np.argmax(eff * (1.0 - p), axis=1)
+            if eps is None:  # the best goodput, or none (-1) where no entry ever delivers
+                goodput = eff * (1.0 - p)
+                best = np.where(goodput.max(axis=1) > 0, np.argmax(goodput, axis=1), -1)
             else:  # the highest entry within the outage target, or none (-1)
                 ok = outage <= eps
                 best = np.where(
@@ -265,6 +274,35 @@ class LinkModel:
         rates = np.log2(1.0 + snr[:, None] * gain_quantiles("rician", k, n))
         best = np.argmax(rates * (1.0 - levels), axis=1)
         return rates[np.arange(len(snr)), best], levels[best]
+
+
+_LOGIT_SPAN = 40.0  # |h|^2 quantiles beyond logit +-40 hold probability 4e-18: left out
+_LOGIT_STEP = 8.0  # the integrand is smooth on this scale between the curve's points
+_GAUSS_NODES, _GAUSS_WEIGHTS = np.polynomial.legendre.leggauss(16)
+
+
+def average_bler(curve: BlerCurve, snr_db: np.ndarray, fading: str, rician_k: float) -> np.ndarray:
+    """``E[curve.bler_at(snr_db + 10 log10 |h|^2)]`` over block fading, per state.
+
+    At high SNR the average comes from deep fades (``|h|^2`` of 1e-4 and less) that equally
+    likely quantiles miss, so it is integrated over the fade's probability in logit
+    coordinates, ``t = log(F / (1 - F))`` (``dF = F (1 - F) dt``), which spread both tails:
+    16-point Gauss-Legendre on pieces of ``t`` (8 wide on ``[-40, 40]``), split where the
+    curve's points fall (its kinks), so each piece integrates a smooth function (relative
+    error ~1e-9 against adaptive quadrature).
+    """
+    x = np.asarray(curve.snr_db)
+    points = gain_logit(10.0 ** ((x - snr_db[:, None]) / 10.0), fading, rician_k)
+    grid = np.arange(-_LOGIT_SPAN, _LOGIT_SPAN + _LOGIT_STEP / 2, _LOGIT_STEP)
+    edges = np.sort(np.concatenate([
+        np.clip(points, -_LOGIT_SPAN, _LOGIT_SPAN), np.broadcast_to(grid, (snr_db.size, grid.size))
+    ], axis=1), axis=1)  # fmt: skip
+    mid, half = (edges[:, 1:] + edges[:, :-1]) / 2, (edges[:, 1:] - edges[:, :-1]) / 2
+    t = mid[..., None] + half[..., None] * _GAUSS_NODES  # (S, pieces, nodes)
+    gain_db = 10.0 * np.log10(gain_at_logit(t, fading, rician_k))
+    density = special.expit(t) * special.expit(-t)
+    values = curve.bler_at(snr_db[:, None, None] + gain_db) * density
+    return np.sum(half * (values @ _GAUSS_WEIGHTS), axis=1)
 
 
 def _states(snr_db: object) -> float | tuple[float, ...]:
@@ -294,8 +332,8 @@ def lognormal_snr_states(mean_db: float, std_db: float, n: int) -> tuple[np.ndar
     >>> lognormal_snr_states(10.0, 4.0, 3)[0].round(2)
     array([ 6.13, 10.  , 13.87])
     """
-    if not (isinstance(n, int) and n >= 1):
-        raise ValueError(f"n must be an int >= 1; got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n must be an int >= 1 (not a bool); got {n!r}")
     if not (math.isfinite(mean_db) and math.isfinite(std_db) and std_db >= 0):
         raise ValueError(f"mean_db must be finite and std_db >= 0; got {mean_db!r}, {std_db!r}")
     snr = mean_db + std_db * _stats().norm.ppf((np.arange(n) + 0.5) / n)

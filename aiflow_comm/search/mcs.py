@@ -103,6 +103,7 @@ class BlerCurve:
     def __post_init__(self) -> None:
         if not (
             isinstance(self.efficiency, numbers.Real)
+            and not isinstance(self.efficiency, bool)
             and math.isfinite(self.efficiency)
             and self.efficiency > 0
         ):

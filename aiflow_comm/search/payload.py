@@ -58,6 +58,8 @@ class Codec:
             and 0.0 < self.ratio <= 1.0
         ):
             raise ValueError(f"ratio must be a number in (0, 1]; got {self.ratio!r}")
+        if not isinstance(self.symmetric, bool):  # "no" is truthy: it would mean symmetric
+            raise TypeError(f"symmetric must be True or False; got {self.symmetric!r}")
 
     @property
     def lossless(self) -> bool:

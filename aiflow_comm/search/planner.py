@@ -81,6 +81,15 @@ def search_plans(
     cost (the first in plan order on ties). The result and output are not returned to the
     device (not modelled); codec compute other than projections is not modelled either.
 
+    Limitation: ``max_failure_prob`` filters plans at the rate ``link`` already chose per state
+    (the highest goodput, or ``target_outage``); it does not choose a slower rate that meets
+    it. A lower rate can: NR CQI under block Rayleigh at 30 dB with 3 retransmissions picks
+    CQI 15 (loss 4e-3), so ``max_failure_prob=1e-3`` rules out every offload although CQI 1
+    loses 1e-4 (and may still beat the device); feasibility need not grow with SNR either. To
+    bound the loss by the rate choice, give the link a ``target_outage`` (Shannon or an MCS
+    table; the loss is then at most ``(1 - (1 - target_outage) (1 - bler)) ** (retransmissions
+    + 1)``).
+
     Everything after :func:`plan_costs` is numpy over ``(P, S)`` arrays: one pass per state
     set, no Python loop over plans or states (:func:`~aiflow_comm.search.exhaustive_search`
     is the loop it is checked against).
@@ -117,8 +126,14 @@ def search_plans(
         isinstance(min_accuracy, numbers.Real) and math.isfinite(min_accuracy)
     ):
         raise ValueError(f"min_accuracy must be a finite number or None; got {min_accuracy!r}")
-    if max_failure_prob is not None and not 0.0 <= max_failure_prob <= 1.0:
-        raise ValueError(f"max_failure_prob must be in [0, 1]; got {max_failure_prob!r}")
+    if max_failure_prob is not None and not (
+        isinstance(max_failure_prob, numbers.Real)
+        and not isinstance(max_failure_prob, bool)
+        and 0.0 <= max_failure_prob <= 1.0
+    ):
+        raise ValueError(
+            f"max_failure_prob must be a number in [0, 1] or None; got {max_failure_prob!r}"
+        )
     costs = plan_costs(profile, codecs, device, edge, cloud=cloud, backhaul=backhaul, local=local)
     acc = plan_accuracy(accuracy, costs.plans, snr)
     if w_acc > 0 and accuracy is None:

@@ -112,6 +112,8 @@ def plan_costs(
     :meth:`Tier.compute_s` on the FLOPs (and measured times) of each side; a projection
     codec adds its encoder to the sender and its decoder to the receiver.
     """
+    if isinstance(codecs, Codec):  # a frozen dataclass, not iterable: say what to pass
+        raise TypeError(f"codecs must be a sequence of Codec objects, e.g. [{codecs!r}]; got one")
     if not codecs:
         raise ValueError("codecs must hold at least one Codec")
     for c in codecs:

@@ -39,7 +39,8 @@ class CutProfile:
             the cut before the first step (full offload: the input itself is sent).
         tensors: the crossing tensors (batch included).
         head_flops, tail_flops: FLOPs before and after the cut, counted by
-            ``torch.utils.flop_counter`` (matmuls and convolutions; element-wise ops count 0).
+            ``torch.utils.flop_counter`` (matmuls and convolutions; element-wise ops count 0)
+            with PyTorch's fused attention fast path off (see :func:`attention_slow_path`).
         head_s, tail_s: measured seconds on this machine (sums of per-step medians), or
             ``None`` when the profile was not timed.
         step: the index of the head's last step (-1 for the input cut).
@@ -114,7 +115,8 @@ def profile_model(
     """Profile every cut of ``model`` from :func:`~aiflow_comm.split.list_split_points`.
 
     FLOPs are counted per step (a child of an ``nn.Sequential``, else an fx node) in one run of
-    ``example_input`` (eval mode, no gradients; training flags restored). A cut's head FLOPs
+    ``example_input`` (eval mode, no gradients; training flags restored; attention's fused
+    fast path off, :func:`attention_slow_path`, so that its matmuls count). A cut's head FLOPs
     are the sum over the steps at or before it, in execution order, its tail FLOPs the rest.
     With ``measure=True`` each step is also timed with ``clock`` over ``repeats`` runs after
     one warm-up, and a side's time is the sum of its steps' medians. On a shared, loaded
@@ -139,7 +141,7 @@ def profile_model(
             f"model has no cut point ({type(model).__name__} runs as a single step): "
             "nothing to search; give a model with at least two steps"
         )
-    steps = model_steps(model, leaf_modules)
+    steps = model_steps(model, leaf_modules, num_inputs=len(inputs))
     with evaluating(model), threads(num_threads):
         flops = steps.flops(inputs)
         seconds = steps.seconds(inputs, repeats, clock) if measure else None
@@ -159,15 +161,21 @@ def profile_model(
     return profile if seconds is None else profile.with_seconds(seconds)
 
 
-def model_steps(model: nn.Module, leaf_modules: Iterable[type[nn.Module]] | None = None) -> Any:
-    """The steps of ``model`` that :func:`profile_model` counts and times.
+def model_steps(
+    model: nn.Module,
+    leaf_modules: Iterable[type[nn.Module]] | None = None,
+    *,
+    num_inputs: int | None = None,
+) -> Any:
+    """The steps of ``model`` that :func:`profile_model` counts and times, for calls with
+    ``num_inputs`` positional inputs (see :func:`~aiflow_comm.split.trace_model`).
 
     An object with ``flops(inputs)`` and ``seconds(inputs, repeats, clock)`` (arrays, one
     value per step; run them in eval mode without gradients) and ``position(cut_name)``.
     """
     if is_plain_sequential(model):
         return _SequentialSteps(model)
-    return _GraphSteps(trace_model(model, leaf_modules))
+    return _GraphSteps(trace_model(model, leaf_modules, num_inputs=num_inputs))
 
 
 class _SequentialSteps:
@@ -184,10 +192,11 @@ class _SequentialSteps:
     def flops(self, inputs: tuple[torch.Tensor, ...]) -> np.ndarray:
         out = np.zeros(len(self.children))
         value = inputs[0]
-        for i, child in enumerate(self.children):
-            with FlopCounterMode(display=False) as counter:
-                value = child(value)
-            out[i] = counter.get_total_flops()
+        with attention_slow_path():
+            for i, child in enumerate(self.children):
+                with FlopCounterMode(display=False) as counter:
+                    value = child(value)
+                out[i] = counter.get_total_flops()
         return out
 
     def seconds(
@@ -250,7 +259,8 @@ class _GraphSteps:
                 value = step()
             return value, counter.get_total_flops()
 
-        return self._run(inputs, counted)
+        with attention_slow_path():
+            return self._run(inputs, counted)
 
     def seconds(
         self,
@@ -272,6 +282,22 @@ def _attribute(module: nn.Module, target: str) -> Any:
     for part in target.split("."):
         value = getattr(value, part)
     return value
+
+
+@contextmanager
+def attention_slow_path() -> Iterator[None]:
+    """PyTorch's attention fast path off inside, the previous setting restored after.
+
+    In eval mode without gradients ``nn.MultiheadAttention`` and the ``nn.Transformer*Layer``
+    s run fused native kernels that ``FlopCounterMode`` has no formula for: their FLOPs would
+    count as 0. The slow path computes the same outputs with ordinary matmuls.
+    """
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
 
 
 @contextmanager

@@ -149,7 +149,7 @@ def validate_plan_choice(
         raise ValueError(f"repeats must be a positive int; got {repeats!r}")
     inputs = example_inputs(example_input)
     profile = profile_model(model, inputs)
-    steps = model_steps(model)
+    steps = model_steps(model, num_inputs=len(inputs))
     heads: dict[str, Callable[[], Any]] = {}
     tails: dict[tuple[str, Codec], tuple[Callable[[], Any], int]] = {}
     with evaluating(model), threads(num_threads):
@@ -158,7 +158,7 @@ def validate_plan_choice(
                 features: Any = inputs
                 tail: Callable[[Any], Any] = lambda f: model(*f)  # noqa: E731
             else:
-                split = split_model(model, cut.name)
+                split = split_model(model, cut.name, inputs)
                 heads[cut.name] = lambda split=split: split.head(*inputs)
                 features, tail = split.head(*inputs), split.tail
             for codec in codecs:
@@ -213,8 +213,14 @@ def _timed_round(
 
 
 def _send(features: Any, codec: Codec) -> tuple[Any, int]:
-    """Every crossing tensor through the codec for real: ``(decoded features, bits sent)``."""
+    """Every crossing tensor through the codec for real: ``(decoded features, bits sent)``.
+
+    Tensors that are not floating point (token ids, masks) cross unchanged at their own width,
+    as a split model's link passes them and :func:`~aiflow_comm.search.payload_bits` prices them.
+    """
     if isinstance(features, torch.Tensor):
+        if not features.is_floating_point():
+            return features, 8 * features.element_size() * features.numel()
         if codec.bits == RAW_BITS:
             return features.float(), RAW_BITS * features.numel()
         message = quantize(features, codec.bits, codec.group_size,
