@@ -230,3 +230,67 @@ def test_bler_curve_under_strong_line_of_sight(rician_k):
         np.testing.assert_allclose(got, exact, rtol=1e-3)
     else:
         np.testing.assert_allclose(got, curve.bler_at(np.array(snrs)), rtol=1e-3)
+
+
+def _attempt_failure(fading: str, gain_threshold: np.ndarray, bler: float) -> np.ndarray:
+    """P[attempt fails]: outage |h|^2 < threshold (Rayleigh Exp(1); Rician K = 3 from
+    scipy.stats.rice), then ``bler`` on top."""
+    from scipy import stats
+
+    if fading == "rayleigh":
+        outage = -np.expm1(-gain_threshold)
+    else:
+        amp = stats.rice(math.sqrt(2 * 3.0), scale=1 / math.sqrt(2 * (3.0 + 1)))
+        outage = amp.cdf(np.sqrt(gain_threshold))
+    return 1 - (1 - outage) * (1 - bler)
+
+
+@pytest.mark.parametrize("fading", ["rayleigh", "rician"])
+def test_a_loss_target_picks_the_best_mcs_that_meets_it(fading):
+    """Brute force over NR-CQI entries: the best goodput among the entries whose loss p**4
+    (3 retransmissions) meets the target, none when no entry does."""
+    snrs = np.linspace(-10.0, 40.0, 26)
+    link = LinkModel(1e6, snrs.tolist(), fading, mcs="nr-cqi", rician_k=3.0, retransmissions=3)
+    target = 1e-3
+    state = link.link_state(max_loss=target)
+    eff = np.asarray(NR_CQI_TABLE.efficiency)
+    thresholds = 10 ** ((np.asarray(NR_CQI_TABLE.snr_db)[None, :] - snrs[:, None]) / 10)
+    p = _attempt_failure(fading, thresholds, NR_CQI_TABLE.bler)
+    goodput = np.where(p**4 <= target, eff * (1 - p), 0.0)
+    want = np.where(goodput.max(axis=1) > 0, eff[goodput.argmax(axis=1)], 0.0)
+    np.testing.assert_allclose(state.efficiency, want)
+    delivered = state.efficiency > 0
+    assert np.all(state.failure_prob[delivered] <= target * (1 + 1e-9))
+    assert np.all(np.diff(delivered.astype(int)) >= 0) and delivered[-1]  # feasible from an SNR on
+    assert not np.all(link.link_state().failure_prob[delivered] <= target)  # the target binds
+
+
+@pytest.mark.parametrize("fading", ["rayleigh", "rician"])
+def test_a_loss_target_caps_the_shannon_rate_at_its_outage(fading):
+    """Where the goodput rate loses too much, the rate is the largest whose loss meets the
+    target: loss equal to it, and a rate 1% higher over it (the outage from scipy)."""
+    snrs = np.array([0.0, 10.0, 20.0, 30.0])
+    link = LinkModel(1e6, snrs.tolist(), fading, rician_k=3.0, retransmissions=1)
+    target = 1e-4
+    free, bounded = link.link_state(), link.link_state(max_loss=target)
+    assert np.all(bounded.efficiency < free.efficiency)  # the goodput rates lose ~1e-2..1e-1
+    for scale, compare in ((1.0, "equal"), (1.01, "over")):
+        gain_needed = np.expm1(bounded.efficiency * scale * math.log(2)) / 10 ** (snrs / 10)
+        loss = _attempt_failure(fading, gain_needed, 0.0) ** 2
+        if compare == "equal":
+            np.testing.assert_allclose(loss, target, rtol=1e-6)
+        else:
+            assert np.all(loss > target)
+
+
+def test_a_reliability_target_offloads_at_a_lower_mcs():
+    """The tester's case: block Rayleigh, NR-CQI, 3 retransmissions, max_failure_prob 1e-3 at
+    30 dB: CQI 15 loses 4e-3, CQI 1 loses 1e-4 and still beats computing on the device."""
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4))
+    profile = profile_model(model, torch.randn(1, 64))
+    link = LinkModel(1e6, [30.0], "rayleigh", mcs="nr-cqi")
+    result = search_plans(profile, Tier("d", 1e5), Tier("e", 1e11), link, [Codec(8)],
+                          max_failure_prob=1e-3)  # fmt: skip
+    best = result.plans[result.best[0]]
+    assert best.offload and result.failure_prob[result.best[0], 0] <= 1e-3
+    assert result.latency_s[result.best[0], 0] < result.latency_s[0, 0]  # plan 0: the device

@@ -179,12 +179,27 @@ class LinkModel:
         """The MCS table or BLER curve in use (``None`` for Shannon)."""
         return MCS_NAMES[self.mcs] if isinstance(self.mcs, str) else self.mcs
 
-    def link_state(self, snr_db: object = None) -> LinkState:
-        """The rate, failure and time coefficients at ``snr_db`` (default: the model's states)."""
+    def link_state(self, snr_db: object = None, *, max_loss: float | None = None) -> LinkState:
+        """The rate, failure and time coefficients at ``snr_db`` (default: the model's states).
+
+        ``max_loss`` (a reliability target, e.g. the search's ``max_failure_prob``): under
+        block fading with retransmissions capped at ``M - 1``, the rate is chosen among those
+        whose payload loss ``p**M`` is at most ``max_loss``, the highest goodput among them
+        (or ``target_outage``'s rule); none (``eta = 0``) when no rate meets it. A BLER curve's
+        fixed rate, fast fading and no fading offer no choice: their loss is what it is.
+        """
         snr = np.atleast_1d(np.asarray(self.snr_db if snr_db is None else snr_db, float))
         if snr.ndim != 1 or not np.all(np.isfinite(snr)):
             raise ValueError(f"snr_db must be finite numbers (one per state); got {snr_db!r}")
-        eff, p = self._rate(snr)
+        bound = None  # the largest attempt failure probability the loss target allows
+        if max_loss is not None:
+            if isinstance(max_loss, bool) or not (
+                isinstance(max_loss, numbers.Real) and 0.0 <= max_loss <= 1.0
+            ):
+                raise ValueError(f"max_loss must be a number in [0, 1] or None; got {max_loss!r}")
+            if self.retransmissions is not None and max_loss < 1.0:
+                bound = float(max_loss) ** (1.0 / (self.retransmissions + 1))
+        eff, p = self._rate(snr, bound)
         p = np.clip(np.where(eff > 0, p, 1.0), 0.0, 1.0)
         if self.retransmissions is None:
             with np.errstate(divide="ignore"):
@@ -209,8 +224,9 @@ class LinkModel:
         """Expected seconds to send ``bits`` in each state: shape ``bits.shape + (S,)``."""
         return self.link_state(snr_db).tx_s(bits)
 
-    def _rate(self, snr_db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(efficiency, failure probability of one attempt)`` per state."""
+    def _rate(self, snr_db: np.ndarray, bound: float | None) -> tuple[np.ndarray, np.ndarray]:
+        """``(efficiency, failure probability of one attempt)`` per state; under block fading
+        the rate keeps that probability at most ``bound`` (``None``: no bound)."""
         table = self.table
         snr = 10.0 ** (snr_db / 10.0)
         zeros = np.zeros_like(snr)
@@ -233,12 +249,18 @@ class LinkModel:
             return table.efficiency_at(
                 10.0 * np.log10(np.expm1(capacity * _LN2))
             ), zeros + table.bler
-        return self._block_rate(snr_db, snr, table)
+        return self._block_rate(snr_db, snr, table, bound)
 
     def _block_rate(
-        self, snr_db: np.ndarray, snr: np.ndarray, table: McsTable | BlerCurve | None
+        self,
+        snr_db: np.ndarray,
+        snr: np.ndarray,
+        table: McsTable | BlerCurve | None,
+        bound: float | None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Rate choice and attempt failure under block fading (see the class docstring)."""
+        """Rate choice and attempt failure under block fading (see the class docstring), the
+        attempt failure at most ``bound``: goodput is unimodal in the rate and outage grows with
+        it, so the best rate within the bound is the unbounded choice or the bound's rate."""
         k, eps = min(self.rician_k, RICIAN_K_MAX), self.target_outage
         if isinstance(table, BlerCurve):
             p = average_bler(table, snr_db, self.fading, k)
@@ -248,11 +270,12 @@ class LinkModel:
             outage = gain_cdf(thresholds / snr[:, None], self.fading, k)  # (S, entries)
             p = 1.0 - (1.0 - outage) * (1.0 - table.bler)
             eff = np.asarray(table.efficiency)
+            allowed = p <= (1.0 if bound is None else bound)
             if eps is None:  # the best goodput, or none (-1) where no entry ever delivers
-                goodput = eff * (1.0 - p)
+                goodput = np.where(allowed, eff * (1.0 - p), 0.0)
                 best = np.where(goodput.max(axis=1) > 0, np.argmax(goodput, axis=1), -1)
             else:  # the highest entry within the outage target, or none (-1)
-                ok = outage <= eps
+                ok = (outage <= eps) & allowed
                 best = np.where(
                     ok.any(axis=1), ok.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1), -1
                 )
@@ -264,11 +287,23 @@ class LinkModel:
                 rate = special.lambertw(snr).real / _LN2
             else:
                 rate = np.asarray(outage_capacity_rayleigh(eps, snr_db))
+            if bound is not None:
+                within = np.asarray(outage_capacity_rayleigh(bound, snr_db)) if bound > 0 else 0.0
+                rate = np.minimum(rate, within)
             return rate, np.asarray(outage_probability_rayleigh(rate, snr_db))
-        if eps is not None:
-            gain = _stats().ncx2.ppf(eps, 2, 2.0 * k) / (2.0 * (k + 1.0))
+        if eps is not None or bound is not None:
+            level = min(1.0 if eps is None else eps, 1.0 if bound is None else bound)
+            gain = _stats().ncx2.ppf(level, 2, 2.0 * k) / (2.0 * (k + 1.0))
             rate = np.log2(1.0 + snr * gain)
+            if eps is None:  # the goodput choice where it is within the bound
+                free, free_outage = self._rician_goodput_rate(snr, k)
+                rate = np.where(free_outage <= level, free, rate)
             return rate, gain_cdf(np.expm1(rate * _LN2) / snr, "rician", k)
+        return self._rician_goodput_rate(snr, k)
+
+    @staticmethod
+    def _rician_goodput_rate(snr: np.ndarray, k: float) -> tuple[np.ndarray, np.ndarray]:
+        """The best goodput of 512 quantile rates under Rician block fading, and its outage."""
         n = 512
         levels = (np.arange(n) + 0.5) / n  # outage probability of each candidate rate
         rates = np.log2(1.0 + snr[:, None] * gain_quantiles("rician", k, n))

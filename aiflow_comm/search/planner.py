@@ -81,14 +81,11 @@ def search_plans(
     cost (the first in plan order on ties). The result and output are not returned to the
     device (not modelled); codec compute other than projections is not modelled either.
 
-    Limitation: ``max_failure_prob`` filters plans at the rate ``link`` already chose per state
-    (the highest goodput, or ``target_outage``); it does not choose a slower rate that meets
-    it. A lower rate can: NR CQI under block Rayleigh at 30 dB with 3 retransmissions picks
-    CQI 15 (loss 4e-3), so ``max_failure_prob=1e-3`` rules out every offload although CQI 1
-    loses 1e-4 (and may still beat the device); feasibility need not grow with SNR either. To
-    bound the loss by the rate choice, give the link a ``target_outage`` (Shannon or an MCS
-    table; the loss is then at most ``(1 - (1 - target_outage) (1 - bler)) ** (retransmissions
-    + 1)``).
+    With ``max_failure_prob`` the link chooses its rate per state among those whose loss meets
+    it (:meth:`LinkModel.link_state`'s ``max_loss``: under block fading, a slower MCS or
+    Shannon rate that keeps ``p**M`` within the target), so a reliability target does not rule
+    out offloading that a lower rate would allow. With a backhaul, the two hops' losses combine
+    and the plan's total is filtered again.
 
     Everything after :func:`plan_costs` is numpy over ``(P, S)`` arrays: one pass per state
     set, no Python loop over plans or states (:func:`~aiflow_comm.search.exhaustive_search`
@@ -153,7 +150,7 @@ def _evaluate(
     min_accuracy: float | None,
     max_failure_prob: float | None,
 ) -> SearchResult:
-    state = link.link_state(snr)
+    state = link.link_state(snr, max_loss=max_failure_prob)
     sends = costs.sends[:, None]
     with np.errstate(invalid="ignore"):
         tx = np.where(

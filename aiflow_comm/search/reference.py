@@ -107,7 +107,7 @@ def exhaustive_search(
     best: list[int] = []
     costs: list[list[float]] = [[] for _ in plans]
     for s, snr in enumerate(states):
-        state = link.link_state([snr])
+        state = link.link_state([snr], max_loss=max_failure_prob)
         per_bit, fixed = float(state.seconds_per_bit[0]), float(state.fixed_s[0])
         fail1 = float(state.failure_prob[0])
         index = -1
