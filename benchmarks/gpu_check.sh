@@ -662,7 +662,12 @@ fi
 # ---- 5. the test suite's CUDA and Triton tests ---------------------------------------------------
 if [ "${SKIP_PYTEST:-0}" != "1" ]; then
   say "pytest -q tests -k 'cuda or triton' (log: $LOGS/pytest.log)"
-  # PYTEST_PATHS: test files to collect (default all of tests/; those of the channels need Sionna)
+  # PYTEST_PATHS: test files to collect (default all of tests/, or without Sionna, which the
+  # channel tests import, the kernel tests only)
+  if [ -z "${PYTEST_PATHS:-}" ] && ! "$PY" -c "import sionna.phy" > /dev/null 2>&1; then
+    PYTEST_PATHS="tests/test_fused_triton.py tests/test_backends_exact.py tests/test_fused.py"
+    say "no Sionna here: pytest collects $PYTEST_PATHS"
+  fi
   # shellcheck disable=SC2086
   run_logged pytest.log "${PYTEST_TIMEOUT:-360}" 25 "$PY" -m pytest -q -p no:cacheprovider \
     ${PYTEST_PATHS:-tests} -k "cuda or triton"
