@@ -20,9 +20,13 @@ SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "ddp_train.py"
 
 
 def train(tmp_path: Path, name: str, launcher: list[str], *options: str) -> dict[str, torch.Tensor]:
+    """One process, one thread as each worker of :func:`train_two_ranks`: a matmul summed in
+    another order by another thread count could move a fake-quantization code across a rounding
+    boundary, and the runs would part by more than rounding."""
     out = tmp_path / f"{name}.pt"
     command = [*launcher, str(SCRIPT), "--steps", "4", "--out", str(out), *options]
-    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    subprocess.run(command, check=True, capture_output=True, timeout=300, env=env)
     return torch.load(out)
 
 
