@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aiflow_comm.codec import QuantizedTensor, dequantize, fake_quantize, quantize
+from aiflow_comm.codec import QuantizedTensor, dequantize, fake_quantize, quantize, sparsify
 from aiflow_comm.kernels import available_backends
 
 BACKENDS = available_backends("cpu")
@@ -224,3 +224,51 @@ def test_from_kernel_builds_what_the_checked_constructor_builds() -> None:
                                   q.group_size, q.scheme)  # fmt: skip
         assert checked.to_bytes() == q.to_bytes() and q.shape == (3, 5, 40)
         assert (q.scheme == "symmetric") == symmetric and (q.zero_points is None) == symmetric
+
+
+def test_fake_quantize_output_may_be_changed_in_place():
+    """A tail opening with ReLU(inplace=True) right after the cut (torchvision's style)."""
+    x = torch.randn(4, 64, requires_grad=True)
+    linear = torch.nn.Linear(64, 2)
+    tail = torch.nn.Sequential(torch.nn.ReLU(inplace=True), linear)
+    tail(fake_quantize(x, 4, 16)).sum().backward()
+    # the same straight-through estimator written out: x + (decoded - x).detach()
+    written = x.detach().clone().requires_grad_()
+    decoded = dequantize(quantize(written.detach(), 4, 16))
+    linear(torch.relu(written + (decoded - written).detach())).sum().backward()
+    assert torch.equal(x.grad, written.grad)
+
+
+@pytest.mark.parametrize("backend", ["torch", "cpp"])
+def test_quantized_buffers_never_carry_autograd_history(backend):
+    """A tensor that requires grad, or a Parameter, quantizes like a plain tensor on every
+    backend: codes and scales are data, fake_quantize is the differentiable path."""
+    x = torch.tensor([[1.0, -2.0, 0.5, 0.25]], requires_grad=True)
+    for source in (x, torch.nn.Parameter(x.detach().clone())):
+        q = quantize(source, 8, 4, backend=backend)
+        assert not q.scales.requires_grad and q.scales.grad_fn is None
+        assert torch.equal(q.codes, quantize(x.detach(), 8, 4, backend=backend).codes)
+    sparse = sparsify(x, k=2, group_size=4)
+    assert not sparse.scales.requires_grad and sparse.scales.numpy().shape == (1, 1)
+
+
+def test_a_dynamic_batch_stays_symbolic():
+    class RoundTrip(torch.nn.Module):
+        def forward(self, x):
+            return dequantize(quantize(x, 4, 16))
+
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(RoundTrip(), (torch.randn(4, 3, 40),),
+                                  dynamic_shapes={"x": {0: batch}})  # fmt: skip
+    for rows in (2, 7):
+        x = torch.randn(rows, 3, 40)
+        assert torch.equal(program.module()(x), RoundTrip()(x))
+
+
+def test_layout_sizes_must_be_non_negative_ints():
+    with pytest.raises(ValueError, match=r"shape must hold ints >= 0; got \(-1, -3, 8\)"):
+        QuantizedTensor(torch.zeros(3, 8, dtype=torch.uint8), torch.ones(3, 2), None,
+                        (-1, -3, 8), torch.float32, 8, 4, "symmetric")  # fmt: skip
+    with pytest.raises(ValueError, match=r"shape must hold ints >= 0; got \(3.0, 8.0\)"):
+        QuantizedTensor(torch.zeros(3, 8, dtype=torch.uint8), torch.ones(3, 2), None,
+                        (3.0, 8.0), torch.float32, 8, 4, "symmetric")  # fmt: skip

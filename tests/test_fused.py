@@ -499,3 +499,12 @@ def test_unchecked_non_finite_projections_give_non_finite_scales(out_features, b
     assert not torch.isfinite(quiet.scales[37]).any()
     with pytest.raises(ValueError, match="NaN or Inf"):
         project_quantize_linear(bad_x, layer, 8, 4, backend=backend)
+
+
+def test_a_same_padded_pointwise_conv_is_a_projection():
+    conv = nn.Conv2d(8, 4, 1, padding="same")
+    x = torch.randn(2, 8, 3, 5)
+    q = project_quantize_conv1x1(x, conv, 8, 4, backend="torch")
+    want = project_quantize(x.permute(0, 2, 3, 1), conv.weight[:, :, 0, 0], conv.bias, 8, 4,
+                            backend="torch")  # fmt: skip
+    assert torch.equal(q.codes, want.codes) and torch.equal(q.scales, want.scales)

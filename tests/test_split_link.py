@@ -237,3 +237,12 @@ def test_a_conv_encoder_over_a_digital_link_at_high_snr_equals_the_perfect_link(
     assert torch.allclose(digital(features), decoder(sent.dequantize().movedim(-1, 1)), atol=1e-5)
     assert digital.erasures == 0
     assert torch.allclose(digital(features), perfect(features), atol=1e-5)
+
+
+def test_training_through_an_in_place_decoder():
+    """The decoder may open with ReLU(inplace=True): fake quantization hands it a fresh tensor."""
+    decoder = nn.Sequential(nn.ReLU(inplace=True), nn.Linear(64, 8))
+    link = SplitLink(bits=4, group_size=16, decoder=decoder).train()
+    x = torch.randn(4, 64, requires_grad=True)
+    link(x).sum().backward()
+    assert x.grad is not None and bool(torch.isfinite(x.grad).all())

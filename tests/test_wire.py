@@ -139,3 +139,27 @@ def test_non_finite_scales_are_neither_encoded_nor_decoded():
     good[-4:] = struct.pack("<I", zlib.crc32(bytes(good[:-4])))
     with pytest.raises(WireFormatError, match="scale is NaN or Inf"):
         QuantizedTensor.from_bytes(bytes(good))
+
+
+def _message(shape: tuple[int, ...], scales: bytes = b"") -> bytes:
+    """A symmetric 8-bit AIFQ message of ``shape``, group 4, zero payload but ``scales``."""
+    body = b"AIFQ" + bytes([VERSION, 0, 8, 0]) + struct.pack("<I", 4) + bytes([len(shape), 0, 0, 0])
+    body += struct.pack(f"<{len(shape)}Q", *shape) + scales
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+@pytest.mark.parametrize("shape", [(0, 2**64 - 1), (2**63, 0), (2**33, 2**33, 0)])
+def test_shapes_larger_than_a_tensor_are_wire_format_errors(shape):
+    with pytest.raises(WireFormatError, match="larger than a tensor can be"):
+        QuantizedTensor.from_bytes(_message(shape))
+
+
+def test_negative_scales_and_strided_views():
+    good = quantize(torch.randn(1, 4), 8, 4).to_bytes()
+    body = bytearray(good[:-4])
+    body[-4:] = struct.pack("<f", -1.0)  # the one scale
+    with pytest.raises(WireFormatError, match="a scale is negative"):
+        QuantizedTensor.from_bytes(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
+    strided = memoryview(bytes(b for byte in good for b in (byte, 0)))[::2]
+    assert not strided.c_contiguous
+    assert QuantizedTensor.from_bytes(strided).to_bytes() == good

@@ -10,11 +10,13 @@ __all__ = ["fake_quantize", "straight_through"]
 
 
 class _StraightThrough(torch.autograd.Function):
-    """Forward: the decoded codes. Backward: the incoming gradient, unchanged."""
+    """Forward: a copy of the decoded codes (an input returned as it is would be a view that
+    in-place ops, such as a following ``ReLU(inplace=True)``, may not change). Backward: the
+    incoming gradient, unchanged."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
-        return decoded
+        return decoded.clone()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:

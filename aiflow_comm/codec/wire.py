@@ -22,6 +22,7 @@ end-4   4      CRC32 (zlib) of every byte before it
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 
@@ -54,6 +55,7 @@ MAGIC = b"AIFQ"
 VERSION = 1
 MAX_NDIM = 32
 _HEADER = struct.Struct("<4sBBBBIB3s")
+_MAX_ELEMENTS = 2**63 - 1  # torch's sizes and element counts are int64
 _CRC = struct.Struct("<I")
 
 
@@ -114,7 +116,8 @@ def byte_view(buf: bytes | bytearray | memoryview) -> memoryview:
     """``buf`` as a flat view of bytes; ``TypeError`` unless bytes, bytearray or memoryview."""
     if not isinstance(buf, bytes | bytearray | memoryview):
         raise TypeError(f"buf must be bytes, bytearray or memoryview; got {type(buf).__name__}")
-    return memoryview(buf).cast("B")
+    view = memoryview(buf)
+    return view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
 
 
 def open_message(
@@ -157,11 +160,18 @@ def check_quant_fields(scheme: int, bits: int, dtype: int) -> None:
 
 
 def read_shape(view: memoryview, ndim: int, start: int) -> tuple[tuple[int, ...], int]:
-    """The shape field of ``ndim`` uint64s at ``start``, and the offset just past it."""
+    """The shape field of ``ndim`` uint64s at ``start``, and the offset just past it.
+
+    Every dimension, and the element count, must fit torch's int64 sizes (a shape with a zero
+    needs no payload, so only this check stops ``(0, 2**64 - 1)``).
+    """
     offset = start + 8 * ndim
     if offset + _CRC.size > len(view):
         raise WireFormatError("buffer ends inside the shape field")
-    return struct.unpack_from(f"<{ndim}Q", view, start), offset
+    shape = struct.unpack_from(f"<{ndim}Q", view, start)
+    if max(shape, default=0) > _MAX_ELEMENTS or math.prod(d for d in shape if d) > _MAX_ELEMENTS:
+        raise WireFormatError(f"invalid shape {shape}: larger than a tensor can be")
+    return shape, offset
 
 
 def read_payload(
@@ -175,7 +185,7 @@ def read_payload(
     """Codes, scales and zero points of ``layout`` at ``offset``, and the offset past them.
 
     The message must end ``trailing`` bytes after them, then its CRC32: any other length raises,
-    and so does a NaN or Inf scale or zero point (no encoder writes one).
+    and so does a NaN, Inf or negative scale or a NaN or Inf zero point (no encoder writes one).
     """
     groups = layout.rows * layout.num_groups
     sections = [layout.rows * layout.row_bytes, 4 * groups, 4 * groups if asymmetric else 0]
@@ -192,6 +202,8 @@ def read_payload(
     for name, values in (("scale", scales), ("zero point", zero_points)):
         if values is not None and not bool(torch.isfinite(values).all()):
             raise WireFormatError(f"a {name} is NaN or Inf")
+    if bool((scales < 0).any()):  # amax / qmax or (max - min) / levels: never negative
+        raise WireFormatError("a scale is negative")
     return codes, scales, zero_points, offset + sections[2]
 
 

@@ -22,7 +22,8 @@ POINTWISE = {"kernel_size": (1, 1), "stride": (1, 1), "padding": (0, 0), "groups
 
 def _mismatches(conv: nn.Conv2d) -> dict[str, object]:
     """The settings of ``conv`` that keep it from being a pointwise projection."""
-    padding = (0, 0) if conv.padding == "valid" else conv.padding
+    unpadded = conv.padding == "valid" or (conv.padding == "same" and conv.kernel_size == (1, 1))
+    padding = (0, 0) if unpadded else conv.padding
     found = {"kernel_size": conv.kernel_size, "stride": conv.stride, "padding": padding,
              "groups": conv.groups}  # fmt: skip
     return {name: value for name, value in found.items() if value != POINTWISE[name]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, replace
 
 import torch
@@ -23,6 +24,16 @@ FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # The wire formats store group_size in 32 bits; below 2**31 it is also a non-negative int32. A
 # group wider than a row is that row (one group of row_len values, the same bytes).
 MAX_GROUP_SIZE = 2**31 - 1
+
+
+def _size(size: object, shape: object) -> int | torch.SymInt:
+    """One dimension of ``shape``: a symbolic size as it is (no specialization), else an int
+    >= 0, or ``ValueError``."""
+    if isinstance(size, torch.SymInt):
+        return size
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 0:
+        raise ValueError(f"shape must hold ints >= 0; got {tuple(shape)}")
+    return int(size)
 
 
 @dataclass(frozen=True)
@@ -47,18 +58,27 @@ class GroupLayout:
     bits: int
     group_size: int
 
+    def __post_init__(self) -> None:
+        for name in ("rows", "row_len"):
+            value = getattr(self, name)
+            if not isinstance(value, torch.SymInt) and (
+                isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0
+            ):
+                raise ValueError(f"{name} must be an int >= 0; got {value!r}")
+
     @classmethod
     def of(cls, shape: tuple[int, ...] | torch.Size, bits: int, group_size: int) -> GroupLayout:
-        """The layout of a tensor of ``shape`` (at least one dimension, last one non-empty)."""
+        """The layout of a tensor of ``shape`` (at least one dimension, each an int >= 0; a
+        symbolic size, under ``torch.compile`` or ``torch.export``, stays symbolic)."""
         if len(shape) == 0:
             raise ValueError(
                 "x must have at least one dimension; got a 0-d tensor (use x.reshape(1))"
             )
-        row_len = int(shape[-1])
+        sizes = [_size(size, shape) for size in shape]
         rows = 1
-        for size in shape[:-1]:
-            rows *= int(size)
-        return cls(rows=rows, row_len=row_len, bits=bits, group_size=group_size)
+        for size in sizes[:-1]:
+            rows *= size
+        return cls(rows=rows, row_len=sizes[-1], bits=bits, group_size=group_size)
 
     def within_row(self) -> GroupLayout:
         """This layout with groups no wider than the row (:func:`row_group_size`): the same

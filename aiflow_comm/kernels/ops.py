@@ -50,6 +50,12 @@ def rows_of(x: torch.Tensor) -> torch.Tensor:
     return rows
 
 
+def _plain(x: torch.Tensor) -> torch.Tensor:
+    """``x`` without autograd history (a ``Parameter`` becomes a plain tensor): the codes carry
+    no gradient, and every backend must return the same untracked outputs."""
+    return x if type(x) is torch.Tensor and not x.requires_grad else x.detach()
+
+
 def all_finite(values: torch.Tensor) -> bool:
     """Whether ``values`` holds no NaN or Inf; one native pass for float32 CPU tensors, where
     ``torch.isfinite(values).all()`` costs three ops (~17 us on a few hundred scales).
@@ -144,7 +150,8 @@ def quantize_packed(
     ``seed < 0`` rounds to nearest (half to even); ``0 <= seed < 2**32`` rounds stochastically
     with the counter-based noise of :func:`~aiflow_comm.kernels.reference.uniform_noise`.
 
-    ``check_finite`` raises ``ValueError`` when a group's scale is not finite (NaN or Inf in
+    The outputs carry no gradient (``x`` is read detached). ``check_finite`` raises
+    ``ValueError`` when a group's scale is not finite (NaN or Inf in
     ``x``, or an asymmetric range over float32's). The check reads the scales back, which on a
     GPU waits for the kernel (a device sync per call); ``check_finite=False`` skips it, the
     explicit policy for hot GPU loops: such a group then has a non-finite scale and decodes to
@@ -169,7 +176,7 @@ def quantize_packed(
         raise ValueError("x must have at least one dimension; got a 0-d tensor (use x.reshape(1))")
     chosen = resolve_backend(backend, x.device)
     return _quantize_op(
-        x, bits, group_size, bool(symmetric), max(seed, -1), chosen, bool(check_finite)
+        _plain(x), bits, group_size, bool(symmetric), max(seed, -1), chosen, bool(check_finite)
     )
 
 

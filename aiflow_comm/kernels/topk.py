@@ -115,7 +115,8 @@ def topk_quantize_packed(
     if x.dim() == 0:
         raise ValueError("x must have at least one dimension; got a 0-d tensor (use x.reshape(1))")
     chosen = resolve_topk_backend(backend, x.device, group_size)
-    return _topk_quantize_op(x, k, bits, group_size, bool(symmetric), chosen)
+    plain = x if type(x) is torch.Tensor and not x.requires_grad else x.detach()  # no gradient
+    return _topk_quantize_op(plain, k, bits, group_size, bool(symmetric), chosen)
 
 
 def topk_dequantize_packed(
