@@ -252,8 +252,13 @@ def _demo(args: argparse.Namespace) -> None:
         quantization_demo,
         split_point_sizes,
     )
+    from aiflow_comm.kernels.layout import check_quant_args
     from aiflow_comm.recipes.digits import digits_cnn, format_table
 
+    try:
+        check_quant_args(8, args.group_size)
+    except ValueError as error:
+        raise SystemExit(f"aiflow-comm demo: --group-size: {error}") from error
     result = digits_demo(smoke=args.smoke, seed=args.seed, progress="off" if args.json else "auto")
     points = split_point_sizes(digits_cnn(), torch.zeros(1, 1, 8, 8))
     rows = quantization_demo(group_size=args.group_size)

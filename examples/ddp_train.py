@@ -105,7 +105,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backend", default="gloo")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--emulate-world-size", type=int, default=0)
+    parser.add_argument(
+        "--emulate-world-size", type=int, default=0,
+        help="train that many replicas in one process (default: 1 without torchrun)",
+    )
     parser.add_argument("--out", help="save the trained weights here (rank 0)")
     parser.add_argument(
         "--watchdog-s", type=float, help="print every thread's stack and exit after this long"
@@ -114,6 +117,8 @@ def main() -> None:
     if args.watchdog_s:
         faulthandler.dump_traceback_later(args.watchdog_s, exit=True)
     distributed = "RANK" in os.environ and not args.emulate_world_size
+    if not distributed and args.emulate_world_size < 1:
+        args.emulate_world_size = 1
     state = train_ddp(args) if distributed else train_emulated(args)
     if state and args.out:
         torch.save(state, args.out)

@@ -102,3 +102,8 @@ def test_console_script_entry_point_runs():
         [sys.executable, "-m", "aiflow_comm.cli", "--version"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "aiflow-comm" in result.stdout
+
+
+def test_demo_checks_its_group_size_before_training():
+    with pytest.raises(SystemExit, match="--group-size: group_size must be in"):
+        main(["demo", "--group-size", "0"])

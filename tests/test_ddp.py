@@ -73,3 +73,9 @@ def test_rank_seed_without_a_process_group() -> None:
     assert rank_seed(np.int64(3)) == 3 and type(rank_seed(np.int64(3))) is int
     with pytest.raises(ValueError, match="seed"):
         rank_seed(-1)
+
+
+def test_the_example_runs_as_one_process_without_torchrun(tmp_path: Path) -> None:
+    plain = train(tmp_path, "plain", [sys.executable])
+    one = train(tmp_path, "one", [sys.executable], "--emulate-world-size", "1")
+    assert plain.keys() == one.keys() and all(torch.equal(plain[k], one[k]) for k in plain)

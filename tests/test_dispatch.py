@@ -44,5 +44,5 @@ def test_a_dispatch_mode_sees_the_registered_op_and_results_agree() -> None:
     assert all(torch.equal(a, b) for a, b in zip(direct, through_dispatcher, strict=True))
     assert all(
         torch.equal(a, b)
-        for a, b in zip(direct, _quantize_op.op(x, 4, 16, True, -1, "torch"), strict=True)
+        for a, b in zip(direct, _quantize_op.op(x, 4, 16, True, -1, "torch", True), strict=True)
     )

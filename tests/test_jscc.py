@@ -26,6 +26,7 @@ from aiflow_comm.semantic import (
     psnr_db,
     sdr_db,
 )
+from aiflow_comm.semantic.snr_adaptive import snr_column
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -429,3 +430,10 @@ def test_opta_by_hand() -> None:
     assert opta_sdr_db(0.5, 0.0) == pytest.approx(10 * math.log10(2))
     with pytest.raises(ValueError, match=r"ratio must be a finite number > 0; got 0"):
         opta_sdr_db(0, 10.0)
+
+
+def test_psnr_needs_a_batch_dimension_and_snr_tensors_must_be_finite() -> None:
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        psnr_db(torch.zeros(4), torch.ones(4))
+    with pytest.raises(ValueError, match=r"snr_db must be finite; got \[nan, 10.0\]"):
+        snr_column(torch.tensor([float("nan"), 10.0]), torch.zeros(2, 3))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -246,3 +247,29 @@ def test_training_through_an_in_place_decoder():
     x = torch.randn(4, 64, requires_grad=True)
     link(x).sum().backward()
     assert x.grad is not None and bool(torch.isfinite(x.grad).all())
+
+
+def test_keep_mode_counts_the_codes_it_sends() -> None:
+    """With on_error="keep" only the packed codes cross the link: 4 bits x 64 values."""
+    keep = SplitLink(bits=4, group_size=16, link=DigitalLink("qpsk"), snr_db=10.0,
+                     on_error="keep")  # fmt: skip
+    features = torch.randn(2, 64)
+    assert keep.payload_bits(features) == 4 * 64 and keep.channel_uses(features) == 4 * 64 // 2
+    erase = SplitLink(bits=4, group_size=16, link=DigitalLink("qpsk"), snr_db=10.0)
+    assert erase.payload_bits(features) == 8 * len(erase.encode(features[:1]))
+
+
+def test_forward_snr_values_are_checked() -> None:
+    digital = SplitLink(bits=4, group_size=16, link=DigitalLink("qpsk", generator=0),
+                        snr_db=10.0)  # fmt: skip
+    features = torch.randn(3, 32)
+    for mode in (digital.train, digital.eval):
+        mode()
+        with pytest.raises(ValueError, match=r"one value or one per example \(3\); got shape"):
+            digital(features, snr_db=torch.tensor([30.0, 30.0, 30.0, -5.0, 7.0]))
+        with pytest.raises(TypeError, match="forward's snr_db must be a number or a real tensor"):
+            digital(features, snr_db=(0.0, 10.0))
+        with pytest.raises(ValueError, match="snr_db must be finite"):
+            digital(features, snr_db=float("nan"))
+        assert digital(features, snr_db=np.float32(30.0)).shape == (3, 32)
+    assert SplitLink(bits=4, link=AnalogLink(), snr_db=np.int64(10)).snr_db == 10.0

@@ -33,6 +33,11 @@ def psnr_db(
     _check_pair(reference, estimate)
     if not (math.isfinite(max_value) and max_value > 0):
         raise ValueError(f"max_value must be a finite number > 0; got {max_value}")
+    if reference.dim() < 2:
+        raise ValueError(
+            f"reference and estimate must be (batch, ...) with at least 2 dimensions (one PSNR "
+            f"per example); got shape {tuple(reference.shape)}"
+        )
     error = (reference.double() - estimate.double()).pow(2).flatten(1).mean(dim=1)
     return (10 * torch.log10(max_value**2 / error)).float()
 

@@ -40,6 +40,8 @@ def snr_column(snr_db: float | torch.Tensor | None, like: torch.Tensor) -> torch
             f"snr_db must be a number, a 0-d tensor or one value per example (shape ({batch},)); "
             f"got shape {tuple(snr_db.shape)}"
         )
+    if snr_db.device.type == "cpu" and not bool(torch.isfinite(snr_db).all()):
+        raise ValueError(f"snr_db must be finite; got {snr_db.tolist()}")
     return snr_db.to(dtype=like.dtype, device=like.device).reshape(-1, 1).expand(batch, 1)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
@@ -35,7 +36,7 @@ def _check_snr_setting(snr_db: SnrSetting) -> SnrSetting:
         if not (math.isfinite(low) and math.isfinite(high) and low <= high):
             raise ValueError(f"snr_db range must be finite with low <= high; got {snr_db}")
         return (low, high)
-    if isinstance(snr_db, int | float) and not isinstance(snr_db, bool):
+    if isinstance(snr_db, numbers.Real) and not isinstance(snr_db, bool):
         if not math.isfinite(snr_db):
             raise ValueError(f"snr_db must be finite; got {snr_db}")
         return float(snr_db)
@@ -154,9 +155,10 @@ class SplitLink(nn.Module):
     def draw_snr_db(
         self, batch: int, device: torch.device, snr_db: float | torch.Tensor | None = None
     ) -> float | torch.Tensor:
-        """Each example's SNR: ``snr_db`` if given, else the setting (fixed, or drawn)."""
+        """Each example's SNR: ``snr_db`` if given (a number, or a tensor of one value or one
+        per example), else the setting (fixed, or drawn)."""
         if snr_db is not None:
-            return snr_db
+            return self._checked_snr(snr_db, batch)
         if self.snr_db is None:
             raise ValueError("no SNR: set snr_db in the constructor or pass it to forward")
         if isinstance(self.snr_db, float):
@@ -164,6 +166,25 @@ class SplitLink(nn.Module):
         low, high = self.snr_db
         uniform = torch.rand(batch, generator=self.random.generator(device), device=device)
         return low + (high - low) * uniform
+
+    def _checked_snr(self, snr_db: object, batch: int) -> float | torch.Tensor:
+        """``forward``'s ``snr_db``, or a ``TypeError``/``ValueError`` that names it. A digital
+        link sends example by example, so it needs one value or exactly one per example."""
+        if isinstance(snr_db, numbers.Real) and not isinstance(snr_db, bool):
+            if not math.isfinite(snr_db):
+                raise ValueError(f"snr_db must be finite; got {snr_db}")
+            return float(snr_db)
+        if not isinstance(snr_db, torch.Tensor) or snr_db.is_complex():
+            raise TypeError(
+                f"forward's snr_db must be a number or a real tensor (one value per example); "
+                f"got {snr_db!r}"
+            )
+        if isinstance(self.link, DigitalLink) and snr_db.numel() not in (1, batch):
+            raise ValueError(
+                f"snr_db must hold one value or one per example ({batch}); got shape "
+                f"{tuple(snr_db.shape)}"
+            )
+        return snr_db
 
     def encode(self, features: torch.Tensor) -> bytes:
         """Deployment, device side: encoder, quantization and the wire format's bytes."""
@@ -174,8 +195,12 @@ class SplitLink(nn.Module):
         return self._decoded_codes(QuantizedTensor.from_bytes(payload))
 
     def payload_bits(self, features: torch.Tensor) -> int:
-        """Bits one example of ``features`` takes on the wire (float32 values without ``bits``)."""
+        """Bits one example of ``features`` takes on the link: the wire message, or with a
+        digital link and ``on_error="keep"`` the packed codes alone (what crosses it; the header
+        and scales are assumed delivered apart), float32 values without ``bits``."""
         _check_example(features)
+        if self.bits is not None and self.on_error == "keep" and self.link is not None:
+            return 8 * self._quantized(features[:1]).codes.numel()
         if self.bits is not None:
             return 8 * len(self.encode(features[:1]))
         with torch.no_grad():
@@ -230,8 +255,10 @@ class SplitLink(nn.Module):
         if features.shape[0] == 0:  # no packet to send
             return self._sent_codes(features)
         received = []
+        if isinstance(snr, torch.Tensor):
+            snr = snr.reshape(-1).expand(features.shape[0])  # one value or one per example
         for i in range(features.shape[0]):
-            snr_i = snr[i] if isinstance(snr, torch.Tensor) and snr.dim() > 0 else snr
+            snr_i = snr[i] if isinstance(snr, torch.Tensor) else snr
             received.append(self._receive(self._quantized(features[i : i + 1]), snr_i))
         return torch.cat(received).movedim(-1, self.group_dim)
 
