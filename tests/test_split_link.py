@@ -273,3 +273,9 @@ def test_forward_snr_values_are_checked() -> None:
             digital(features, snr_db=float("nan"))
         assert digital(features, snr_db=np.float32(30.0)).shape == (3, 32)
     assert SplitLink(bits=4, link=AnalogLink(), snr_db=np.int64(10)).snr_db == 10.0
+
+
+def test_keep_mode_over_an_analog_link_counts_the_message() -> None:
+    analog = SplitLink(bits=4, group_size=16, link=AnalogLink(), snr_db=10.0, on_error="keep")
+    features = torch.randn(2, 64)
+    assert analog.payload_bits(features) == 8 * len(analog.encode(features[:1]))

@@ -249,7 +249,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     Returns ``{"recipe": "digits", "options": ..., "base_accuracy": ..., "split": ...,
     "results": rows}``, one row per (setting, bits, ratio, SNR) with ``setting``, ``bits``,
     ``ratio``, ``snr_db``, ``accuracy`` (over the real link, eval mode), ``clean_accuracy``
-    (same model over a perfect link), ``payload_bits`` (wire format, per example) and
+    (same model over a perfect link), ``payload_bits`` (per example: the packed codes over the
+    digital link, which keeps bit errors; the wire message over the analog link) and
     ``channel_uses`` (complex symbols per example).
     """
     options = _options(args)

@@ -199,7 +199,7 @@ class SplitLink(nn.Module):
         digital link and ``on_error="keep"`` the packed codes alone (what crosses it; the header
         and scales are assumed delivered apart), float32 values without ``bits``."""
         _check_example(features)
-        if self.bits is not None and self.on_error == "keep" and self.link is not None:
+        if self.bits is not None and self.on_error == "keep" and isinstance(self.link, DigitalLink):
             return 8 * self._quantized(features[:1]).codes.numel()
         if self.bits is not None:
             return 8 * len(self.encode(features[:1]))
