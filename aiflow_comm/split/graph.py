@@ -151,16 +151,27 @@ def follow_model_attributes(gm: fx.GraphModule, model: nn.Module) -> None:
     >>> gm(torch.ones(1))
     tensor([3.])
     """
-    targets = [n.target for n in gm.graph.nodes if n.op == "get_attr"]
-    if not targets:
+    pairs = []  # (the model's module that owns the tensor, gm's copy of it, the name)
+    for node in gm.graph.nodes:
+        if node.op == "get_attr":
+            path, _, name = node.target.rpartition(".")
+            pairs.append((model.get_submodule(path), gm.get_submodule(path), name))
+    if not pairs:
         return
 
     def refresh(module: nn.Module, args: object) -> None:
-        for target in targets:
-            path, _, name = target.rpartition(".")
-            live = getattr(model.get_submodule(path), name)
-            holder = gm.get_submodule(path)
-            if getattr(holder, name) is not live:
+        for owner, holder, name in pairs:
+            live = _attribute(owner, name)
+            if _attribute(holder, name) is not live:
                 setattr(holder, name, live)
 
     gm.register_forward_pre_hook(refresh)
+
+
+def _attribute(module: nn.Module, name: str) -> object:
+    """``getattr(module, name)``, reading the parameter and buffer dicts first (a hook runs this
+    for every fetched tensor at every call: ``Module.__getattr__`` costs several times more)."""
+    found = module._parameters.get(name)
+    if found is None:
+        found = module._buffers.get(name)
+    return getattr(module, name) if found is None else found
