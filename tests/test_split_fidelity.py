@@ -201,3 +201,22 @@ def test_compiled_models_and_first_difference():
     nan = torch.tensor([float("nan"), 1.0])
     assert first_difference(nan, nan.clone()) is None
     assert SplitModel(nn.Identity(), None, nn.Identity())(torch.ones(1)).item() == 1.0
+
+
+def test_a_model_in_training_that_cannot_run_one_example_is_checked_in_eval_mode():
+    """BatchNorm1d in training refuses a batch of one; the check then runs in eval mode (as
+    the shape run does), and the model keeps its training flags."""
+    body = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+
+    class Wrapped(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = body
+
+        def forward(self, x):
+            return self.body(x) * 2.0
+
+    wrapped = Wrapped().train()
+    names = [p.name for p in list_split_points(wrapped, torch.randn(1, 4))]
+    assert names[:2] == ["body.0", "body.1"]
+    assert all(m.training for m in wrapped.modules())

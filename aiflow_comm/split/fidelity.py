@@ -63,12 +63,11 @@ def first_difference(want: Any, got: Any, path: str = "output") -> str | None:
     return None
 
 
-def check_trace(model: nn.Module, gm: fx.GraphModule, inputs: tuple[torch.Tensor, ...]) -> None:
-    """Raise :class:`UntraceableModelError` unless ``gm`` reproduces ``model`` on ``inputs``.
-
-    Both run without gradients in the model's current modes, from the same random state (dropout
-    draws the same masks); buffers the runs update (BatchNorm statistics) are restored after.
-    """
+def _run_both(
+    model: nn.Module, gm: fx.GraphModule, inputs: tuple[torch.Tensor, ...]
+) -> tuple[Any, Any]:
+    """``(model(*inputs), gm(*inputs))`` without gradients, from one random state, buffers
+    restored after."""
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
     devices = sorted({t.device.index or 0 for t in inputs if t.is_cuda})
     try:
@@ -77,11 +76,31 @@ def check_trace(model: nn.Module, gm: fx.GraphModule, inputs: tuple[torch.Tensor
             torch.manual_seed(seed)
             want = model(*inputs)
             torch.manual_seed(seed)
-            got = gm(*inputs)
+            return want, gm(*inputs)
     finally:
         with torch.no_grad():
             for buffer, saved in buffers:
                 buffer.copy_(saved)
+
+
+def check_trace(model: nn.Module, gm: fx.GraphModule, inputs: tuple[torch.Tensor, ...]) -> None:
+    """Raise :class:`UntraceableModelError` unless ``gm`` reproduces ``model`` on ``inputs``.
+
+    Both run without gradients in the model's current modes, from the same random state (dropout
+    draws the same masks); buffers the runs update (BatchNorm statistics) are restored after.
+    Where the model cannot run on ``inputs`` in its modes (``BatchNorm1d`` in training on one
+    example), both run in eval mode instead, every training flag restored after.
+    """
+    try:
+        want, got = _run_both(model, gm, inputs)
+    except Exception:  # the same run in eval mode tells whether the mode was the cause
+        modes = [(m, m.training) for m in model.modules()]
+        model.eval()
+        try:
+            want, got = _run_both(model, gm, inputs)
+        finally:
+            for module, training in modes:
+                module.training = training
     difference = first_difference(want, got)
     if difference is not None:
         raise UntraceableModelError(
