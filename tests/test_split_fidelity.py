@@ -220,3 +220,56 @@ def test_a_model_in_training_that_cannot_run_one_example_is_checked_in_eval_mode
     names = [p.name for p in list_split_points(wrapped, torch.randn(1, 4))]
     assert names[:2] == ["body.0", "body.1"]
     assert all(m.training for m in wrapped.modules())
+
+
+def test_what_the_check_must_not_refuse():
+    """A channel drawing from its own generator (the model does not repeat itself), a model
+    writing its input, ``forward(x=None)`` without an example, and a docstring that merely
+    names ``no_grad``."""
+    from aiflow_comm.channel import AWGN, AnalogLink
+
+    class Noisy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc, self.dec = nn.Linear(4, 8), nn.Linear(8, 2)
+            self.link = AnalogLink(AWGN(generator=0))
+
+        def forward(self, x):
+            return self.dec(self.link(self.enc(x), 10.0))
+
+    class WritesInput(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(4, 2)
+
+        def forward(self, x=None):
+            """Callers may wrap inference in torch.no_grad; that is theirs to do."""
+            x.mul_(2.0)
+            return self.a(torch.relu(x))
+
+    x = torch.randn(3, 4)
+    assert [p.name for p in list_split_points(Noisy(), x, leaf_modules=[AnalogLink])] == [
+        "enc", "link"
+    ]
+    model = WritesInput().eval()
+    assert [p.name for p in list_split_points(model, x.clone())] == ["mul_", "relu"]
+    with torch.no_grad():
+        assert torch.equal(split_model(model, "relu")(x.clone()), model(x.clone()))
+
+
+def test_the_split_and_the_model_share_replaced_buffers_both_ways():
+    class Centered(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+            self.register_buffer("mean", torch.full((4,), 0.5))
+
+        def forward(self, x):
+            return self.fc(x - self.mean)
+
+    model, x = Centered().eval(), torch.randn(3, 4)
+    split = split_model(model, "sub", x).to(torch.bfloat16)
+    with torch.no_grad():
+        assert split(x.bfloat16()).dtype == torch.bfloat16
+        assert model.mean.dtype == torch.bfloat16 and torch.equal(split(x.bfloat16()),
+                                                                 model(x.bfloat16()))  # fmt: skip

@@ -133,9 +133,10 @@ def cut_graph_module(gm: fx.GraphModule, cut: GraphCut) -> tuple[fx.GraphModule,
 
 
 def follow_model_attributes(gm: fx.GraphModule, model: nn.Module) -> None:
-    """Make ``gm`` read the parameters and buffers its graph fetches (``get_attr``) from
-    ``model`` at every call. A GraphModule holds such a tensor itself, and ``model.to()`` (which
-    replaces buffers) or an assignment would leave it the old one.
+    """Keep the parameters and buffers ``gm``'s graph fetches (``get_attr``) shared with
+    ``model``: at every call, a tensor replaced on either side (``model.to()`` or ``gm.to()``
+    replace buffers; an assignment) is handed to the other. A GraphModule holds such tensors
+    itself, so without this one side would keep the old one.
 
     >>> import torch
     >>> class Scaled(torch.nn.Module):
@@ -151,19 +152,28 @@ def follow_model_attributes(gm: fx.GraphModule, model: nn.Module) -> None:
     >>> gm(torch.ones(1))
     tensor([3.])
     """
-    pairs = []  # (the model's module that owns the tensor, gm's copy of it, the name)
+    # [the model's module that owns the tensor, gm's copy of that module, the name, the tensor
+    # both held when last in step]
+    links = []
     for node in gm.graph.nodes:
         if node.op == "get_attr":
             path, _, name = node.target.rpartition(".")
-            pairs.append((model.get_submodule(path), gm.get_submodule(path), name))
-    if not pairs:
+            holder = gm.get_submodule(path)
+            links.append([model.get_submodule(path), holder, name, _attribute(holder, name)])
+    if not links:
         return
 
     def refresh(module: nn.Module, args: object) -> None:
-        for owner, holder, name in pairs:
-            live = _attribute(owner, name)
-            if _attribute(holder, name) is not live:
+        for link in links:
+            owner, holder, name, last = link
+            held, live = _attribute(holder, name), _attribute(owner, name)
+            if held is not last:  # replaced on this side (split.to(), an assignment): share it
+                if live is not held:
+                    setattr(owner, name, held)
+                link[3] = held
+            elif live is not last:  # replaced on the model's side (model.to(), an assignment)
                 setattr(holder, name, live)
+                link[3] = live
 
     gm.register_forward_pre_hook(refresh)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import inspect
 import operator
 import re
+import textwrap
 import warnings
 from collections.abc import Iterable
 
@@ -22,23 +24,28 @@ class UntraceableModelError(ValueError):
     """
 
 
-# Context managers that fx runs while tracing but does not record in the graph.
-_UNRECORDED_CONTEXTS = re.compile(
-    r"\b(no_grad|enable_grad|set_grad_enabled|inference_mode|autocast)\b"
+# Grad-mode and autocast switches: fx runs them while tracing but does not record them.
+_UNRECORDED_CONTEXTS = frozenset(
+    {"no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "autocast"}
 )
 
 
 @functools.cache
 def uses_unrecorded_context(cls: type[nn.Module]) -> bool:
-    """Whether ``cls.forward``'s source names a grad-mode or autocast context manager (or
-    decorator): a graph traced through it would run that code without it."""
+    """Whether ``cls.forward``'s code (not its comments or strings) names a grad-mode or
+    autocast switch (``with torch.no_grad():``, a decorator, a call): a graph traced through it
+    would run that code without it."""
     if cls.__module__.startswith("torch."):
         return False
     try:
-        source = inspect.getsource(cls.forward)
-    except (OSError, TypeError):
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls.forward)))
+    except (OSError, TypeError, SyntaxError):
         return False
-    return _UNRECORDED_CONTEXTS.search(source) is not None
+    for node in ast.walk(tree):
+        name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", None)
+        if isinstance(node, ast.Name | ast.Attribute) and name in _UNRECORDED_CONTEXTS:
+            return True
+    return False
 
 
 class _LeafTracer(fx.Tracer):
@@ -65,9 +72,9 @@ _FIXABLE_DEFAULTS = (type(None), bool, int, float, str)
 
 def _fixed_defaults(model: nn.Module, num_inputs: int | None) -> dict[str, object]:
     """The arguments of ``model.forward`` to trace at their default: those after the first
-    ``num_inputs`` (all with a default when ``None``) whose default is None, a bool, a number
-    or a string. ``if mask is None:`` then takes the branch a call without ``mask`` takes
-    (traced as an input, ``mask`` would never be None)."""
+    ``num_inputs`` (when ``None``: after the required ones, and after the first in any case)
+    whose default is None, a bool, a number or a string. ``if mask is None:`` then takes the
+    branch a call without ``mask`` takes (traced as an input, ``mask`` would never be None)."""
     try:
         parameters = list(inspect.signature(model.forward).parameters.values())
     except (TypeError, ValueError):
@@ -85,7 +92,9 @@ def _fixed_defaults(model: nn.Module, num_inputs: int | None) -> dict[str, objec
                 f"{' to '.join(map(str, counts))} positional input(s) "
                 f"({', '.join(p.name for p in positional)})"
             )
-    first = 0 if num_inputs is None else num_inputs
+    # Without an example: the required inputs, and at least the first (forward(x=None)).
+    first = max(1, sum(p.default is inspect.Parameter.empty for p in positional))
+    first = first if num_inputs is None else num_inputs
     fixed = {}
     for i, p in enumerate(parameters):
         skip = p.kind is inspect.Parameter.POSITIONAL_ONLY or (p in positional and i < first)
@@ -178,13 +187,14 @@ def trace_model(
     fx records tensor operations only, so two things are done for it: a submodule whose
     ``forward`` uses ``torch.no_grad``, ``torch.autocast`` (or ``enable_grad``,
     ``set_grad_enabled``, ``inference_mode``) stays whole, as a leaf; and the arguments after
-    the first ``num_inputs`` (all that have a default, when ``num_inputs`` is None) are traced at
-    their default value (None, a bool, a number or a string), so that ``if mask is None:`` takes
-    the branch the model takes without them; the graph then takes the first inputs only. A model
-    whose own ``forward`` uses such a context manager is traced with a warning: the graph runs
-    that code outside it. Other Python effects fx cannot see (``v += 1`` on a view of a tensor
-    used later) are caught by comparing the graph with the model on an example input
-    (:func:`~aiflow_comm.split.list_split_points` and ``split_model(..., example_input)`` do).
+    the first ``num_inputs`` (when None: after the required ones, and after the first in any
+    case) are traced at their default value (None, a bool, a number or a string), so that
+    ``if mask is None:`` takes the branch the model takes without them; the graph then takes the
+    first inputs only. A model whose own ``forward`` uses such a context manager is traced with
+    a warning: the graph runs that code outside it. Other Python effects fx cannot see
+    (``v += 1`` on a view of a tensor used later) are caught by comparing the graph with the
+    model on an example input (:func:`~aiflow_comm.split.list_split_points` and
+    ``split_model(..., example_input)`` do).
 
     Raises:
         UntraceableModelError: fx failed; the message says why and how to cut by hand.
