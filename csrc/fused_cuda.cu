@@ -83,12 +83,12 @@ void check_projection(const char* fn, const at::Tensor& weight, const c10::optio
 #error "torch/version.h did not define TORCH_VERSION_MAJOR"
 #endif
 #define AIFLOW_HAS_MM_DTYPE (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8))
-constexpr bool kHasMmDtype = AIFLOW_HAS_MM_DTYPE;
 
 // Whether x and the weight are both float16 or both bfloat16, multiplied as they are.
 bool half_precision_pair(const at::Tensor& x, const at::Tensor& weight) {
   const at::ScalarType t = x.scalar_type();
-  return kHasMmDtype && t == weight.scalar_type() && (t == at::kHalf || t == at::kBFloat16);
+  return AIFLOW_HAS_MM_DTYPE && t == weight.scalar_type() &&
+         (t == at::kHalf || t == at::kBFloat16);
 }
 
 // in_tile @ weight_t (+ bias) for float16/bfloat16 operands of one dtype, as a new float32 tensor.

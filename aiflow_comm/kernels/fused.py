@@ -49,7 +49,7 @@ from aiflow_comm.kernels.layout import (
     empty_packed,
     row_group_size,
 )
-from aiflow_comm.kernels.ops import all_finite, rows_of
+from aiflow_comm.kernels.ops import all_finite, detached, rows_of
 from aiflow_comm.kernels.reference import dequantize_reference, quantize_reference
 
 __all__ = ["FUSED_BACKENDS", "dequantize_project", "project_quantize", "resolve_fused_backend"]
@@ -129,13 +129,6 @@ def _check_projection(weight: object, bias: object, in_features: int, device: to
         if bias.device != device:
             raise ValueError(f"bias must be on the input's device {device}; got {bias.device}")
     return out_features
-
-
-def _detached(tensor: torch.Tensor | None) -> torch.Tensor | None:
-    """``tensor`` without autograd history (a parameter becomes a plain tensor)."""
-    if tensor is None or (type(tensor) is torch.Tensor and not tensor.requires_grad):
-        return tensor
-    return tensor.detach()
 
 
 def _float_bias(bias: torch.Tensor | None) -> torch.Tensor | None:
@@ -280,9 +273,9 @@ def project_quantize(
     out_features = _check_projection(weight, bias, x.shape[-1], device)
     chosen = resolve_fused_backend(backend, device)
     outputs = _project_quantize_op(
-        _detached(x),
-        _detached(weight),
-        _detached(bias),
+        detached(x),
+        detached(weight),
+        detached(bias),
         bits,
         group_size,
         bool(symmetric),
@@ -329,8 +322,8 @@ def dequantize_project(
         q.group_size,
         in_features,
         q.symmetric,
-        _detached(weight),
-        _detached(bias),
+        detached(weight),
+        detached(bias),
         dtype,
         chosen,
     )

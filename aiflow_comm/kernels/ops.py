@@ -25,6 +25,7 @@ __all__ = [
     "all_finite",
     "dequantize_fields",
     "dequantize_packed",
+    "detached",
     "quantize_packed",
     "raise_nonfinite",
     "rows_of",
@@ -50,10 +51,18 @@ def rows_of(x: torch.Tensor) -> torch.Tensor:
     return rows
 
 
-def _plain(x: torch.Tensor) -> torch.Tensor:
-    """``x`` without autograd history (a ``Parameter`` becomes a plain tensor): the codes carry
-    no gradient, and every backend must return the same untracked outputs."""
-    return x if type(x) is torch.Tensor and not x.requires_grad else x.detach()
+def detached(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    """``tensor`` without autograd history (a ``Parameter`` becomes a plain tensor; ``None``
+    stays ``None``): codes carry no gradient, and every backend must return the same untracked
+    outputs.
+
+    Example:
+        >>> detached(torch.nn.Parameter(torch.ones(2))).requires_grad
+        False
+    """
+    if tensor is None or (type(tensor) is torch.Tensor and not tensor.requires_grad):
+        return tensor
+    return tensor.detach()
 
 
 def all_finite(values: torch.Tensor) -> bool:
@@ -176,7 +185,7 @@ def quantize_packed(
         raise ValueError("x must have at least one dimension; got a 0-d tensor (use x.reshape(1))")
     chosen = resolve_backend(backend, x.device)
     return _quantize_op(
-        _plain(x), bits, group_size, bool(symmetric), max(seed, -1), chosen, bool(check_finite)
+        detached(x), bits, group_size, bool(symmetric), max(seed, -1), chosen, bool(check_finite)
     )
 
 

@@ -17,7 +17,13 @@ from aiflow_comm.kernels.layout import (
     empty_packed,
     row_group_size,
 )
-from aiflow_comm.kernels.ops import all_finite, dequantize_packed, raise_nonfinite, rows_of
+from aiflow_comm.kernels.ops import (
+    all_finite,
+    dequantize_packed,
+    detached,
+    raise_nonfinite,
+    rows_of,
+)
 from aiflow_comm.kernels.topk_reference import (
     SparseLayout,
     check_k,
@@ -115,8 +121,7 @@ def topk_quantize_packed(
     if x.dim() == 0:
         raise ValueError("x must have at least one dimension; got a 0-d tensor (use x.reshape(1))")
     chosen = resolve_topk_backend(backend, x.device, group_size)
-    plain = x if type(x) is torch.Tensor and not x.requires_grad else x.detach()  # no gradient
-    return _topk_quantize_op(plain, k, bits, group_size, bool(symmetric), chosen)
+    return _topk_quantize_op(detached(x), k, bits, group_size, bool(symmetric), chosen)
 
 
 def topk_dequantize_packed(

@@ -36,11 +36,20 @@ def _check_snr_setting(snr_db: SnrSetting) -> SnrSetting:
         if not (math.isfinite(low) and math.isfinite(high) and low <= high):
             raise ValueError(f"snr_db range must be finite with low <= high; got {snr_db}")
         return (low, high)
-    if isinstance(snr_db, numbers.Real) and not isinstance(snr_db, bool):
-        if not math.isfinite(snr_db):
-            raise ValueError(f"snr_db must be finite; got {snr_db}")
-        return float(snr_db)
+    if _is_number(snr_db):
+        return _finite(snr_db)
     raise TypeError(f"snr_db must be a number, a (low, high) pair or None; got {snr_db!r}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _finite(snr_db: numbers.Real) -> float:
+    """``snr_db`` as a float, or ``ValueError`` for NaN or infinity."""
+    if not math.isfinite(snr_db):
+        raise ValueError(f"snr_db must be finite; got {snr_db}")
+    return float(snr_db)
 
 
 def _check_features(features: object) -> None:
@@ -170,10 +179,8 @@ class SplitLink(nn.Module):
     def _checked_snr(self, snr_db: object, batch: int) -> float | torch.Tensor:
         """``forward``'s ``snr_db``, or a ``TypeError``/``ValueError`` that names it. A digital
         link sends example by example, so it needs one value or exactly one per example."""
-        if isinstance(snr_db, numbers.Real) and not isinstance(snr_db, bool):
-            if not math.isfinite(snr_db):
-                raise ValueError(f"snr_db must be finite; got {snr_db}")
-            return float(snr_db)
+        if _is_number(snr_db):
+            return _finite(snr_db)
         if not isinstance(snr_db, torch.Tensor) or snr_db.is_complex():
             raise TypeError(
                 f"forward's snr_db must be a number or a real tensor (one value per example); "
