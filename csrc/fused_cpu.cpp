@@ -10,8 +10,11 @@
 // tile of ~16 KiB with strips of R rows x V vectors of accumulators (x[r, k] broadcast, FMA with
 // the panel's row k), and quantizes the tile with quant_cpu.cpp's own routine
 // (quantize_rows_f32) while it is in L1: the float projection never leaves L1, and x is read
-// once. float16/bfloat16 x is converted a strip of rows at a time. The sums run over k in order
-// with FMAs and add the bias last, an order other than BLAS's, so a few codes may differ from the
+// once. float16/bfloat16 x is converted a strip of rows at a time. Fewer than kDotMaxRows rows
+// skip the pack: the kernel's dot-product form (dot_strips.h) reads the weight's rows as they
+// lie, the threads splitting the output features, and the calling thread quantizes the rows'
+// tile (at most 32 KiB). The sums run in an order other than BLAS's (over k in order with FMAs,
+// or in 16 lanes then a tree; the bias added last), so a few codes may differ from the
 // reference's by one step.
 //
 // Other shapes (and builds without AVX-512) process row blocks in turn: multi-threaded BLAS
@@ -43,6 +46,7 @@
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
 #define AIFLOW_AVX512 1
+#include "dot_strips.h"
 #endif
 
 namespace {
@@ -143,6 +147,13 @@ constexpr int64_t kSkinnyMaxPanelBytesOneChunk = int64_t{1} << 20;  // out <= 64
 // (1 x 768 -> 96: 17 us vs 14 us); a small panel is cheap to pack (1 x 256 -> 32: 4 us vs 10 us).
 constexpr int64_t kSkinnyMinRows = 8;
 constexpr int64_t kSkinnySmallPanelBytes = int64_t{64} << 10;
+// Below this many rows the dot-product form (dot_strips.h, which reads the weight as it lies)
+// beats both, up to a weight of kDotMaxWeightBytes (2 threads, fused time over the packed
+// kernel's or BLAS's: 768 -> 96 at 1, 8, 16, 24 rows: 0.4, 0.6, 0.85, 0.85; 4096 -> 64:
+// 0.75, 0.4, 0.65, 0.85; even at 32 to 40 rows). Each strip of 8 rows streams the whole weight,
+// which past 1 MiB comes from L3 (16384 -> 32 at 8 rows: 1.15).
+constexpr int64_t kDotMaxRows = 32;
+constexpr int64_t kDotMaxWeightBytes = int64_t{1} << 20;
 constexpr int64_t kStripLcm = 24;             // every strip height divides it
 constexpr int64_t kSkinnyTileFloats = 4096;   // a block's tile: 16 KiB, in L1 beside x's rows
 // The tile buffer: a block is at least kStripLcm rows, so a wide one may exceed 16 KiB.
@@ -359,14 +370,22 @@ bool weight_is_panel(const at::Tensor& weight) {
          weight.size(0) % kLanes == 0 && weight.stride(1) % kLanes == 0;
 }
 
-// Whether the skinny kernel takes x (rows, in) float32 to `width` output features.
-bool skinny_fits(const at::Tensor& x, int64_t width) {
-  const int64_t rows = x.size(0), in = x.size(1);
+// Whether the skinny kernel's dot-product form takes `rows` rows to a weight of `width` x `in`.
+bool dot_fits(int64_t rows, int64_t in, int64_t width) {
+  return width <= kSkinnyMaxOut && rows < kDotMaxRows &&
+         in * width * int64_t{sizeof(float)} <= kDotMaxWeightBytes;
+}
+
+// Whether the skinny kernel takes x (rows, in) to weight's output features: a panel read in
+// place at any number of rows, a packed one at kSkinnyMinRows or more unless it is small.
+bool skinny_fits(const at::Tensor& x, const at::Tensor& weight) {
+  const int64_t rows = x.size(0), in = x.size(1), width = weight.size(0);
   const int64_t panel_bytes = in * padded_width(width) * int64_t{sizeof(float)};
   const int64_t max_panel = width <= 4 * kLanes ? kSkinnyMaxPanelBytesOneChunk
                                                 : kSkinnyMaxPanelBytes;
   return width <= kSkinnyMaxOut && panel_bytes <= max_panel &&
-         (rows >= kSkinnyMinRows || panel_bytes <= kSkinnySmallPanelBytes);
+         (rows >= kSkinnyMinRows || panel_bytes <= kSkinnySmallPanelBytes ||
+          weight_is_panel(weight));
 }
 
 // project_quantize_cpu on the skinny kernel: fills codes, scales and zero_points (as allocated by
@@ -439,6 +458,35 @@ void project_quantize_skinny(const at::Tensor& x, const at::Tensor& weight, cons
     }
   });
 }
+
+// project_quantize_cpu for a few rows (dot_fits), in the dot-product form: the threads take
+// pairs of output features (the weight streams once per strip of 8 rows, and with few rows the
+// rows alone would leave threads idle) into one tile of every row (rows < kDotMaxRows, at most
+// 32 KiB), which the calling thread then quantizes. float16/bfloat16 x is converted first.
+void project_quantize_dot(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                          int64_t bits, int64_t group_size, bool symmetric, at::Tensor& codes,
+                          at::Tensor& scales, at::Tensor& zero_points) {
+  const int64_t rows = x.size(0), in = x.size(1), width = weight.size(0);
+  const bool rows_as_they_lie = weight.scalar_type() == at::kFloat && weight.stride(1) == 1 &&
+                                (width == 1 || weight.stride(0) >= in);
+  const at::Tensor w = rows_as_they_lie ? weight : weight.to(at::kFloat).contiguous();
+  const at::Tensor x32 = x.scalar_type() == at::kFloat ? x : x.to(at::kFloat).contiguous();
+  const float* xp = x32.data_ptr<float>();
+  const float* wp = w.data_ptr<float>();
+  const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  const int64_t x_stride = rows > 1 ? x32.stride(0) : in, w_stride = width > 1 ? w.stride(0) : in;
+  std::vector<float> tile(static_cast<size_t>(rows * width));
+  const int64_t pairs = (width + 1) / 2;
+  const int64_t grain = std::max<int64_t>(1, kMinTaskFmas / (2 * rows * std::max<int64_t>(in, 1)));
+  at::parallel_for(0, pairs, grain, [&](int64_t begin, int64_t end) {
+    const int64_t first = 2 * begin, last = std::min(width, 2 * end);
+    dot_strips::project(xp, x_stride, rows, in, wp + first * w_stride, w_stride, last - first,
+                        bp ? bp + first : nullptr, tile.data() + first, width);
+  });
+  quantize_rows_f32(tile.data(), rows, width, width, bits, group_size, symmetric,
+                    codes.data_ptr<uint8_t>(), scales.data_ptr<float>(),
+                    symmetric ? nullptr : zero_points.data_ptr<float>());
+}
 #endif
 }  // namespace
 
@@ -466,7 +514,11 @@ std::vector<at::Tensor> project_quantize_cpu(const at::Tensor& x, const at::Tens
   at::Tensor zero_points = symmetric ? at::empty({0}, f32) : at::empty({rows, groups}, f32);
   if (rows == 0 || groups == 0) return {codes, scales, zero_points};
 #ifdef AIFLOW_AVX512
-  if (skinny_fits(x, width)) {
+  if (!weight_is_panel(weight) && dot_fits(rows, x.size(1), width)) {
+    project_quantize_dot(x, weight, b, bits, group_size, symmetric, codes, scales, zero_points);
+    return {codes, scales, zero_points};
+  }
+  if (skinny_fits(x, weight)) {
     project_quantize_skinny(x, weight, b, bits, group_size, symmetric, codes, scales,
                             zero_points);
     return {codes, scales, zero_points};

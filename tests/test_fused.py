@@ -170,15 +170,59 @@ def test_cpp_exact_where_the_projection_is_exact(inp, out, dtype):
     x = _small_integers((1000, inp), gen, dtype)
     x[::7] = 0
     weight = _small_integers((out, inp), gen)
-    for bias in (None, _small_integers((out,), gen)):
+    for rows, bias in ((x, None), (x, _small_integers((out,), gen)), (x[:13], None)):
         for bits, group_size, symmetric in ((8, 32, True), (4, 8, False), (2, 128, True)):
-            args = (x, weight, bias, bits, group_size)
+            args = (rows, weight, bias, bits, group_size)  # 13 rows: the dot-product form
             want = project_quantize(*args, symmetric=symmetric, backend="torch")
             got = project_quantize(*args, symmetric=symmetric, backend="cpp")
             assert torch.equal(got.codes, want.codes)
             assert torch.equal(got.scales, want.scales)
             if not symmetric:
                 assert torch.equal(got.zero_points, want.zero_points)
+
+
+# Fewer than 32 rows, on a weight of at most 1 MiB, take the skinny kernel's dot-product form
+# (dot_strips.h): strips of 8, 4, 2, 1 rows by pairs of output features, lanes of 16 products, the
+# weight's rows read as they lie.
+@needs_cpp
+@pytest.mark.parametrize("rows", [1, 3, 8, 15, 31])
+@pytest.mark.parametrize("inp,out", [(1, 2), (7, 5), (16, 1), (300, 33), (768, 96), (4096, 64)])
+def test_cpp_few_rows(rows, inp, out):
+    gen = torch.Generator().manual_seed(rows * 10000 + inp + out)
+    weight = (torch.randn(out, inp + 5, generator=gen) / inp**0.5)[:, 3 : inp + 3]  # rows apart
+    bias = torch.randn(out, generator=gen)
+    x = torch.randn(rows, inp, generator=gen)
+    cases = (
+        (x, weight, bias, 8, True),
+        (x.bfloat16(), weight, None, 4, False),
+        (x.half(), weight.half(), bias.half(), 2, True),
+        (x, weight.T.contiguous().T, bias, 8, False),  # columns contiguous: copied to rows
+    )
+    for rows_x, w, b, bits, symmetric in cases:
+        args = (rows_x, w, b, bits, 16)
+        want = project_quantize(*args, symmetric=symmetric, backend="torch")
+        got = project_quantize(*args, symmetric=symmetric, backend="cpp")
+        assert_codes_close(got, want, _summation_bound(rows_x, w, b))
+
+
+@needs_cpp
+def test_cpp_few_rows_same_codes_in_any_company():
+    """A row's sums run in one order whichever strip, offset or thread count it meets."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(31, 300, generator=gen)
+    weight, bias = _projection(300, 40, torch.float32, True)
+    whole = project_quantize(x, weight, bias, 8, 16, backend="cpp")
+    for start, stop in ((0, 1), (3, 12), (5, 31), (8, 16), (30, 31)):
+        part = project_quantize(x[start:stop], weight, bias, 8, 16, backend="cpp")
+        assert torch.equal(part.codes, whole.codes[start:stop])
+        assert torch.equal(part.scales, whole.scales[start:stop])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = project_quantize(x, weight, bias, 8, 16, backend="cpp")
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one.codes, whole.codes) and torch.equal(one.scales, whole.scales)
 
 
 @needs_cpp

@@ -10,7 +10,8 @@ The other backends never materialize the whole float ``y`` (or the decoded tenso
   reused float32 tile and run the plain quantize kernel on it while it is in cache;
   ``dequantize_project`` decodes a block of rows into a tile and multiplies it. On the CPU the
   multiply is an AVX-512 register-blocked kernel for skinny projections (on a panel packed from
-  the weight per call, or the weight itself when it is float32 stored transposed), else MKL's
+  the weight per call, or the weight itself when it is float32 stored transposed; below 32 rows,
+  in a dot-product form reading the weight's rows as they lie), else MKL's
   packed GEMM on a weight packed once per call (where torch links MKL) or ``addmm``; on CUDA,
   cuBLAS: float32, or on tensor cores with float32 output when ``x`` and ``weight`` are both
   float16 or both bfloat16 (their products are exact in float32, so only the summation order
