@@ -1,20 +1,28 @@
 // CUDA projection fused with group quantization: project_quantize_cuda (quantize(x @ W^T + b)) and
-// dequantize_project_cuda (dequantize(codes) @ W^T + b), the strategy of fused_cpu.cpp on the GPU.
-// Row blocks are processed in turn on the current stream: cuBLAS (at::addmm_out) writes a block's
-// float32 projection into one reused tile of about 8 MiB, small enough to stay in L2, and the
-// quantize team/block kernel of quant_cuda_kernels.cuh (the bit-exact group quantizer) reads it
-// there and writes the block's codes, scales and zero points straight into the outputs. The
-// converse decodes a block of codes into a float32 tile with the dequantize kernel, then multiplies
-// it. The float projection (or the decoded tensor) exists one block at a time, never whole (unless
-// it fits in one block).
+// dequantize_project_cuda (dequantize(codes) @ W^T + b).
 //
-// The matmul is float32 (x and W are converted to float32 first, as the spec does), so codes equal
-// the reference's up to the matmul's summation order (see aiflow_comm/kernels/fused.py), as long as
-// torch does not allow TF32 for float32 matmuls (torch.backends.cuda.matmul.allow_tf32, off by
-// default). When x and W are both float16 or both bfloat16 (torch 2.8 and newer), the matmul runs
-// on tensor cores with float32 output instead (aten::mm.dtype: cuBLAS with float32 accumulation):
-// the product of two such values is exact in float32, so that is still the spec's float32
-// projection, only summed in another order, and x needs no float32 copy.
+// project_quantize_cuda with at most kFusedMaxWidth (128) output features, unless x and W are a
+// float16/bfloat16 pair (below), is one launch of the skinny kernel of fused_cuda_kernels.cuh: it
+// multiplies in float32 on the CUDA cores (x converted as it is loaded; each output summed over k
+// in order with FMAs, then + bias) and quantizes each block's rows from shared memory, so the
+// float projection never reaches global memory.
+//
+// Other projections follow the strategy of fused_cpu.cpp on the GPU. Row blocks are processed in
+// turn on the current stream: cuBLAS (at::addmm_out) writes a block's float32 projection into one
+// reused tile of about 8 MiB, small enough to stay in L2, and the quantize team/block kernel of
+// quant_cuda_kernels.cuh (the bit-exact group quantizer) reads it there and writes the block's
+// codes, scales and zero points straight into the outputs. The converse decodes a block of codes
+// into a float32 tile with the dequantize kernel, then multiplies it. The float projection (or the
+// decoded tensor) exists one block at a time, never whole (unless it fits in one block).
+//
+// The cuBLAS matmul is float32 (x and W are converted to float32 first, as the spec does), so codes
+// equal the reference's up to the matmul's summation order (see aiflow_comm/kernels/fused.py), as
+// long as torch does not allow TF32 for float32 matmuls (torch.backends.cuda.matmul.allow_tf32,
+// off by default; the skinny kernel never uses TF32). When x and W are both float16 or both
+// bfloat16 (torch 2.8 and newer), the matmul runs on tensor cores with float32 output instead
+// (aten::mm.dtype: cuBLAS with float32 accumulation): the product of two such values is exact in
+// float32, so that is still the spec's float32 projection, only summed in another order, and x
+// needs no float32 copy.
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -29,6 +37,7 @@
 #include <vector>
 
 #include "cuda_launch.cuh"
+#include "fused_cuda_kernels.cuh"
 #include "quant.h"
 
 namespace {
@@ -113,6 +122,36 @@ void project_tile(const at::Tensor& in_tile, const at::Tensor& weight_t, const a
   }
 }
 
+// quantize(x @ W^T + b) in one launch of the skinny kernel (fused_cuda_kernels.cuh), for at most
+// kFusedMaxWidth output features, into the outputs that `q` describes. Warps take 4 rows each
+// when the rows fill every multiprocessor at that rate, else 1 (more blocks for a few rows).
+void project_quantize_fused(const at::Tensor& x_in, const at::Tensor& weight, const at::Tensor& bias,
+                            qc::QuantParams q, int bits, bool symmetric, int device,
+                            cudaStream_t stream) {
+  const at::Tensor x = x_in.size(1) <= 1 || x_in.stride(1) == 1 ? x_in : x_in.contiguous();
+  const at::Tensor w = weight.to(at::kFloat).contiguous();
+  const at::Tensor b = bias.defined() ? bias.contiguous() : bias;
+  qc::FusedParams f{};
+  f.x = x.data_ptr();
+  f.x_row_stride = x.size(0) > 1 ? x.stride(0) : 0;
+  f.in_features = x.size(1);
+  f.weight = w.data_ptr<float>();
+  f.bias = b.defined() ? b.data_ptr<float>() : nullptr;
+  f.q = q;
+  f.team = qc::quantize_team_size(q.group_size);
+  const int64_t many_rows = int64_t{qc::kFusedMaxRows} * qc::multiprocessor_count(device);
+  const int tm = q.rows >= many_rows ? 4 : 1;
+  qc::FusedKernel kernel;
+  switch (x.scalar_type()) {
+    case at::kFloat: kernel = qc::fused_kernel_for<qc::TagF32>(bits, symmetric, tm); break;
+    case at::kHalf: kernel = qc::fused_kernel_for<qc::TagF16>(bits, symmetric, tm); break;
+    default: kernel = qc::fused_kernel_for<qc::TagBF16>(bits, symmetric, tm); break;
+  }
+  const int64_t resident = qc::resident_blocks(kernel, qc::kFusedThreads, device);
+  kernel<<<qc::grid_size(q.rows, qc::kFusedWarps * tm, resident), qc::kFusedThreads, 0, stream>>>(f);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
 }  // namespace
 
 std::vector<at::Tensor> project_quantize_cuda(const at::Tensor& x, const at::Tensor& weight,
@@ -135,14 +174,7 @@ std::vector<at::Tensor> project_quantize_cuda(const at::Tensor& x, const at::Ten
   at::Tensor zero_points = symmetric ? at::empty({0}, f32) : at::empty({rows, l.num_groups}, f32);
   if (rows == 0 || l.num_groups == 0) return {codes, scales, zero_points};
 
-  const bool half_pair = half_precision_pair(x, weight);
-  const at::Tensor weight_t = (half_pair ? weight : weight.to(at::kFloat)).t();
   const at::Tensor b = bias.has_value() && bias->defined() ? bias->to(at::kFloat) : at::Tensor();
-  const bool convert = !half_pair && x.scalar_type() != at::kFloat;
-  const int64_t block = block_rows(rows, width);
-  at::Tensor tile = half_pair ? at::Tensor() : at::empty({block, width}, f32);
-  at::Tensor staged = convert ? at::empty({block, x.size(1)}, f32) : at::Tensor();
-
   qc::QuantParams p{};
   qc::set_layout(p, l);
   p.codes_row_stride = l.row_bytes;
@@ -151,6 +183,22 @@ std::vector<at::Tensor> project_quantize_cuda(const at::Tensor& x, const at::Ten
   p.scale_div = static_cast<float>(symmetric ? (int64_t{1} << (bits - 1)) - 1 : (int64_t{1} << bits) - 1);
   const int device = x.get_device();
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device).stream();
+  const bool half_pair = half_precision_pair(x, weight);
+  if (width <= qc::kFusedMaxWidth && !half_pair) {
+    p.rows = rows;
+    p.codes = codes.data_ptr<uint8_t>();
+    p.scales = scales.data_ptr<float>();
+    p.zero_points = symmetric ? nullptr : zero_points.data_ptr<float>();
+    project_quantize_fused(x, weight, b, p, static_cast<int>(bits), symmetric, device, stream);
+    return {codes, scales, zero_points};
+  }
+
+  const at::Tensor weight_t = (half_pair ? weight : weight.to(at::kFloat)).t();
+  const bool convert = !half_pair && x.scalar_type() != at::kFloat;
+  const int64_t block = block_rows(rows, width);
+  at::Tensor tile = half_pair ? at::Tensor() : at::empty({block, width}, f32);
+  at::Tensor staged = convert ? at::empty({block, x.size(1)}, f32) : at::Tensor();
+
   for (int64_t start = 0; start < rows; start += block) {
     const int64_t n = std::min(block, rows - start);
     at::Tensor in_tile = x.narrow(0, start, n);

@@ -657,6 +657,71 @@ QC_DEV void load_team_chunks(const QuantParams& p, int64_t r, int64_t g, int64_t
   }
 }
 
+// One group of a team: row r, group g, n values (n = 0: an idle team), whose chunks `raw` this
+// team lane holds (load_team_chunks). Reduces over the team, then writes the group's scale (and
+// zero point) and codes. Every lane of the warp must call it: it shuffles.
+template <class Tag, class M, int VPT, int CH>
+QC_DEV void quantize_team_group(const QuantParams& p, int64_t r, int64_t g, int64_t n, int team,
+                                int team_lane, const uint32_t raw[CH][4]) {
+  Reduce s = reduce_init<M>();
+  QC_UNROLL
+  for (int c = 0; c < CH; ++c) {
+    if (static_cast<int64_t>(c * team + team_lane) * VPT < n) {
+      float v[VPT];
+      words_to_f32<Tag>(raw[c], v);
+      QC_UNROLL
+      for (int i = 0; i < VPT; ++i) reduce_fast<M>(s, v[i]);
+    }
+  }
+  reduce_team<M, false>(s, team);
+  if (warp_any(is_nan(s.bad))) {  // warp-uniform: redo with NaN-propagating max/min
+    s = reduce_init<M>();
+    QC_UNROLL
+    for (int c = 0; c < CH; ++c) {
+      if (static_cast<int64_t>(c * team + team_lane) * VPT < n) {
+        float v[VPT];
+        words_to_f32<Tag>(raw[c], v);
+        QC_UNROLL
+        for (int i = 0; i < VPT; ++i) reduce_exact<M>(s, v[i]);
+      }
+    }
+    reduce_team<M, true>(s, team);
+  }
+
+  if (n > 0) {  // no shuffle in here
+    const GroupQuant q = group_quant<M>(p, s);
+    if (team_lane == 0) {
+      p.scales[r * p.scales_row_stride + g] = q.scale_out;
+      if (!M::kSym) p.zero_points[r * p.zero_points_row_stride + g] = q.minimum;
+    }
+    uint8_t* dst = p.codes + r * p.codes_row_stride + g * p.group_bytes;
+    const int64_t index_base = r * p.row_len + g * p.group_size;
+    if (q.fast) {
+      QC_UNROLL
+      for (int c = 0; c < CH; ++c) {
+        const int64_t j0 = static_cast<int64_t>(c * team + team_lane) * VPT;
+        if (j0 < n) {
+          float v[VPT];
+          words_to_f32<Tag>(raw[c], v);
+          const int64_t cnt = (n - j0 < VPT) ? n - j0 : VPT;
+          quant_store_chunk<M, true, VPT>(q, v, j0, cnt, index_base + j0, dst);
+        }
+      }
+    } else {
+      QC_UNROLL
+      for (int c = 0; c < CH; ++c) {
+        const int64_t j0 = static_cast<int64_t>(c * team + team_lane) * VPT;
+        if (j0 < n) {
+          float v[VPT];
+          words_to_f32<Tag>(raw[c], v);
+          const int64_t cnt = (n - j0 < VPT) ? n - j0 : VPT;
+          quant_store_chunk<M, false, VPT>(q, v, j0, cnt, index_base + j0, dst);
+        }
+      }
+    }
+  }
+}
+
 // Quantize, group_size <= kRegisterGroupMax: `team` lanes per group (team * 32 >= group_size).
 // Each lane loads the next group's chunks before it processes the current one, so that loads are
 // in flight while it computes.
@@ -685,63 +750,7 @@ QC_KERNEL void QC_LAUNCH_BOUNDS(kTeamThreads) quantize_team_kernel(const QuantPa
     uint32_t next_raw[CH][4];
     load_team_chunks<Tag, VPT, CH>(p, next_r, next_g, next_n, team, team_lane, next_raw);
 
-    Reduce s = reduce_init<M>();
-    QC_UNROLL
-    for (int c = 0; c < CH; ++c) {
-      if (static_cast<int64_t>(c * team + team_lane) * VPT < n) {
-        float v[VPT];
-        words_to_f32<Tag>(raw[c], v);
-        QC_UNROLL
-        for (int i = 0; i < VPT; ++i) reduce_fast<M>(s, v[i]);
-      }
-    }
-    reduce_team<M, false>(s, team);
-    if (warp_any(is_nan(s.bad))) {  // warp-uniform: redo with NaN-propagating max/min
-      s = reduce_init<M>();
-      QC_UNROLL
-      for (int c = 0; c < CH; ++c) {
-        if (static_cast<int64_t>(c * team + team_lane) * VPT < n) {
-          float v[VPT];
-          words_to_f32<Tag>(raw[c], v);
-          QC_UNROLL
-          for (int i = 0; i < VPT; ++i) reduce_exact<M>(s, v[i]);
-        }
-      }
-      reduce_team<M, true>(s, team);
-    }
-
-    if (n > 0) {  // no shuffle in here
-      const GroupQuant q = group_quant<M>(p, s);
-      if (team_lane == 0) {
-        p.scales[r * p.scales_row_stride + g] = q.scale_out;
-        if (!M::kSym) p.zero_points[r * p.zero_points_row_stride + g] = q.minimum;
-      }
-      uint8_t* dst = p.codes + r * p.codes_row_stride + g * p.group_bytes;
-      const int64_t index_base = r * p.row_len + g * p.group_size;
-      if (q.fast) {
-        QC_UNROLL
-        for (int c = 0; c < CH; ++c) {
-          const int64_t j0 = static_cast<int64_t>(c * team + team_lane) * VPT;
-          if (j0 < n) {
-            float v[VPT];
-            words_to_f32<Tag>(raw[c], v);
-            const int64_t cnt = (n - j0 < VPT) ? n - j0 : VPT;
-            quant_store_chunk<M, true, VPT>(q, v, j0, cnt, index_base + j0, dst);
-          }
-        }
-      } else {
-        QC_UNROLL
-        for (int c = 0; c < CH; ++c) {
-          const int64_t j0 = static_cast<int64_t>(c * team + team_lane) * VPT;
-          if (j0 < n) {
-            float v[VPT];
-            words_to_f32<Tag>(raw[c], v);
-            const int64_t cnt = (n - j0 < VPT) ? n - j0 : VPT;
-            quant_store_chunk<M, false, VPT>(q, v, j0, cnt, index_base + j0, dst);
-          }
-        }
-      }
-    }
+    quantize_team_group<Tag, M, VPT, CH>(p, r, g, n, team, team_lane, raw);
 
     r = next_r;
     g = next_g;

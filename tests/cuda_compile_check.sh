@@ -80,7 +80,7 @@ NVCC_FLAGS=(
 )
 
 status=0
-OURS="(quant_cuda(_kernels)?\.cuh?|fused_cuda\.cu|cuda_launch\.cuh|bindings\.cpp|quant\.h)[(:]"  # our files in compiler messages
+OURS="(quant_cuda(_kernels)?\.cuh?|fused_cuda(_kernels)?\.cuh?|cuda_launch\.cuh|bindings\.cpp|quant\.h)[(:]"  # our files in compiler messages
 compile() {  # compile NAME SOURCE EXTRA_FLAGS...
   local name="$1" src="$2"
   shift 2
@@ -131,7 +131,7 @@ fi
 
 # 2. The kernel header on its own: no torch on the include path, every kernel instantiated.
 cat > "$WORK/kernels_only.cu" <<'CU'
-#include "quant_cuda_kernels.cuh"
+#include "fused_cuda_kernels.cuh"
 template <class Tag> static void instantiate(const void** out, int& k) {
   for (int bits = 2; bits <= 8; bits *= 2) {
     for (int sym = 0; sym < 2; ++sym) {
@@ -141,10 +141,13 @@ template <class Tag> static void instantiate(const void** out, int& k) {
         out[k++] = reinterpret_cast<const void*>(q.block);
       }
       out[k++] = reinterpret_cast<const void*>(qc::dequant_kernel_for<Tag>(bits, sym != 0));
+      for (int tm = 1; tm <= 4; tm += 3) {
+        out[k++] = reinterpret_cast<const void*>(qc::fused_kernel_for<Tag>(bits, sym != 0, tm));
+      }
     }
   }
 }
-const void* g_kernels[128];
+const void* g_kernels[192];
 int instantiate_all() {
   int k = 0;
   instantiate<qc::TagF32>(g_kernels, k);
@@ -219,7 +222,7 @@ bool qc_emu_warp_any(bool p) {
 }
 void qc_emu_syncthreads() { emu::g_block->bar->arrive_and_wait(); }
 
-#include "quant_cuda_kernels.cuh"
+#include "fused_cuda_kernels.cuh"
 
 template <class F>
 static void launch(unsigned grid, int block, F body) {
@@ -306,6 +309,40 @@ int emu_quantize(const void* x, int dtype, int64_t rows, int64_t row_len, int64_
   return 0;
 }
 
+// The fused projection kernel (fused_cuda_kernels.cuh) on (rows, in) x of `dtype` (row stride
+// x_row_stride), a contiguous float32 (width, in) weight and a bias or null, `tm` rows a warp, on
+// `grid` blocks. Outputs contiguous.
+int emu_project_quantize(const void* x, int dtype, int64_t rows, int64_t in, int64_t x_row_stride,
+                         const float* weight, const float* bias, int64_t width, int64_t bits,
+                         int64_t group_size, int symmetric, uint8_t* codes, float* scales,
+                         float* zero_points, int tm, int grid) {
+  const qc::RowLayout l = qc::row_layout(width, bits, group_size);
+  qc::FusedParams f{};
+  f.x = x;
+  f.x_row_stride = rows > 1 ? x_row_stride : 0;
+  f.in_features = in;
+  f.weight = weight;
+  f.bias = bias;
+  qc::set_layout(f.q, l);
+  f.q.rows = rows;
+  f.q.codes = codes;
+  f.q.codes_row_stride = l.row_bytes;
+  f.q.scales = scales;
+  f.q.scales_row_stride = l.num_groups;
+  f.q.zero_points = symmetric ? nullptr : zero_points;
+  f.q.zero_points_row_stride = symmetric ? 0 : l.num_groups;
+  f.q.scale_div = static_cast<float>(symmetric ? (int64_t{1} << (bits - 1)) - 1 : (int64_t{1} << bits) - 1);
+  f.team = qc::quantize_team_size(f.q.group_size);
+  qc::FusedKernel k;
+  switch (dtype) {
+    case 0: k = qc::fused_kernel_for<qc::TagF32>((int)bits, symmetric, tm); break;
+    case 1: k = qc::fused_kernel_for<qc::TagF16>((int)bits, symmetric, tm); break;
+    default: k = qc::fused_kernel_for<qc::TagBF16>((int)bits, symmetric, tm); break;
+  }
+  launch(static_cast<unsigned>(grid), qc::kFusedThreads, [&] { k(f); });
+  return 0;
+}
+
 int emu_dequantize(const uint8_t* codes, int64_t codes_row_stride, const float* scales, int64_t scales_row_stride,
                    const float* zero_points, int64_t zp_row_stride, int64_t rows, int64_t row_len, int64_t bits,
                    int64_t group_size, int symmetric, int dtype, void* out, int block, int resident) {
@@ -352,6 +389,7 @@ lib.emu_row_bytes.restype = i64; lib.emu_row_bytes.argtypes = [i64, i64, i64]
 lib.emu_uniform_noise.restype = ctypes.c_float; lib.emu_uniform_noise.argtypes = [i64, i64]
 lib.emu_quantize.argtypes = [vp, i32, i64, i64, i64, i64, i64, i32, i64, vp, vp, vp, i32, i32, i32]
 lib.emu_dequantize.argtypes = [vp, i64, vp, i64, vp, i64, i64, i64, i64, i64, i32, i32, vp, i32, i32]
+lib.emu_project_quantize.argtypes = [vp, i32, i64, i64, i64, vp, vp, i64, i64, i64, i32, vp, vp, vp, i32, i32]
 DT = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 
 def emu_quant(x, bits, gs, sym, seed, block=64, resident=3, force_block=0):
@@ -497,7 +535,63 @@ for i, c in enumerate(cases):
     run_case(gen=gen, **c)
     if i % 25 == 0:
         print(f"  {i}/{len(cases)} {time.time() - t0:.0f}s failures={failures}", flush=True)
-print(f"done: {len(cases)} cases, {failures} failures, {time.time() - t0:.0f}s")
+
+
+def emu_project(x, w, b, bits, gs, sym, tm, grid):
+    rows, inp = x.shape
+    width = w.shape[0]
+    lay = GroupLayout(rows=rows, row_len=width, bits=bits, group_size=gs)
+    codes = torch.full((rows, lay.row_bytes), 0xAB, dtype=torch.uint8)
+    scales = torch.full((rows, lay.num_groups), 12345.0)
+    zps = torch.empty(0) if sym else torch.full((rows, lay.num_groups), 777.0)
+    lib.emu_project_quantize(x.data_ptr(), DT[x.dtype], rows, inp, x.stride(0), w.data_ptr(),
+                             None if b is None else b.data_ptr(), width, bits, gs, int(sym),
+                             codes.data_ptr(), scales.data_ptr(), None if sym else zps.data_ptr(), tm, grid)
+    return codes, scales, zps
+
+
+def fused_case(rows, inp, width, gs, bits, sym, dtype, bias, tm, grid, integers, x_pad=0):
+    """The fused kernel against quantize_reference(x.float() @ w.T + b): bit for bit when every
+    partial sum is an exact small integer; else every code within one step, scales close."""
+    if integers:
+        x = torch.randint(-4, 5, (rows, inp + x_pad), generator=gen).to(dtype)
+        w = torch.randint(-4, 5, (width, inp), generator=gen).float()
+        b = torch.randint(-4, 5, (width,), generator=gen).float() if bias else None
+    else:
+        x = torch.randn(rows, inp + x_pad, generator=gen).to(dtype)
+        w = torch.randn(width, inp, generator=gen) / max(inp, 1) ** 0.5
+        b = torch.randn(width, generator=gen) if bias else None
+    x = x[:, :inp]
+    y = x.float() @ w.T + (b if b is not None else 0)
+    rc, rs, rz = R.quantize_reference(y, bits, gs, sym, -1)
+    ec, es, ez = emu_project(x, w, b, bits, gs, sym, tm, grid)
+    tag = f"fused rows={rows} in={inp} width={width} gs={gs} bits={bits} sym={sym} {dtype} bias={bias} tm={tm} grid={grid} int={integers}"
+    lay = GroupLayout(rows=rows, row_len=width, bits=bits, group_size=gs)
+    diff = (R.unpack_codes(ec, lay).int() - R.unpack_codes(rc, lay).int()).abs()
+    if integers:
+        ok = torch.equal(rc, ec) and same(rs, es) and (sym or same(rz, ez))
+    else:
+        ok = int(diff.max()) <= 1 and torch.allclose(es, rs, rtol=1e-5, atol=1e-6)
+        ok = ok and (sym or torch.allclose(ez, rz, rtol=1e-5, atol=1e-5))
+    if not ok:
+        print("  codes differing:", int((diff != 0).sum()), "max", int(diff.max()))
+    check(tag, ok)
+
+
+fused = 0
+if mode in ("quick", "full"):
+    for rows, inp, width, gs in ((1, 1, 1, 1), (5, 7, 5, 4), (9, 33, 17, 8), (40, 64, 32, 32),
+                                 (70, 300, 96, 32), (33, 40, 128, 128), (3, 0, 20, 7), (17, 96, 127, 1000)):
+        for bits, sym in ((8, True), (4, False), (2, True)):
+            for dtype in (torch.float32, torch.bfloat16, torch.float16):
+                for integers in (True, False):
+                    tm = 4 if rows > 32 else 1
+                    grid = 1 if (rows + bits) % 3 == 0 else 2  # grid-stride over row blocks
+                    fused_case(rows, inp, width, gs, bits, sym, dtype, (rows + inp) % 2 == 0, tm, grid,
+                               integers, x_pad=3 if dtype == torch.float16 else 0)
+                    fused += 1
+    print(f"fused ok so far: {fused} cases, failures={failures}", flush=True)
+print(f"done: {len(cases)} + {fused} fused cases, {failures} failures, {time.time() - t0:.0f}s")
 sys.exit(1 if failures else 0)
 EMU_PY
   echo "cuda_compile_check: building the host emulator of the kernels ..."

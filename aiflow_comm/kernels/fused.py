@@ -7,7 +7,9 @@ features; ``dequantize_project(q, W, b)`` is ``dequantize(q, float32) @ W.float(
 The other backends never materialize the whole float ``y`` (or the decoded tensor):
 
 * ``cpp`` (CPU) and ``cuda`` (CUDA) compute the projection a block of rows at a time into one
-  reused float32 tile and run the plain quantize kernel on it while it is in cache;
+  reused float32 tile and run the plain quantize kernel on it while it is in cache (``cuda`` with
+  at most 128 output features, unless ``x`` and ``weight`` are a float16/bfloat16 pair: one
+  kernel that multiplies in float32 and quantizes each block's rows from shared memory);
   ``dequantize_project`` decodes a block of rows into a tile and multiplies it. On the CPU the
   multiply is an AVX-512 register-blocked kernel for skinny projections (on a panel packed from
   the weight per call, or the weight itself when it is float32 stored transposed; below 32 rows,
