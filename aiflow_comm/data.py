@@ -59,10 +59,17 @@ def _unit_range(pixels: torch.Tensor) -> torch.Tensor:
 def stack_dataset(dataset: Iterable, limit: int | None = None) -> torch.Tensor:
     """Stack the inputs of a map-style or iterable ``Dataset`` (items ``x`` or ``(x, ...)``).
 
+    ``limit`` (an int >= 0, or ``None`` for all) caps the items read. The inputs must be
+    tensors, arrays or numbers of one shape; otherwise the error names the first bad item.
+
     Example:
         >>> stack_dataset([(torch.ones(2), 0), (torch.zeros(2), 1)]).shape
         torch.Size([2, 2])
     """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise TypeError(f"limit must be an int >= 0 or None; got {type(limit).__name__}")
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be an int >= 0 or None; got {limit}")
     if hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__"):
         # Map-style: by index up to len(). Iterating one calls __getitem__ until IndexError,
         # past len() (or forever, for a dataset that makes item i from seed i).
@@ -71,9 +78,20 @@ def stack_dataset(dataset: Iterable, limit: int | None = None) -> torch.Tensor:
     else:
         source = itertools.islice(dataset, limit)
     items = []
-    for item in source:
+    for index, item in enumerate(source):
         x = item[0] if isinstance(item, tuple | list) else item
-        items.append(torch.as_tensor(x))
+        try:
+            items.append(torch.as_tensor(x))
+        except (TypeError, RuntimeError, ValueError) as error:
+            raise TypeError(
+                f"item {index}: the input (an item, or its first element) must be a tensor, an "
+                f"array or a number; got {type(x).__name__}"
+            ) from error
+        if items[-1].shape != items[0].shape:
+            raise ValueError(
+                f"item {index}: inputs must share one shape to be stacked; got "
+                f"{tuple(items[-1].shape)} after {tuple(items[0].shape)}"
+            )
     if not items:
         raise ValueError("dataset is empty")
     return torch.stack(items)

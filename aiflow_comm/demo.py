@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -114,8 +115,10 @@ def split_point_sizes(
 
     The first row is the input itself (what sending the raw data costs). Quantized sizes are
     the wire format's (header, codes, one float32 scale per ``group_size`` values, CRC32), the
-    values of an example flattened into one row. Keys: ``name``, ``shape`` (per example),
-    ``values``, ``float32_bits`` and ``bits_8``, ``bits_4``... for ``bits_list``.
+    values of an example flattened into one row. Where several tensors cross a cut (a residual
+    block's branch and skip), each is its own message and the row sums them. Keys: ``name``,
+    ``shape`` (per example; a list of shapes where several tensors cross), ``values``,
+    ``float32_bits`` and ``bits_8``, ``bits_4``... for ``bits_list``.
 
     >>> model = nn.Sequential(nn.Linear(4, 128), nn.ReLU(), nn.Linear(128, 2))
     >>> rows = split_point_sizes(model, torch.zeros(1, 4), (8,))
@@ -124,23 +127,32 @@ def split_point_sizes(
     """
     from aiflow_comm.split import SplitLink, list_split_points
 
-    shapes = [("(input)", tuple(example_input.shape[1:]))]
-    shapes += [
-        (point.name, point.tensors[0].shape[1:])
+    cuts = [("(input)", [tuple(example_input.shape[1:])])]
+    cuts += [
+        (point.name, [tuple(t.shape[1:]) for t in point.tensors])
         for point in list_split_points(model, example_input[:1])
     ]
     rows = []
-    for name, shape in shapes:
-        values = 1
-        for size in shape:
-            values *= size
-        row: dict[str, Any] = {"name": name, "shape": list(shape), "values": values,
-                               "float32_bits": 32 * values}  # fmt: skip
+    for name, shapes in cuts:
+        values = sum(math.prod(shape) for shape in shapes)
+        row: dict[str, Any] = {
+            "name": name,
+            "shape": list(shapes[0]) if len(shapes) == 1 else [list(s) for s in shapes],
+            "values": values,
+            "float32_bits": 32 * values,
+        }
         for bits in bits_list:
             link = SplitLink(bits, group_size, encoder=nn.Flatten())
-            row[f"bits_{bits}"] = link.payload_bits(torch.zeros(1, *shape))
+            row[f"bits_{bits}"] = sum(link.payload_bits(torch.zeros(1, *s)) for s in shapes)
         rows.append(row)
     return rows
+
+
+def _shape_text(shape: list) -> str:
+    """``"32x4x4"``, or ``"16+16"`` for the shapes of several tensors crossing one cut."""
+    if shape and isinstance(shape[0], list):
+        return "+".join(map(_shape_text, shape))
+    return "x".join(map(str, shape))
 
 
 def format_split_point_table(rows: list[dict[str, Any]], marked: str | None = None) -> str:
@@ -151,7 +163,7 @@ def format_split_point_table(rows: list[dict[str, Any]], marked: str | None = No
     lines = [header, "-" * len(header)]
     for row in rows:
         mark = "*" if row["name"] == marked else " "
-        shape = "x".join(map(str, row["shape"]))
+        shape = _shape_text(row["shape"])
         line = f"{mark} {row['name']:<9} {shape:<8} {row['values']:>6} {row['float32_bits']:>8}"
         lines.append(line + "".join(f" {row[key]:>7}" for key in bit_keys))
     return "\n".join(lines)

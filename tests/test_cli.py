@@ -107,3 +107,27 @@ def test_console_script_entry_point_runs():
 def test_demo_checks_its_group_size_before_training():
     with pytest.raises(SystemExit, match="--group-size: group_size must be in"):
         main(["demo", "--group-size", "0"])
+
+
+def test_demo_split_point_sizes_count_every_tensor_crossing_a_cut():
+    import torch
+    from torch import nn
+
+    from aiflow_comm.demo import format_split_point_table, split_point_sizes
+
+    class Residual(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.c = nn.Linear(4, 16), nn.Linear(16, 16), nn.Linear(16, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.a(x))
+            return self.c(h + self.b(h))
+
+    rows = {r["name"]: r for r in split_point_sizes(Residual(), torch.zeros(1, 4), (8,))}
+    single = rows["a"]
+    # After b, its output and the skip h cross: two messages (only the first was counted).
+    assert rows["b"]["shape"] == [[16], [16]] and rows["b"]["values"] == 32
+    assert rows["b"]["float32_bits"] == 2 * single["float32_bits"]
+    assert rows["b"]["bits_8"] == 2 * single["bits_8"]
+    assert "16+16" in format_split_point_table(list(rows.values()), marked="b")

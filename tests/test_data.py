@@ -48,3 +48,17 @@ def test_stack_dataset_stops_at_the_datasets_length():
     assert stack_dataset(_Indexed()).shape == (4, 3)
     assert stack_dataset(_Indexed(), limit=2).shape == (2, 3)
     assert stack_dataset(iter([torch.ones(2)] * 5), limit=3).shape == (3, 2)
+
+
+def test_stack_dataset_names_a_bad_limit_or_item():
+    dataset = torch.utils.data.TensorDataset(torch.ones(3, 2))
+    with pytest.raises(ValueError, match=r"limit must be an int >= 0 or None; got -1"):
+        stack_dataset(iter(dataset), limit=-1)  # islice's own message did not name it
+    with pytest.raises(ValueError, match=r"limit must be an int >= 0 or None; got -1"):
+        stack_dataset(dataset, limit=-1)  # was "dataset is empty"
+    with pytest.raises(TypeError, match=r"limit must be an int >= 0 or None; got float"):
+        stack_dataset(dataset, limit=2.0)
+    with pytest.raises(TypeError, match=r"item 0: .* got dict"):
+        stack_dataset([{"image": torch.ones(2), "label": 0}])
+    with pytest.raises(ValueError, match=r"item 1: .* one shape.*\(3,\) after \(2,\)"):
+        stack_dataset([torch.ones(2), torch.ones(3)])

@@ -437,3 +437,32 @@ def test_psnr_needs_a_batch_dimension_and_snr_tensors_must_be_finite() -> None:
         psnr_db(torch.zeros(4), torch.ones(4))
     with pytest.raises(ValueError, match=r"snr_db must be finite; got \[nan, 10.0\]"):
         snr_column(torch.tensor([float("nan"), 10.0]), torch.zeros(2, 3))
+
+
+def test_metrics_refuse_arrays_complex_tensors_and_odd_max_values_naming_them() -> None:
+    x = torch.rand(2, 3)
+    # Arrays raised AttributeError; complex tensors lost their imaginary parts in silence.
+    for call, name in (
+        (lambda: psnr_db(x.numpy(), x), "reference"),
+        (lambda: sdr_db(x, x.numpy()), "estimate"),
+        (lambda: accuracy(x.numpy(), torch.tensor([0, 1])), "logits"),
+        (lambda: accuracy(x, [0, 1]), "labels"),
+    ):
+        with pytest.raises(TypeError, match=rf"{name} must be a torch.Tensor; got"):
+            call()
+    z = torch.complex(x, x)
+    with pytest.raises(TypeError, match=r"reference must be a real tensor; got torch.complex64"):
+        psnr_db(z, z)
+    with pytest.raises(TypeError, match=r"estimate must be a real tensor"):
+        sdr_db(x, z)
+    for bad in ("1", True):
+        with pytest.raises(TypeError, match=r"max_value must be a number > 0; got"):
+            psnr_db(x, x, max_value=bad)
+    assert psnr_db(x, x + 0.1, max_value=torch.tensor(1.0)).tolist() == pytest.approx([20.0] * 2)
+
+
+def test_attention_refuses_a_scale_that_is_not_a_number_naming_it() -> None:
+    for bad in ("10", None, True):
+        with pytest.raises(TypeError, match=r"snr_scale_db must be a number > 0; got"):
+            SNRAttention(4, snr_scale_db=bad)
+    assert SNRAttention(4, snr_scale_db=np.float32(5.0)).snr_scale_db == 5.0

@@ -127,6 +127,20 @@ def test_payload_and_channel_uses_per_example() -> None:
     assert analog.channel_uses(features) == 8 and analog.payload_bits(features) == 32 * 16
 
 
+@pytest.mark.parametrize("bits", [4, None])
+def test_measuring_in_training_mode_leaves_a_batchnorm_encoder_alone(bits: int | None) -> None:
+    torch.manual_seed(0)
+    encoder = nn.Sequential(nn.Linear(16, 8), nn.BatchNorm1d(8))
+    split = SplitLink(bits=bits, group_size=4, encoder=encoder, link=AnalogLink(), snr_db=10.0)
+    features = torch.randn(3, 16) * 5 + 3
+    state = {k: v.clone() for k, v in encoder.state_dict().items()}
+    # One example through a training BatchNorm1d raised; it also moved the running statistics.
+    assert split.payload_bits(features) == split.eval().payload_bits(features)
+    assert split.train().channel_uses(features) == 4
+    assert split.training and encoder[1].training
+    assert all(torch.equal(v, state[k]) for k, v in encoder.state_dict().items())
+
+
 @pytest.mark.parametrize("name", list(links()))
 def test_an_empty_batch_passes_every_link_in_both_modes(name: str) -> None:
     encoder, decoder = projection_pair()
@@ -160,6 +174,8 @@ def test_split_model_with_a_split_link_on_a_cnn() -> None:
         ({"link": AnalogLink()}, ValueError, "needs snr_db"),
         ({"link": AnalogLink(), "snr_db": (10.0, 0.0)}, ValueError, "low <= high"),
         ({"snr_db": "10 dB"}, TypeError, "snr_db must be"),
+        ({"snr_db": ("0 dB", 10.0)}, TypeError, r"snr_db range must be two numbers"),
+        ({"snr_db": (None, 10.0)}, TypeError, r"snr_db range must be two numbers"),
         ({"encoder": lambda x: x}, TypeError, "encoder must be"),
     ],
 )

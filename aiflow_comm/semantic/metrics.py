@@ -10,7 +10,16 @@ import torch
 __all__ = ["accuracy", "opta_sdr_db", "psnr_db", "sdr_db"]
 
 
+def _check_tensor(name: str, value: object) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor; got {type(value).__name__}")
+    if value.is_complex():
+        raise TypeError(f"{name} must be a real tensor; got {value.dtype}")
+
+
 def _check_pair(reference: torch.Tensor, estimate: torch.Tensor) -> None:
+    _check_tensor("reference", reference)
+    _check_tensor("estimate", estimate)
     if reference.shape != estimate.shape:
         raise ValueError(
             f"reference and estimate must have the same shape; got {tuple(reference.shape)} "
@@ -31,6 +40,8 @@ def psnr_db(
     [20.0, 20.0]
     """
     _check_pair(reference, estimate)
+    if isinstance(max_value, bool) or not isinstance(max_value, numbers.Real | torch.Tensor):
+        raise TypeError(f"max_value must be a number > 0; got {type(max_value).__name__}")
     if not (math.isfinite(max_value) and max_value > 0):
         raise ValueError(f"max_value must be a finite number > 0; got {max_value}")
     if reference.dim() < 2:
@@ -65,6 +76,8 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     >>> accuracy(torch.tensor([[0.1, 0.9], [0.8, 0.2]]), torch.tensor([1, 1]))
     0.5
     """
+    _check_tensor("logits", logits)
+    _check_tensor("labels", labels)
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(
             f"logits must be (batch, classes) and labels (batch,); got {tuple(logits.shape)} "

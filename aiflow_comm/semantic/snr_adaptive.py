@@ -77,6 +77,8 @@ class SNRAttention(nn.Module):
         hidden = max(8, channels // 2) if hidden is None else hidden
         if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
             raise ValueError(f"hidden must be an int >= 1 or None; got {hidden!r}")
+        if isinstance(snr_scale_db, bool) or not isinstance(snr_scale_db, numbers.Real):
+            raise TypeError(f"snr_scale_db must be a number > 0; got {type(snr_scale_db).__name__}")
         if not (math.isfinite(snr_scale_db) and snr_scale_db > 0):
             raise ValueError(f"snr_scale_db must be a finite number > 0; got {snr_scale_db}")
         self.channels = channels

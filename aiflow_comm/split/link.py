@@ -20,6 +20,7 @@ from aiflow_comm.kernels.fused_layers import (
     project_quantize_linear,
 )
 from aiflow_comm.kernels.layout import check_quant_args
+from aiflow_comm.split.points import evaluating
 
 __all__ = ["ON_ERROR", "SplitLink"]
 
@@ -32,6 +33,8 @@ def _check_snr_setting(snr_db: SnrSetting) -> SnrSetting:
     if snr_db is None:
         return None
     if isinstance(snr_db, tuple | list) and len(snr_db) == 2:
+        if not all(_is_number(v) or _is_real_scalar_tensor(v) for v in snr_db):
+            raise TypeError(f"snr_db range must be two numbers (low, high); got {snr_db!r}")
         low, high = (float(v) for v in snr_db)
         if not (math.isfinite(low) and math.isfinite(high) and low <= high):
             raise ValueError(f"snr_db range must be finite with low <= high; got {snr_db}")
@@ -43,6 +46,10 @@ def _check_snr_setting(snr_db: SnrSetting) -> SnrSetting:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_real_scalar_tensor(value: object) -> bool:
+    return isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex()
 
 
 def _finite(snr_db: numbers.Real) -> float:
@@ -204,23 +211,25 @@ class SplitLink(nn.Module):
     def payload_bits(self, features: torch.Tensor) -> int:
         """Bits one example of ``features`` takes on the link: the wire message, or with a
         digital link and ``on_error="keep"`` the packed codes alone (what crosses it; the header
-        and scales are assumed delivered apart), float32 values without ``bits``."""
+        and scales are assumed delivered apart), float32 values without ``bits``. The encoder
+        runs in eval mode (a BatchNorm's statistics stay as they are), whatever the mode."""
         _check_example(features)
-        if self.bits is not None and self.on_error == "keep" and isinstance(self.link, DigitalLink):
-            return 8 * self._quantized(features[:1]).codes.numel()
-        if self.bits is not None:
+        with evaluating(self):
+            if self.bits is None:
+                return 32 * self._encoded(features[:1]).numel()
+            if self.on_error == "keep" and isinstance(self.link, DigitalLink):
+                return 8 * self._quantized(features[:1]).codes.numel()
             return 8 * len(self.encode(features[:1]))
-        with torch.no_grad():
-            return 32 * self._encoded(features[:1]).numel()
 
     def channel_uses(self, features: torch.Tensor) -> int | None:
-        """Complex channel uses per example over the link (``None`` without a link)."""
+        """Complex channel uses per example over the link (``None`` without a link); the
+        encoder runs in eval mode, as in :meth:`payload_bits`."""
         _check_example(features)
         if self.link is None:
             return None
         if isinstance(self.link, DigitalLink):
             return self.link.channel_uses(self.payload_bits(features))
-        with torch.no_grad():
+        with evaluating(self):
             return self.link.channel_uses(self._encoded(features[:1]))
 
     def forward(
