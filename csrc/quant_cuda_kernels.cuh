@@ -657,6 +657,22 @@ QC_DEV void load_team_chunks(const QuantParams& p, int64_t r, int64_t g, int64_t
   }
 }
 
+// The codes of a team lane's chunks `raw` of a group of n values, packed into the group's bytes.
+template <class Tag, class M, bool FAST, int VPT, int CH>
+QC_DEV void store_team_chunks(const GroupQuant& q, int64_t n, int team, int team_lane,
+                              const uint32_t raw[CH][4], int64_t index_base, uint8_t* dst) {
+  QC_UNROLL
+  for (int c = 0; c < CH; ++c) {
+    const int64_t j0 = static_cast<int64_t>(c * team + team_lane) * VPT;
+    if (j0 < n) {
+      float v[VPT];
+      words_to_f32<Tag>(raw[c], v);
+      const int64_t cnt = (n - j0 < VPT) ? n - j0 : VPT;
+      quant_store_chunk<M, FAST, VPT>(q, v, j0, cnt, index_base + j0, dst);
+    }
+  }
+}
+
 // One group of a team: row r, group g, n values (n = 0: an idle team), whose chunks `raw` this
 // team lane holds (load_team_chunks). Reduces over the team, then writes the group's scale (and
 // zero point) and codes. Every lane of the warp must call it: it shuffles.
@@ -697,27 +713,9 @@ QC_DEV void quantize_team_group(const QuantParams& p, int64_t r, int64_t g, int6
     uint8_t* dst = p.codes + r * p.codes_row_stride + g * p.group_bytes;
     const int64_t index_base = r * p.row_len + g * p.group_size;
     if (q.fast) {
-      QC_UNROLL
-      for (int c = 0; c < CH; ++c) {
-        const int64_t j0 = static_cast<int64_t>(c * team + team_lane) * VPT;
-        if (j0 < n) {
-          float v[VPT];
-          words_to_f32<Tag>(raw[c], v);
-          const int64_t cnt = (n - j0 < VPT) ? n - j0 : VPT;
-          quant_store_chunk<M, true, VPT>(q, v, j0, cnt, index_base + j0, dst);
-        }
-      }
+      store_team_chunks<Tag, M, true, VPT, CH>(q, n, team, team_lane, raw, index_base, dst);
     } else {
-      QC_UNROLL
-      for (int c = 0; c < CH; ++c) {
-        const int64_t j0 = static_cast<int64_t>(c * team + team_lane) * VPT;
-        if (j0 < n) {
-          float v[VPT];
-          words_to_f32<Tag>(raw[c], v);
-          const int64_t cnt = (n - j0 < VPT) ? n - j0 : VPT;
-          quant_store_chunk<M, false, VPT>(q, v, j0, cnt, index_base + j0, dst);
-        }
-      }
+      store_team_chunks<Tag, M, false, VPT, CH>(q, n, team, team_lane, raw, index_base, dst);
     }
   }
 }

@@ -58,6 +58,16 @@ def _summation_bound(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     return 2 * gamma * float(magnitude.max()) if magnitude.numel() else 0.0
 
 
+def _on_one_thread(run):
+    """``run()`` with torch on one thread, the thread count restored after."""
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        return run()
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _projection(inp: int, out: int, dtype: torch.dtype, bias: bool, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     weight = (torch.randn(out, inp, generator=gen) / inp**0.5).to(dtype)
@@ -216,12 +226,7 @@ def test_cpp_few_rows_same_codes_in_any_company():
         part = project_quantize(x[start:stop], weight, bias, 8, 16, backend="cpp")
         assert torch.equal(part.codes, whole.codes[start:stop])
         assert torch.equal(part.scales, whole.scales[start:stop])
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = project_quantize(x, weight, bias, 8, 16, backend="cpp")
-    finally:
-        torch.set_num_threads(threads)
+    one = _on_one_thread(lambda: project_quantize(x, weight, bias, 8, 16, backend="cpp"))
     assert torch.equal(one.codes, whole.codes) and torch.equal(one.scales, whole.scales)
 
 
@@ -387,12 +392,7 @@ def test_cpp_same_codes_for_any_thread_count():
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(997, 200, generator=gen)
     weight, bias = _projection(200, 40, torch.float32, True)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = project_quantize(x, weight, bias, 8, 16, backend="cpp")
-    finally:
-        torch.set_num_threads(threads)
+    one = _on_one_thread(lambda: project_quantize(x, weight, bias, 8, 16, backend="cpp"))
     many = project_quantize(x, weight, bias, 8, 16, backend="cpp")
     assert torch.equal(one.codes, many.codes) and torch.equal(one.scales, many.scales)
 
