@@ -230,6 +230,37 @@ def test_rician_random_los_phase_lasts_a_coherence_block() -> None:
     assert not torch.equal(state.h[:, 0], state.h[:, 4])
 
 
+def test_a_coherence_block_longer_than_the_example_costs_nothing() -> None:
+    # The gains were repeated coherence times before being cut to the example's length: a
+    # block of 2**62 symbols overflowed, one of 10**7 took gigabytes for 16 symbols.
+    x = ones(3, 16)
+    _, state = RayleighFading(2**62, generator=0)(x, 20.0, return_state=True)
+    _, example = RayleighFading("example", generator=0)(x, 20.0, return_state=True)
+    assert state.h.shape == (3, 16)
+    assert torch.equal(state.h, example.h.expand_as(state.h))  # the same single draw each
+    _, state = RicianFading(2.0, 10**12, los_phase=None, generator=0)(x, 20.0, return_state=True)
+    assert torch.equal(state.h, state.h[:, :1].expand_as(state.h))
+
+
+def test_rician_random_los_phase_without_a_generator_draws_from_sionna() -> None:
+    # generator=None means Sionna's global generator for every draw: the LoS phase came from
+    # torch's global one instead, so Sionna's seed did not reproduce the channel.
+    from sionna.phy import config
+
+    rng = config.torch_rng("cpu")
+    saved = rng.get_state()
+    gains = []
+    try:
+        for extra in (1, 2):
+            rng.set_state(saved)
+            torch.rand(extra)  # someone else draws from torch's global generator
+            channel = RicianFading(3.0, "symbol", los_phase=None)
+            gains.append(channel(ones(2, 8), 30.0, return_state=True)[1].h)
+    finally:
+        rng.set_state(saved)
+    assert torch.equal(gains[0], gains[1])
+
+
 def test_rician_random_los_phase_is_zero_mean() -> None:
     _, state = RicianFading(50.0, "symbol", los_phase=None, generator=6)(
         ones(200, 500), 20.0, return_state=True

@@ -313,6 +313,17 @@ def test_bad_inputs(bits: object, snr_db: object, error: type, match: str) -> No
         DigitalLink("qpsk", generator=0)(bits, snr_db)
 
 
+def test_channel_uses_rejects_a_bad_number_of_bits() -> None:
+    # A negative or fractional count came back as a negative or rounded number of symbols.
+    link = DigitalLink("qpsk", ldpc_k=100, ldpc_n=200)
+    assert link.channel_uses(0) == 0 and link.channel_uses(250) == 300
+    with pytest.raises(ValueError, match="num_bits must be >= 0; got -5"):
+        link.channel_uses(-5)
+    for bad in (2.5, "250", True):
+        with pytest.raises(TypeError, match="num_bits must be an int"):
+            link.channel_uses(bad)
+
+
 def test_bad_surrogate_arguments() -> None:
     with pytest.raises(ValueError, match="p must be a probability"):
         bit_flip_ste(torch.zeros(3), 1.5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -192,6 +193,10 @@ class DigitalLink(nn.Module):
         >>> DigitalLink("16qam", ldpc_k=100, ldpc_n=200).channel_uses(250)
         150
         """
+        if isinstance(num_bits, bool) or not isinstance(num_bits, numbers.Integral):
+            raise TypeError(f"num_bits must be an int; got {type(num_bits).__name__}")
+        if num_bits < 0:
+            raise ValueError(f"num_bits must be >= 0; got {num_bits}")
         coded_bits = math.ceil(num_bits / self.ldpc_k) * self.ldpc_n if self.coded else num_bits
         return math.ceil(coded_bits / self.bits_per_symbol)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
-from sionna.phy.utils import complex_normal
+from sionna.phy.utils import complex_normal, rand
 from torch import nn
 
 from aiflow_comm.channel.awgn import AWGN
@@ -74,8 +74,9 @@ class RayleighFading(nn.Module):
 
     def spread(self, draws: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Draws of :meth:`block_shape`, each repeated over its block: broadcastable to ``x``."""
-        if isinstance(self.coherence, int):
-            return draws.repeat_interleave(self.coherence, dim=-1)[..., : x.shape[-1]]
+        if isinstance(self.coherence, int):  # index, not repeat: a long block costs nothing
+            block = torch.arange(x.shape[-1], device=draws.device) // self.coherence
+            return draws.index_select(-1, block)
         return draws
 
     def scattered_gains(self, x: torch.Tensor) -> torch.Tensor:
@@ -145,10 +146,9 @@ class RicianFading(RayleighFading):
         scattered = self.scattered_gains(x)
         los_amplitude = math.sqrt(self.k_factor / (self.k_factor + 1.0))
         if self.los_phase is None:  # one phase per coherence block, as the scattered gain
-            generator = self.noise.random.generator(x.device)
-            uniform = torch.rand(
+            uniform = rand(  # None: Sionna's global generator, as for the scattered part
                 self.block_shape(x),
-                generator=generator,
+                generator=self.noise.random.generator(x.device),
                 device=x.device,
                 dtype=scattered.real.dtype,
             )
