@@ -2,6 +2,7 @@
 statistics, equalizer formulas in float64, power normalization, seeds and gradients."""
 
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -426,3 +427,25 @@ def test_analog_link_sends_nothing_for_examples_without_values(channel) -> None:
     link = AnalogLink(channel(generator=0))
     for shape in ((2, 0), (0, 5), (3, 0, 4)):
         assert link(torch.randn(shape), 10.0).shape == shape
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: AWGN(generator=1),
+        lambda: RayleighFading(generator=2),
+        lambda: RicianFading(2.0, generator=5),
+        lambda: OFDMChannel(
+            "cdl", "C", fft_size=16, num_ofdm_symbols=4, pilot_ofdm_symbol_indices=(0,), generator=3
+        ),
+    ],
+    ids=["awgn", "rayleigh", "rician", "ofdm-cdl"],
+)
+def test_seeded_channels_pickle_and_go_on_drawing_the_same(make):
+    """A seeded channel holds Sionna blocks of a class made at run time: pickling (torch.save of
+    a whole model, multiprocessing) must rebuild them, generator state included."""
+    channel = make()
+    x = torch.ones(2, 40, dtype=torch.complex64)
+    channel(x, 10.0)
+    restored = pickle.loads(pickle.dumps(channel))
+    assert torch.equal(restored(x, 10.0), channel(x, 10.0))

@@ -63,7 +63,19 @@ def _seeded_class(cls: type) -> type:
         generator = self.__dict__.get("_aiflow_generator")
         return generator if generator is not None else cls.torch_rng.fget(self)
 
-    return type(cls.__name__, (cls,), {"torch_rng": property(torch_rng)})
+    def __reduce__(self: torch.nn.Module) -> tuple:
+        # The class is made here, not importable by name: pickle rebuilds it from ``cls``.
+        return _unpickle_seeded, (cls, self.__getstate__())
+
+    return type(cls.__name__, (cls,), {"torch_rng": property(torch_rng), "__reduce__": __reduce__})
+
+
+def _unpickle_seeded(cls: type, state: dict) -> torch.nn.Module:
+    """A seeded ``cls`` block from its pickled ``state`` (its ``__dict__``)."""
+    seeded = _seeded_class(cls)
+    block = seeded.__new__(seeded)
+    block.__setstate__(state)
+    return block
 
 
 def seeded_block(
