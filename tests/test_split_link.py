@@ -295,3 +295,20 @@ def test_keep_mode_over_an_analog_link_counts_the_message() -> None:
     analog = SplitLink(bits=4, group_size=16, link=AnalogLink(), snr_db=10.0, on_error="keep")
     features = torch.randn(2, 64)
     assert analog.payload_bits(features) == 8 * len(analog.encode(features[:1]))
+
+
+@pytest.mark.parametrize("conv", [False, True], ids=["linear", "conv1x1"])
+def test_eval_under_autocast_returns_autocast_dtype_as_training_does(conv):
+    """The fused decoder of eval mode returns what the decoder itself returns under autocast."""
+    torch.manual_seed(0)
+    if conv:
+        link = SplitLink(8, 8, encoder=nn.Conv2d(16, 8, 1), decoder=nn.Conv2d(8, 16, 1))
+        x = torch.randn(2, 16, 4, 4)
+    else:
+        link = SplitLink(8, 8, encoder=nn.Linear(16, 8), decoder=nn.Linear(8, 16))
+        x = torch.randn(4, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        trained = link.train()(x)
+        deployed = link.eval()(x)
+    assert trained.dtype == deployed.dtype == torch.bfloat16
+    assert link.eval()(x).dtype == torch.float32  # autocast off: float32 as before

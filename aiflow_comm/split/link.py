@@ -52,6 +52,15 @@ def _is_real_scalar_tensor(value: object) -> bool:
     return isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex()
 
 
+def _as_autocast(y: torch.Tensor) -> torch.Tensor:
+    """``y`` in autocast's dtype where autocast is on for its device (what a linear or conv
+    layer returns there), else as it is."""
+    kind = y.device.type
+    if torch.is_autocast_enabled(kind):
+        return y.to(torch.get_autocast_dtype(kind))
+    return y
+
+
 def _finite(snr_db: numbers.Real) -> float:
     """``snr_db`` as a float, or ``ValueError`` for NaN or infinity."""
     if not math.isfinite(snr_db):
@@ -313,12 +322,13 @@ class SplitLink(nn.Module):
         return self._dequantized(self._quantized(features))
 
     def _decoded_codes(self, q: QuantizedTensor) -> torch.Tensor:
-        """The decoder applied to ``q``'s values: fused with dequantization where it can be."""
+        """The decoder applied to ``q``'s values: fused with dequantization where it can be
+        (returning autocast's dtype where autocast is on, as the decoder itself would)."""
         with torch.no_grad():
             if isinstance(self.decoder, nn.Linear) and self.group_dim == -1:
-                return dequantize_project_linear(q, self.decoder)
+                return _as_autocast(dequantize_project_linear(q, self.decoder))
             if is_pointwise_conv(self.decoder) and self.group_dim == 1 and len(q.shape) == 4:
-                return dequantize_project_conv1x1(q, self.decoder)
+                return _as_autocast(dequantize_project_conv1x1(q, self.decoder))
             return self._decoded(self._dequantized(q))
 
     def _quantize(self, z: torch.Tensor) -> QuantizedTensor:
