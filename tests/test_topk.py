@@ -129,6 +129,16 @@ def test_large_groups_use_int16_indices_and_empty_tensors_work():
         assert SparseQuantizedTensor.from_bytes(empty.to_bytes()).dequantize().shape == shape
 
 
+def test_an_empty_tensor_with_a_huge_row_neither_sparsifies_nor_decodes_the_row():
+    # No rows: nothing is allocated per value of a row (the reference once built index tensors
+    # as long as a row, and a valid AIFS message of shape (0, 2**50) could not be decoded).
+    s = sparsify(torch.empty(0, 2**50), 4, 8, 128, backend="torch")
+    assert s.indices.shape == s.codes.shape == (0, 2**45) and s.scales.shape == (0, 2**43)
+    message = SparseQuantizedTensor.from_bytes(s.to_bytes())
+    for backend in available_backends("cpu"):
+        assert message.dequantize(backend=backend).shape == (0, 2**50)
+
+
 def test_a_group_wider_than_the_row_is_the_row_with_its_own_index_width():
     x = torch.randn(3, 50)
     whole = topk_quantize_packed(x, 5, 8, 50, backend="torch")

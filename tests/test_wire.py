@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from aiflow_comm.codec import QuantizedTensor, WireFormatError, dequantize, quantize
 from aiflow_comm.codec.wire import VERSION
+from aiflow_comm.kernels import available_backends
 
 SETTINGS = settings(max_examples=60, deadline=None)
 
@@ -154,12 +155,29 @@ def test_shapes_larger_than_a_tensor_are_wire_format_errors(shape):
         QuantizedTensor.from_bytes(_message(shape))
 
 
+def test_an_empty_tensor_with_a_huge_row_decodes_without_allocating_the_row():
+    # (0, 2**50): a valid message without payload; every backend decodes it to an empty tensor
+    # (the reference once built index tensors as long as a row: petabytes).
+    q = QuantizedTensor.from_bytes(_message((0, 2**50)))
+    for backend in available_backends("cpu"):
+        assert q.dequantize(backend=backend).shape == (0, 2**50)
+    empty = torch.empty(0, 2**50)
+    for symmetric in (True, False):
+        encoded = quantize(empty, 4, 8, symmetric=symmetric, backend="torch")
+        assert encoded.codes.shape == (0, 2**49) and encoded.scales.shape == (0, 2**47)
+        assert dequantize(encoded, backend="torch").shape == (0, 2**50)
+
+
 def test_negative_scales_and_strided_views():
     good = quantize(torch.randn(1, 4), 8, 4).to_bytes()
     body = bytearray(good[:-4])
     body[-4:] = struct.pack("<f", -1.0)  # the one scale
     with pytest.raises(WireFormatError, match="a scale is negative"):
         QuantizedTensor.from_bytes(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
+    q = quantize(torch.randn(1, 4), 8, 4)  # what the reader rejects is never written
+    negative = QuantizedTensor(q.codes, -q.scales, None, q.shape, q.dtype, 8, 4)
+    with pytest.raises(ValueError, match="scales must be >= 0"):
+        negative.to_bytes()
     strided = memoryview(bytes(b for byte in good for b in (byte, 0)))[::2]
     assert not strided.c_contiguous
     assert QuantizedTensor.from_bytes(strided).to_bytes() == good

@@ -82,14 +82,17 @@ def _host_array(t: torch.Tensor, fmt: str) -> np.ndarray:
     return t.detach().to("cpu").contiguous().numpy().astype(fmt)
 
 
-def _finite_bytes(name: str, t: torch.Tensor) -> bytes:
-    """``t`` as little-endian float32 bytes; ``ValueError`` if it holds NaN or Inf."""
+def _finite_bytes(name: str, t: torch.Tensor, nonnegative: bool = False) -> bytes:
+    """``t`` as little-endian float32 bytes; ``ValueError`` if it holds NaN or Inf, or, with
+    ``nonnegative``, a negative value (what a reader rejects is never written)."""
     values = _host_array(t, "<f4")
     if not np.isfinite(values).all():
         raise ValueError(
             f"{name} hold NaN or Inf: the tensor was quantized from non-finite values with "
             "check_finite=False; the wire format carries finite scales and zero points only"
         )
+    if nonnegative and (values < 0).any():
+        raise ValueError(f"{name} must be >= 0 (the wire format carries no negative {name})")
     return values.tobytes()
 
 
@@ -98,9 +101,10 @@ def payload_bytes(
 ) -> list[bytes]:
     """The payload sections of quantized values: codes, float32 scales, zero points if any.
 
-    Raises ``ValueError`` for a NaN or Inf scale or zero point (from ``check_finite=False``).
+    Raises ``ValueError`` for a NaN or Inf scale or zero point (from ``check_finite=False``), or
+    a negative scale (no quantizer makes one; a reader rejects it).
     """
-    parts = [tensor_bytes(codes, "u1"), _finite_bytes("scales", scales)]
+    parts = [tensor_bytes(codes, "u1"), _finite_bytes("scales", scales, nonnegative=True)]
     if zero_points is not None:
         parts.append(_finite_bytes("zero points", zero_points))
     return parts

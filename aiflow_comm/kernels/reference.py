@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from aiflow_comm.kernels.layout import GroupLayout
+from aiflow_comm.kernels.layout import GroupLayout, empty_packed
 
 __all__ = [
     "dequantize_reference",
@@ -118,6 +118,8 @@ def quantize_reference(
         ([[192, 1]], [[0.015748031437397003]])
     """
     layout = GroupLayout.of(x.shape, bits, group_size)
+    if layout.rows == 0:  # no values; the index tensors below would be as long as a row
+        return empty_packed(x, layout, symmetric)
     rows, length, size, groups = layout.rows, layout.row_len, group_size, layout.num_groups
     flat = x.reshape(rows, length).to(torch.float32)
     if groups * size > length:
@@ -167,6 +169,8 @@ def dequantize_reference(
         tensor([[ 1.0079, -2.0000]])
     """
     layout = GroupLayout(rows=codes.shape[0], row_len=row_len, bits=bits, group_size=group_size)
+    if layout.rows == 0:  # no values; the index tensors below would be as long as a row
+        return codes.new_empty((0, row_len), dtype=dtype)
     values = unpack_codes(codes, layout)
     if symmetric:
         values = values - 2 ** (bits - 1)

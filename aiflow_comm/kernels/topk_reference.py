@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from aiflow_comm.kernels.layout import GroupLayout
+from aiflow_comm.kernels.layout import GroupLayout, empty_packed
 from aiflow_comm.kernels.reference import dequantize_reference, quantize_reference
 
 __all__ = [
@@ -163,6 +163,9 @@ def topk_quantize_reference(
         ([[1, 3, 0]], [[1, 255, 255]])
     """
     layout = SparseLayout.of(x.shape, group_size, k)
+    if layout.rows == 0:  # no values; the index tensors below would be as long as a row
+        indices = x.new_empty((0, layout.kept_per_row), dtype=layout.index_dtype)
+        return indices, *empty_packed(x, layout.values(bits), symmetric)
     chosen, flat = _select(x, layout)
     group_start = torch.arange(layout.kept_per_row, device=x.device) // layout.kept_per_group
     values = flat.gather(1, group_start * group_size + chosen)
@@ -181,6 +184,8 @@ def scatter_kept(values: torch.Tensor, indices: torch.Tensor, layout: SparseLayo
         >>> scatter_kept(values, torch.tensor([[1, 3, 0]], dtype=torch.uint8), layout)
         tensor([[0., 1., 0., 2., 3.]])
     """
+    if layout.rows == 0:  # no values; the index tensors below would be as long as a row
+        return values.new_zeros((0, layout.row_len))
     size = layout.group_size
     dense = values.new_zeros((layout.rows, layout.num_groups * size))
     group_start = torch.arange(layout.kept_per_row, device=values.device) // layout.kept_per_group
