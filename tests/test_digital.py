@@ -21,7 +21,7 @@ from aiflow_comm.channel.digital import (
 )
 from aiflow_comm.channel.modulation import MODULATIONS
 from aiflow_comm.channel.randomness import seeded_block
-from aiflow_comm.channel.theory import ber_awgn, ber_rayleigh
+from aiflow_comm.channel.theory import ber_awgn, ber_rayleigh, ber_rician
 from aiflow_comm.codec import QuantizedTensor, WireFormatError, fake_quantize, quantize
 
 Z = 5.0  # confidence-interval width in standard errors: these tests use fixed seeds
@@ -138,8 +138,39 @@ def test_fading_link_with_rician_channel_at_high_snr() -> None:
     link = DigitalLink("64qam", channel=RicianFading(5.0, "symbol", generator=3))
     bits = random_bits(4, 600, seed=9)
     assert torch.equal(link(bits, 45.0).bits, bits)
-    with pytest.raises(NotImplementedError, match="RicianFading"):
-        link.surrogate_error_rate(10.0)
+
+
+@pytest.mark.parametrize("k_factor", [0.5, 3.0, 20.0])
+def test_rician_surrogate_is_the_measured_uncoded_error_rate(k_factor) -> None:
+    link = DigitalLink("16qam", channel=RicianFading(k_factor, "symbol", generator=4))
+    bits = random_bits(8, 40000, seed=10)
+    snr_db = 13.0
+    p = link.surrogate_error_rate(snr_db)
+    assert p == pytest.approx(ber_rician("16qam", snr_db - 10 * math.log10(4), k_factor))
+    result = link(bits, snr_db)
+    assert within_binomial_ci(result.bit_errors, result.num_bits, p)
+    tensor_p = link.surrogate_error_rate(torch.tensor([snr_db, 30.0]))
+    assert tensor_p.dtype == torch.float32 and tensor_p[0].item() == pytest.approx(p, rel=1e-6)
+
+
+def test_ofdm_surrogate_where_each_resource_element_fades_as_rayleigh() -> None:
+    """NLOS profiles without per-frame normalization: every RE's gain is CN(0, 1), so the
+    uncoded error rate is Rayleigh's (errors are correlated across REs: a wider tolerance)."""
+    from aiflow_comm.channel import OFDMChannel
+
+    grid = {"fft_size": 64, "num_ofdm_symbols": 14, "pilot_ofdm_symbol_indices": (2, 11)}
+    channel = OFDMChannel("tdl", "B", normalize_channel=False, generator=2, **grid)
+    link = DigitalLink("16qam", channel=channel)
+    p = link.surrogate_error_rate(14.0)
+    assert p == ber_rayleigh("16qam", 14.0 - 10 * math.log10(4))
+    result = link(random_bits(16, 40000, seed=3), 14.0)
+    assert result.ber == pytest.approx(p, rel=0.05)
+    for other in (
+        OFDMChannel("tdl", "B", generator=2, **grid),  # normalized frames: no closed form
+        OFDMChannel("tdl", "D", normalize_channel=False, generator=2, **grid),  # line of sight
+    ):
+        with pytest.raises(NotImplementedError, match="OFDMChannel"):
+            DigitalLink("16qam", channel=other).surrogate_error_rate(14.0)
 
 
 # bytes of the wire format over the link

@@ -9,7 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from aiflow_comm.channel import AWGN, AnalogLink, DigitalLink, OFDMChannel, RayleighFading
+from aiflow_comm.channel import (
+    AWGN,
+    AnalogLink,
+    DigitalLink,
+    OFDMChannel,
+    RayleighFading,
+    RicianFading,
+)
 from aiflow_comm.codec import QuantizedTensor, fake_quantize, quantize
 from aiflow_comm.kernels import dequantize_project_linear, project_quantize_linear
 from aiflow_comm.split import SplitLink, SplitModel, split_model
@@ -30,7 +37,11 @@ def links() -> dict[str, nn.Module | None]:
         "analog-ofdm": AnalogLink(small_ofdm),
         "digital-awgn": DigitalLink("16qam", generator=0),
         "digital-rayleigh": DigitalLink("qpsk", channel=RayleighFading("symbol", generator=0)),
-    }
+        "digital-rician": DigitalLink("qpsk", channel=RicianFading(3.0, "symbol", generator=0)),
+        "digital-ofdm": DigitalLink("qpsk", channel=OFDMChannel(
+            fft_size=12, num_ofdm_symbols=4, pilot_ofdm_symbol_indices=(1,),
+            normalize_channel=False, generator=0)),
+    }  # fmt: skip
 
 
 def test_eval_forward_is_the_bytes_path_bit_for_bit() -> None:

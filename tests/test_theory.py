@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 
@@ -13,6 +14,7 @@ from aiflow_comm.channel.modulation import MODULATIONS, bits_per_symbol, check_m
 from aiflow_comm.channel.theory import (
     ber_awgn,
     ber_rayleigh,
+    ber_rician,
     capacity_awgn,
     ergodic_capacity_rayleigh,
     outage_capacity_rayleigh,
@@ -135,6 +137,50 @@ def test_ber_rayleigh_matches_quadrature(modulation):
     points = [-5.0, 0.0, 10.0, 20.0, 35.0]
     expected = [rayleigh_by_quadrature(modulation, e) for e in points]
     np.testing.assert_allclose(ber_rayleigh(modulation, points), expected, rtol=1e-6, atol=0)
+
+
+def rician_by_quadrature(modulation: str, ebno_db: float, k: float) -> float:
+    """The AWGN BER averaged over ``|h|^2`` with the Rician law of ``E|h|^2 = 1`` by adaptive
+    quadrature on pieces: ``2 (K + 1) |h|^2`` is noncentral chi-square, 2 degrees of freedom,
+    noncentrality ``2 K``."""
+
+    def integrand(t: float) -> float:
+        density = stats.ncx2.pdf(2.0 * (k + 1.0) * t, 2, 2.0 * k) * 2.0 * (k + 1.0)
+        return ber_awgn(modulation, ebno_db + 10.0 * math.log10(max(t, 1e-300))) * density
+
+    edges = [0.0, 1e-6, 1e-4, 1e-2, 0.1, 0.5, 1.0, 2.0, 4.0, 10.0, 50.0]
+    return sum(
+        integrate.quad(integrand, a, b, epsabs=0.0, epsrel=1e-11, limit=400)[0]
+        for a, b in itertools.pairwise(edges)
+    )
+
+
+@pytest.mark.parametrize("modulation", ["bpsk", "16qam", "256qam"])
+def test_ber_rician_matches_quadrature_and_its_limits(modulation):
+    points = [0.0, 10.0, 20.0]
+    for k in (0.5, 3.0, 30.0):
+        expected = [rician_by_quadrature(modulation, e, k) for e in points]
+        np.testing.assert_allclose(ber_rician(modulation, points, k), expected, rtol=1e-6)
+    grid = [-5.0, 0.0, 10.0, 20.0, 35.0]
+    rayleigh, awgn = ber_rayleigh(modulation, grid), ber_awgn(modulation, grid[:3])
+    np.testing.assert_allclose(ber_rician(modulation, grid, 0.0), rayleigh, rtol=1e-12)
+    np.testing.assert_allclose(ber_rician(modulation, grid[:3], 1e9), awgn, rtol=1e-5)
+    # Between the two, falling with K at a fixed Eb/N0.
+    by_k = ber_rician(modulation, 15.0, [0.0, 1.0, 10.0, 100.0])
+    assert np.all(np.diff(by_k) < 0) and ber_awgn(modulation, 15.0) < by_k[-1]
+
+
+def test_ber_rician_inputs():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ber_rician("qpsk", 4000.0, 2.0) == 0.0
+        assert ber_rician("qpsk", -4000.0, 2.0) == pytest.approx(0.5)
+        assert ber_rician("64qam", 10.0, 1e300) == pytest.approx(ber_awgn("64qam", 10.0))
+    assert ber_rician("bpsk", [[0.0], [10.0]], [1.0, 2.0, 3.0]).shape == (2, 3)
+    with pytest.raises(ValueError, match="k_factor"):
+        ber_rician("bpsk", 10.0, -1.0)
+    with pytest.raises(ValueError, match="k_factor"):
+        ber_rician("bpsk", 10.0, float("nan"))
 
 
 def test_ber_rayleigh_bpsk_closed_form_and_asymptote():

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,10 +17,10 @@ from torch import nn
 from aiflow_comm.channel.awgn import AWGN
 from aiflow_comm.channel.conventions import ebno_db_to_snr_db, snr_db_to_ebno_db
 from aiflow_comm.channel.equalization import EQUALIZERS, equalize
-from aiflow_comm.channel.fading import RayleighFading
+from aiflow_comm.channel.fading import RayleighFading, RicianFading
 from aiflow_comm.channel.modulation import bits_per_symbol, check_modulation
 from aiflow_comm.channel.randomness import RandomSource
-from aiflow_comm.channel.theory import ber_awgn, ber_rayleigh
+from aiflow_comm.channel.theory import ber_awgn, ber_rayleigh, ber_rician
 from aiflow_comm.codec.fake import straight_through
 from aiflow_comm.codec.quantized import QuantizedTensor, quantize
 from aiflow_comm.kernels.reference import pack_codes, unpack_codes
@@ -305,26 +307,23 @@ class DigitalLink(nn.Module):
         """Closed-form bit error probability of the *uncoded* modulation at ``snr_db`` (Es/N0).
 
         A training surrogate for :func:`bit_flip_ste`, not the link's error rate when coded: it
-        is the raw (channel) bit error rate before LDPC decoding, ``ber_awgn`` for :class:`AWGN`
-        and ``ber_rayleigh`` for :class:`RayleighFading` (perfect CSI, coherent detection; any
-        coherence gives the same average), at Eb/N0 = ``snr_db - 10 log10(bits_per_symbol)``.
-        For a coded link, or another channel, measure the bit error rate with :meth:`forward`
-        (``LinkResult.ber``) and pass that instead. Returns a float for a number, else a float32
-        tensor of ``snr_db``'s shape on its device.
+        is the raw (channel) bit error rate before LDPC decoding, with perfect CSI and coherent
+        detection (whatever the equalizer), at Eb/N0 = ``snr_db - 10 log10(bits_per_symbol)``:
+        ``ber_awgn`` for :class:`AWGN`, ``ber_rayleigh`` for :class:`RayleighFading` (any
+        coherence gives the same average), ``ber_rician`` for :class:`RicianFading` (its
+        ``k_factor``), and ``ber_rayleigh`` for an :class:`OFDMChannel` with a non-line-of-sight
+        profile (``"A"`` to ``"C"``: each resource element's gain is a sum of independent
+        Gaussian taps or rays, ``CN(0, 1)``) and ``normalize_channel=False`` (normalizing each
+        frame removes its slow fading: the error rate then depends on the frequency selectivity,
+        between AWGN's and Rayleigh's). For a coded link, another OFDM channel or another
+        channel, measure the bit error rate with :meth:`forward` (``LinkResult.ber``) and pass
+        that instead. Returns a float for a number, else a float32 tensor of
+        ``snr_db``'s shape on its device.
 
         >>> round(DigitalLink("bpsk").surrogate_error_rate(0.0), 4)
         0.0786
         """
-        kind = type(self.channel)
-        if kind is AWGN:
-            theory = ber_awgn
-        elif kind is RayleighFading:
-            theory = ber_rayleigh
-        else:
-            raise NotImplementedError(
-                f"no closed-form error rate for channel {kind.__name__} (only AWGN and "
-                "RayleighFading): measure it with DigitalLink.forward and pass it as p"
-            )
+        theory = self._surrogate_theory()
         if isinstance(snr_db, torch.Tensor):
             ebno_db = snr_db.detach().double().cpu().numpy() - 10.0 * math.log10(
                 self.bits_per_symbol
@@ -332,6 +331,26 @@ class DigitalLink(nn.Module):
             p = np.asarray(theory(self.modulation, ebno_db), dtype=np.float32)
             return torch.from_numpy(p).reshape(snr_db.shape).to(snr_db.device)
         return theory(self.modulation, snr_db_to_ebno_db(snr_db, self.bits_per_symbol))
+
+    def _surrogate_theory(self) -> Callable[[str, object], float | np.ndarray]:
+        """The closed-form ``ber(modulation, ebno_db)`` of :meth:`surrogate_error_rate`."""
+        channel, kind = self.channel, type(self.channel)
+        if kind is AWGN:
+            return ber_awgn
+        if kind is RayleighFading:
+            return ber_rayleigh
+        if kind is RicianFading:
+            return functools.partial(ber_rician, k_factor=channel.k_factor)
+        from aiflow_comm.channel.ofdm import OFDMChannel  # Sionna's OFDM blocks: only if asked
+
+        non_los = kind is OFDMChannel and channel.profile in ("A", "B", "C")
+        if non_los and not channel.normalize_channel:
+            return ber_rayleigh
+        raise NotImplementedError(
+            f"no closed-form error rate for channel {kind.__name__} (AWGN, RayleighFading, "
+            "RicianFading, and OFDMChannel with profile A-C and normalize_channel=False have "
+            "one): measure it with DigitalLink.forward and pass it as p"
+        )
 
     def extra_repr(self) -> str:
         code = f"ldpc_k={self.ldpc_k}, ldpc_n={self.ldpc_n}, " if self.coded else ""

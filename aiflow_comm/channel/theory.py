@@ -1,4 +1,5 @@
-"""Closed-form link theory: bit error rates, capacity and outage over AWGN and Rayleigh fading.
+"""Closed-form link theory: bit error rates, capacity and outage over AWGN and Rayleigh fading
+(and bit error rates over Rician fading, by one well-conditioned integral).
 
 Conventions (``docs/channels.md``): ``snr_db`` is Es/N0 in dB per complex symbol, ``ebno_db`` is
 Eb/N0 in dB (convert with :func:`~aiflow_comm.channel.conventions.ebno_db_to_snr_db` and
@@ -26,6 +27,7 @@ from aiflow_comm.channel.modulation import bits_per_symbol, check_modulation
 __all__ = [
     "ber_awgn",
     "ber_rayleigh",
+    "ber_rician",
     "capacity_awgn",
     "ergodic_capacity_rayleigh",
     "outage_capacity_rayleigh",
@@ -35,6 +37,7 @@ __all__ = [
 _DB_TO_LN = math.log(10.0) / 10.0  # ln(10**(db/10)) = db * _DB_TO_LN
 _LN2 = math.log(2.0)
 _ASYMPTOTIC_TERMS = 25  # exp(x) E1(x) ~ sum_n (-1)^n n! / x^(n+1), for x >= 50
+_CRAIG_NODES = 96  # Gauss-Legendre nodes of Craig's integral over [0, pi/2] (ber_rician)
 
 
 def ber_awgn(modulation: str | int, ebno_db: object) -> float | np.ndarray:
@@ -84,6 +87,48 @@ def ber_rayleigh(modulation: str | int, ebno_db: object) -> float | np.ndarray:
         mean_erfc = 1.0 / (1.0 + x) / (1.0 + root)  # 1 - root, without cancellation
     out = (weights * mean_erfc).sum(axis=-1)
     return _result(out, ebno)
+
+
+def ber_rician(modulation: str | int, ebno_db: object, k_factor: object) -> float | np.ndarray:
+    """Bit error rate of Gray-coded ``modulation`` over flat Rician fading, averaged over ``h``.
+
+    ``h = sqrt(K/(K+1)) e^{j phi} + sqrt(1/(K+1)) CN(0, 1)`` (``E|h|^2 = 1``, ``K`` linear) with
+    perfect CSI, so the line-of-sight phase does not matter. Each ``erfc(sqrt(a gamma))`` term of
+    :func:`ber_awgn` is written as Craig's integral ``(2/pi) int_0^{pi/2} exp(-a gamma /
+    sin^2 t) dt`` and averaged with the moment generating function of ``|h|^2`` (Simon and
+    Alouini, Digital Communication over Fading Channels, 5.1),
+    ``M(s) = (1+K)/(1+K+s g) exp(-K s g / (1+K+s g))``, ``g`` the mean Eb/N0; the integral
+    over ``t`` is smooth and bounded, evaluated by 96-point Gauss-Legendre. ``K = 0`` is
+    :func:`ber_rayleigh`, and a large ``K`` tends to :func:`ber_awgn`.
+
+    >>> round(ber_rician("bpsk", 10.0, 0.0), 6)  # = ber_rayleigh("bpsk", 10.0)
+    0.023269
+    >>> [round(p, 6) for p in ber_rician("qpsk", 10.0, [1.0, 10.0, 1e6]).tolist()]
+    [0.01821, 0.000701, 4e-06]
+    """
+    weights, scales = _erfc_terms(check_modulation(modulation))
+    ebno = _real_array(ebno_db, "ebno_db")
+    k = _real_array(k_factor, "k_factor")
+    if (k < 0).any():
+        raise ValueError(f"k_factor must be >= 0 (linear, not dB); got {_first(k < 0, k)}")
+    nodes, node_weights = _craig_rule()
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        g = np.exp(ebno * _DB_TO_LN)[..., None, None]  # (..., 1, 1)
+        kk = np.asarray(k)[..., None, None]
+        x = scales[:, None] * g / np.sin(nodes) ** 2  # s g at s = a / sin^2 t: (..., terms, t)
+        denominator = 1.0 + kk + x
+        mgf = (1.0 + kk) / denominator * np.exp(-kk * x / denominator)
+        mgf = np.where(np.isfinite(x), mgf, 0.0)  # an infinite Eb/N0: no error
+    mean_erfc = (2.0 / np.pi) * (mgf * node_weights).sum(axis=-1)
+    out = (weights * mean_erfc).sum(axis=-1)
+    return _result(out, ebno, k)
+
+
+@cache
+def _craig_rule() -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on ``[0, pi/2]``."""
+    nodes, node_weights = np.polynomial.legendre.leggauss(_CRAIG_NODES)
+    return (nodes + 1.0) * (np.pi / 4.0), node_weights * (np.pi / 4.0)
 
 
 def capacity_awgn(snr_db: object) -> float | np.ndarray:
