@@ -52,8 +52,10 @@ inline float round_down(float v) {
   return r > v ? r - 1.0f : r;
 }
 
-// Clamp that sends NaN to `lo`; the forms map onto the SIMD max/min instructions.
+// Clamp that sends NaN (as from inf / inf, or a NaN in the group) to 0, the reference's
+// nan_to_num after its clamp; the forms map onto SIMD compare, blend and max/min instructions.
 inline float clamp_to(float v, float lo, float hi) {
+  v = v == v ? v : 0.0f;
   v = v > lo ? v : lo;
   return v < hi ? v : hi;
 }
@@ -180,9 +182,12 @@ GroupScale group_scale(int32_t low_key, int32_t high_key) {
   const float high = float_of_key(high_key);  // symmetric: |x|'s bits are its key
   const float low = float_of_key(low_key);
   const float scale = SYM ? high / R::qmax : (high - low) / R::levels;
+  // The minimum is NaN when the group holds a NaN, as torch's amin makes it: a negative NaN's key
+  // is the lowest already; a positive NaN's is the highest, beyond +inf's.
+  const float minimum = high_key > kPosInfKey ? std::numeric_limits<float>::quiet_NaN() : low;
   // NaN or Inf anywhere in the group: a key at or beyond an infinity's.
   return {SYM ? high_key < kPosInfKey : high_key < kPosInfKey && low_key > kNegInfKey, scale,
-          scale > 0.0f ? scale : 1.0f, SYM ? 0.0f : low};
+          scale > 0.0f ? scale : 1.0f, SYM ? 0.0f : minimum};
 }
 
 template <typename T, int BITS, bool SYM, bool STOCH>
@@ -326,7 +331,7 @@ bool quantize_group_avx512(const T* src, int64_t n, uint8_t* dst, float* scale_o
     const __m512 off_integer = _mm512_abs_ps(_mm512_sub_ps(q, _mm512_sub_ps(biased, bias)));
     __m512i codes = _mm512_castps_si512(biased);
     if (!multiply || _mm512_cmp_ps_mask(off_integer, near_half, _CMP_GT_OQ)) {
-      // The portable loop's codes: divide, clamp (NaN, as from inf / inf, to lo), round, offset.
+      // The portable loop's codes: divide, clamp, round, offset (a finite group: no NaN).
       const __m512 quotient = _mm512_div_ps(d, divisor);
       const __m512 clamped = _mm512_min_ps(_mm512_max_ps(quotient, lo), hi);
       codes = _mm512_add_epi32(

@@ -148,3 +148,31 @@ def test_unchecked_non_finite_groups_decode_non_finite(backend, device, symmetri
         *quantize_reference(clean, 8, 32, symmetric, -1), 8, 32, 96, symmetric, torch.float32
     )
     assert torch.equal(decoded[~by_value], want[~by_value])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy (interpreter) on inf - inf
+@pytest.mark.parametrize(("backend", "device"), FAST)
+def test_unchecked_non_finite_groups_are_the_references_bit_for_bit(backend, device):
+    """With ``check_finite=False`` a group holding NaN or Inf gets the reference's codes, scale
+    and zero point too: the minimum of a group with a NaN is NaN (torch's amin), whichever sign
+    the NaN has, and every code of such an asymmetric group is 0."""
+    nan, inf = float("nan"), float("inf")
+    x = torch.tensor(
+        [
+            [nan, 3.0, 5.0, 7.0, 1.0, nan, 2.0, 3.0],
+            [-nan, 3.0, 5.0, 7.0, inf, 3.0, nan, 7.0],
+            [1.0, 2.0, inf, 4.0, -inf, 1.0, 2.0, 3.0],
+            [nan, nan, nan, nan, -inf, -inf, inf, inf],
+        ]
+    )
+    for dtype in (torch.float32, torch.bfloat16):
+        for bits in (2, 4, 8):
+            for symmetric in (True, False):
+                expect = quantize_reference(x.to(dtype), bits, 4, symmetric, -1)
+                got = quantize_packed(
+                    x.to(dtype).to(device), bits, 4, symmetric, backend=backend, check_finite=False
+                )
+                for name, e, g in zip(("codes", "scales", "zero_points"), expect, got, strict=True):
+                    assert torch.equal(e, g.cpu()) or torch.allclose(
+                        e, g.cpu(), rtol=0, atol=0, equal_nan=True
+                    ), f"{name}: {backend} {dtype} {bits=} {symmetric=}"
