@@ -40,7 +40,8 @@ class StorageProp(ShapeProp):
 def writes_in_place(gm: fx.GraphModule, node: fx.Node) -> bool:
     """Whether ``node`` may write one of its inputs: an ``x.op_()`` method, an ``x += y`` or
     ``x[i] = y`` operator, a call with ``inplace=True`` or an ``out=`` tensor, a module built
-    with ``inplace=True``, or a leaf module from outside ``torch`` (opaque: it may write).
+    with ``inplace=True``, or a leaf module from outside ``torch`` or compiled by TorchScript
+    (opaque: it may write).
 
     >>> gm = fx.symbolic_trace(torch.nn.Sequential(torch.nn.ReLU(inplace=True), torch.nn.ReLU()))
     >>> [writes_in_place(gm, n) for n in gm.graph.nodes]
@@ -55,7 +56,8 @@ def writes_in_place(gm: fx.GraphModule, node: fx.Node) -> bool:
         return node.target in _IN_PLACE_OPERATORS or (name.endswith("_") and name[:1] != "_")
     if node.op == "call_module":
         module = gm.get_submodule(node.target)
-        opaque = not type(module).__module__.startswith("torch.")
+        scripted = isinstance(module, torch.jit.ScriptModule)
+        opaque = scripted or not type(module).__module__.startswith("torch.")
         return opaque or getattr(module, "inplace", False) is True
     return False
 

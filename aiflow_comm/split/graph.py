@@ -6,6 +6,7 @@ import operator
 from collections import Counter
 from dataclasses import dataclass
 
+import torch
 from torch import fx, nn
 
 __all__ = [
@@ -160,11 +161,20 @@ def follow_model_attributes(gm: fx.GraphModule, model: nn.Module) -> None:
             path, _, name = node.target.rpartition(".")
             holder = gm.get_submodule(path)
             links.append([model.get_submodule(path), holder, name, _attribute(holder, name)])
-    if not links:
-        return
+    if links:
+        gm.register_forward_pre_hook(_FollowAttributes(links))
 
-    def refresh(module: nn.Module, args: object) -> None:
-        for link in links:
+
+class _FollowAttributes:
+    """The forward pre-hook of :func:`follow_model_attributes`. A class, not a closure, so that
+    the module it hooks pickles (``torch.save``); it pickles without its links, which are the
+    original model's: a GraphModule drops its forward hooks when loaded or deep-copied."""
+
+    def __init__(self, links: list[list]) -> None:
+        self.links = links
+
+    def __call__(self, module: nn.Module, args: object) -> None:
+        for link in self.links:
             owner, holder, name, last = link
             held, live = _attribute(holder, name), _attribute(owner, name)
             if held is not last:  # replaced on this side (split.to(), an assignment): share it
@@ -175,12 +185,16 @@ def follow_model_attributes(gm: fx.GraphModule, model: nn.Module) -> None:
                 setattr(holder, name, live)
                 link[3] = live
 
-    gm.register_forward_pre_hook(refresh)
+    def __reduce__(self) -> tuple[type, tuple[list]]:
+        return _FollowAttributes, ([],)
 
 
 def _attribute(module: nn.Module, name: str) -> object:
     """``getattr(module, name)``, reading the parameter and buffer dicts first (a hook runs this
-    for every fetched tensor at every call: ``Module.__getattr__`` costs several times more)."""
+    for every fetched tensor at every call: ``Module.__getattr__`` costs several times more;
+    a TorchScript module's are not dicts)."""
+    if isinstance(module, torch.jit.ScriptModule):
+        return getattr(module, name)
     found = module._parameters.get(name)
     if found is None:
         found = module._buffers.get(name)

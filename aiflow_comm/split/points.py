@@ -97,7 +97,7 @@ def list_split_points(
         model: the model; its training flags are restored after the shape run.
         example_input: a tensor, or a tuple of tensors for a model with several inputs. It is
             run once, in eval mode without gradients, to measure shapes (BatchNorm statistics
-            are not updated).
+            are not updated, and buffers the model writes itself are restored).
         leaf_modules: submodule classes fx keeps whole (see
             :func:`~aiflow_comm.split.trace_model`); ignored for ``nn.Sequential``.
 
@@ -193,8 +193,10 @@ def _runtime_tensors(name: str, value: object) -> tuple[CrossingTensor, ...] | N
 
 @contextmanager
 def evaluating(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no gradients inside; every module's training flag restored after."""
+    """Eval mode and no gradients inside; every module's training flag and every buffer that
+    the model writes even in eval mode (a running average of its own) restored after."""
     modes = [(m, m.training) for m in model.modules()]
+    buffers = [(b, b._version, b.detach().clone()) for b in model.buffers() if not b.is_inference()]
     model.eval()
     try:
         with torch.no_grad():
@@ -202,3 +204,7 @@ def evaluating(model: nn.Module) -> Iterator[None]:
     finally:
         for m, training in modes:
             m.training = training
+        with torch.no_grad():
+            for b, version, saved in buffers:
+                if b._version != version:
+                    b.copy_(saved)

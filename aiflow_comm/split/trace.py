@@ -50,31 +50,37 @@ def uses_unrecorded_context(cls: type[nn.Module]) -> bool:
 
 class _LeafTracer(fx.Tracer):
     """fx tracer that also keeps whole (one ``call_module`` node) the instances of
-    ``leaf_types`` and the submodules whose ``forward`` uses ``torch.no_grad``, ``autocast``
-    and the like, which a traced graph would drop."""
+    ``leaf_types``, the submodules whose ``forward`` uses ``torch.no_grad``, ``autocast``
+    and the like, which a traced graph would drop, and TorchScript modules (``torch.jit.script``
+    or ``trace``), whose compiled code fx cannot see into. Buffers are read through the graph
+    like parameters: a value computed from one (``self.log_scale.exp()``) is computed at every
+    call, not frozen into the graph as a constant."""
 
     def __init__(self, leaf_types: tuple[type[nn.Module], ...]) -> None:
         super().__init__()
         self.leaf_types = leaf_types
+        self.proxy_buffer_attributes = True
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return (
             isinstance(m, self.leaf_types)
             or super().is_leaf_module(m, module_qualified_name)
+            or isinstance(m, torch.jit.ScriptModule)
             or uses_unrecorded_context(type(m))
         )
 
 
 # What fx adds for an argument fixed by ``concrete_args``: a check of the value passed.
 _SPECIALIZATION_CHECKS = (torch._assert, fx._symbolic_trace._assert_is_none, operator.eq)
-_FIXABLE_DEFAULTS = (type(None), bool, int, float, str)
+_FIXABLE_DEFAULTS = (type(None), bool, int, float, str, torch.Tensor)
 
 
 def _fixed_defaults(model: nn.Module, num_inputs: int | None) -> dict[str, object]:
     """The arguments of ``model.forward`` to trace at their default: those after the first
     ``num_inputs`` (when ``None``: after the required ones, and after the first in any case)
-    whose default is None, a bool, a number or a string. ``if mask is None:`` then takes the
-    branch a call without ``mask`` takes (traced as an input, ``mask`` would never be None)."""
+    whose default is None, a bool, a number, a string or a tensor. ``if mask is None:`` then
+    takes the branch a call without ``mask`` takes (traced as an input, ``mask`` would never be
+    None)."""
     try:
         parameters = list(inspect.signature(model.forward).parameters.values())
     except (TypeError, ValueError):
@@ -104,6 +110,19 @@ def _fixed_defaults(model: nn.Module, num_inputs: int | None) -> dict[str, objec
     return fixed
 
 
+def _drop_tensor_defaults(graph: fx.Graph) -> None:
+    """Remove the tensor defaults of the graph's inputs: fx records such a default as a constant
+    that its generated code cannot name (``NameError`` when the graph is compiled). An input
+    given in the example is given at every call."""
+    for node in list(graph.nodes):
+        defaults = node.all_input_nodes if node.op == "placeholder" else []
+        if defaults:
+            node.args = ()
+            for default in defaults:
+                if not default.users:
+                    graph.erase_node(default)
+
+
 def _drop_fixed_inputs(graph: fx.Graph, names: Iterable[str]) -> None:
     """Remove the inputs traced at their default (``names``) and the value checks fx added
     for them: the graph takes the other inputs only."""
@@ -123,6 +142,36 @@ def _drop_fixed_inputs(graph: fx.Graph, names: Iterable[str]) -> None:
         if len(found) == 1 and checks_only:
             for node in sorted(doomed, key=order.__getitem__, reverse=True):
                 graph.erase_node(node)
+
+
+# A buffer as it was before tracing: its module, name, tensor, version counter and value.
+_BufferState = list[tuple[nn.Module, str, str, torch.Tensor, int, torch.Tensor]]
+
+
+def _buffer_state(model: nn.Module) -> _BufferState:
+    """``model``'s buffers before tracing (:func:`_restore_buffers` puts them back)."""
+    return [
+        (module, prefix, key, b, b._version, b.detach().clone())
+        for prefix, module in model.named_modules()
+        for key, b in module._buffers.items()
+        if b is not None and not b.is_inference()  # an inference tensor has no version
+    ]
+
+
+def _restore_buffers(state: _BufferState) -> list[str]:
+    """Put back the buffers that tracing replaced (``self.count += 1`` assigns fx's proxy of the
+    sum) or wrote in place (code that fx does not see writes the tensor itself); their names."""
+    changed = []
+    for module, prefix, key, tensor, version, value in state:
+        replaced, written = getattr(module, key, None) is not tensor, tensor._version != version
+        if replaced:
+            module._buffers[key] = tensor
+        if written:
+            with torch.no_grad():
+                tensor.copy_(value)
+        if replaced or written:
+            changed.append(f"{prefix}.{key}" if prefix else key)
+    return changed
 
 
 def is_plain_sequential(model: nn.Module) -> bool:
@@ -188,16 +237,21 @@ def trace_model(
     ``forward`` uses ``torch.no_grad``, ``torch.autocast`` (or ``enable_grad``,
     ``set_grad_enabled``, ``inference_mode``) stays whole, as a leaf; and the arguments after
     the first ``num_inputs`` (when None: after the required ones, and after the first in any
-    case) are traced at their default value (None, a bool, a number or a string), so that
-    ``if mask is None:`` takes the branch the model takes without them; the graph then takes the
-    first inputs only. A model whose own ``forward`` uses such a context manager is traced with
-    a warning: the graph runs that code outside it. Other Python effects fx cannot see
-    (``v += 1`` on a view of a tensor used later) are caught by comparing the graph with the
-    model on an example input (:func:`~aiflow_comm.split.list_split_points` and
+    case) are traced at their default value (None, a bool, a number, a string or a tensor), so
+    that ``if mask is None:`` takes the branch the model takes without them; the graph then takes
+    the first inputs only. A model whose own ``forward`` uses such a context manager is traced
+    with a warning: the graph runs that code outside it. A model whose traced code assigns a
+    buffer (``self.count += 1``) or writes one that fx does not see (through ``model.buffers()``:
+    the write runs once, while tracing) is refused, its buffers restored, and so is one that
+    computes from parameters fx does not see (``model.parameters()``, a TorchScript module's):
+    the graph would freeze the result as a constant. Other Python effects
+    fx cannot see (``v += 1`` on a view of a tensor used later) are caught by comparing the graph
+    with the model on an example input (:func:`~aiflow_comm.split.list_split_points` and
     ``split_model(..., example_input)`` do).
 
     Raises:
-        UntraceableModelError: fx failed; the message says why and how to cut by hand.
+        UntraceableModelError: fx failed, or the code it traced assigned or wrote a buffer or
+            froze a parameter (above); the message says why and how to cut by hand.
         ValueError: ``num_inputs`` does not fit ``model.forward``'s positional arguments.
         TypeError: ``model`` is not an ``nn.Module``, or is a ``torch.compile`` wrapper.
 
@@ -224,8 +278,11 @@ def trace_model(
             UserWarning,
             stacklevel=2,
         )
+    buffers = _buffer_state(model)
     try:
-        graph = tracer.trace(model, concrete_args=fixed or None)
+        with warnings.catch_warnings():  # fx cannot check a tensor fixed at its default
+            warnings.filterwarnings("ignore", "Was not able to add assertion", UserWarning)
+            graph = tracer.trace(model, concrete_args=fixed or None)
     except Exception as error:
         raise UntraceableModelError(
             f"torch.fx cannot trace {name}: {type(error).__name__}: {error}. "
@@ -235,7 +292,33 @@ def trace_model(
             "or restructure the model as an nn.Sequential, whose children are the cut points "
             "(split_model(model, at='<child name>')) and need no tracing."
         ) from error
+    finally:
+        written = _restore_buffers(buffers)
+    if written:
+        raise UntraceableModelError(
+            f"{name} assigns or writes buffer(s) {', '.join(written)} in a way torch.fx does not "
+            "record (`self.count += 1` assigns the sum: write `self.count.add_(1)`; a write "
+            "through model.buffers() runs once, while tracing). Make the submodule that does "
+            "this opaque with leaf_modules=[ItsClass], or cut a plain nn.Sequential by its "
+            "children."
+        )
+    frozen = [
+        n.target
+        for n in graph.nodes
+        if n.op == "get_attr"
+        and re.fullmatch(r"_tensor_constant\d+", n.target)
+        and getattr(getattr(tracer.root, n.target, None), "requires_grad", False)
+    ]
+    if frozen:
+        raise UntraceableModelError(
+            f"{name} computes a tensor from parameters that torch.fx does not see (read through "
+            "model.parameters() or from a TorchScript module): the graph would hold it as a "
+            f"constant ({', '.join(frozen)}) that training never changes. Read parameters as "
+            "attributes (self.fc.weight), or make the submodule that does this opaque with "
+            "leaf_modules=[ItsClass]."
+        )
+    _drop_tensor_defaults(graph)
     if fixed:
         _drop_fixed_inputs(graph, fixed)
-        graph.lint()
+    graph.lint()
     return fx.GraphModule(tracer.root, graph, name)

@@ -1,0 +1,224 @@
+"""Models users have, cut at every listed point: the split equals the model or is refused.
+
+Buffers computed from or written in ``forward``, TorchScript submodules, tensor defaults,
+pickling, attention and U-Net skips.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from aiflow_comm.split import UntraceableModelError, list_split_points, split_model, trace_model
+
+
+class LogScale(nn.Module):
+    """A buffer transformed in ``forward``: fx ran ``exp`` once and kept the result."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.register_buffer("log_scale", torch.zeros(4))
+
+    def forward(self, x):
+        return self.fc(x) * self.log_scale.exp()
+
+
+class Counter(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.register_buffer("count", torch.zeros(()))
+
+    def forward(self, x):
+        self.count += 1
+        return self.fc(x)
+
+
+class RunningMean(nn.Module):
+    """A running average of its own, updated in eval mode too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.register_buffer("mean", torch.zeros(4))
+
+    def forward(self, x):
+        h = self.fc(x)
+        self.mean.mul_(0.5).add_(h.detach().mean(0), alpha=0.5)
+        return h - self.mean
+
+
+class Scripted(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
+        self.body = torch.jit.script(nn.Sequential(nn.Linear(4, 4), nn.ReLU()))
+
+    def forward(self, x):
+        return self.b(self.body(self.a(x)))
+
+
+_HALF = torch.full((4,), 0.5)
+
+
+class TensorDefault(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x, bias=_HALF):
+        return self.b(torch.relu(self.a(x) + bias))
+
+
+class Scaled(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.register_buffer("scale", torch.tensor(2.0))
+
+    def forward(self, x):
+        return torch.relu(self.fc(x) * self.scale) * self.scale
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int = 8, heads: int = 2) -> None:
+        super().__init__()
+        self.heads, self.norm = heads, nn.LayerNorm(dim)
+        self.qkv, self.out = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 16), nn.GELU(), nn.Linear(16, dim))
+
+    def forward(self, x, mask=None):
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.norm(x)).chunk(3, dim=-1)
+        q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        x = x + self.out(a.transpose(1, 2).reshape(b, t, d))
+        return x + self.mlp(x)
+
+
+class UNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(True))
+        self.mid = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(inplace=True))
+        self.up, self.out = nn.ConvTranspose2d(8, 4, 2, stride=2), nn.Conv2d(8, 1, 1)
+
+    def forward(self, x):
+        a = self.down(x)
+        return self.out(torch.cat([a, self.up(self.mid(F.max_pool2d(a, 2)))], dim=1))
+
+
+def test_buffers_computed_in_forward_are_read_at_every_call():
+    torch.manual_seed(0)
+    model, x = LogScale(), torch.randn(3, 4)
+    split = split_model(model, "fc", x)
+    model.load_state_dict({**model.state_dict(), "log_scale": torch.ones(4)})
+    assert torch.equal(split(x), model(x))  # a constant exp(0) before
+
+
+def test_a_buffer_assigned_in_forward_is_refused_and_left_as_it_was():
+    model, x = Counter(), torch.randn(3, 4)
+    for example in (None, x):
+        with pytest.raises(UntraceableModelError, match=r"assigns or writes buffer\(s\) count"):
+            split_model(model, "fc", example)
+    assert model.count.item() == 0 and isinstance(model.count, torch.Tensor)
+    assert model(x).shape == (3, 4) and model.count.item() == 1
+
+
+def test_buffers_written_in_forward_stay_written_and_listing_leaves_them_alone():
+    torch.manual_seed(1)
+    x = torch.randn(3, 4)
+    names = [p.name for p in list_split_points(RunningMean(), x)]
+    assert names == ["fc", "mul_", "mean_1", "add_"]
+    for name in names:
+        model, reference = RunningMean(), RunningMean()
+        reference.load_state_dict(model.state_dict())
+        split = split_model(model, name, x)
+        assert torch.equal(model.mean, reference.mean), name  # neither tracing nor listing wrote
+        for _ in range(2):
+            assert torch.equal(split(x), reference(x)), name
+        assert torch.equal(model.mean, reference.mean), name
+
+
+def test_torchscript_submodules_stay_whole():
+    torch.manual_seed(2)
+    model, x = Scripted(), torch.randn(3, 4)
+    points = list_split_points(model, x)
+    assert [p.name for p in points] == ["a", "body"]
+    for point in points:
+        split = split_model(model, point, x)
+        assert torch.equal(split(x), model(x)), point.name
+    model.double()
+    assert torch.equal(split(x.double()), model(x.double()))
+
+
+def test_parameters_fx_does_not_see_are_refused():
+    class Norms(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(x) * sum(p.norm() for p in self.fc.parameters())
+
+    with pytest.raises(UntraceableModelError, match=r"from parameters that torch\.fx does not see"):
+        list_split_points(Norms(), torch.randn(3, 4))
+
+
+def test_a_tensor_default_is_traced_at_it_or_passed():
+    torch.manual_seed(3)
+    model, x, bias = TensorDefault(), torch.randn(3, 4), torch.randn(4)
+    assert torch.equal(split_model(model, "a")(x), model(x))
+    assert [p.name for p in list_split_points(model, x)] == ["a", "add", "relu"]
+    assert torch.equal(split_model(model, "add", x)(x), model(x))
+    split = split_model(model, "add", (x, bias))
+    assert torch.equal(split(x, bias), model(x, bias))
+    assert [n.op for n in trace_model(model, num_inputs=2).graph.nodes].count("placeholder") == 2
+
+
+def test_split_models_pickle_and_load_state_dict():
+    torch.manual_seed(4)
+    model, x = Scaled(), torch.randn(3, 4)
+    split = split_model(model, "mul", x)
+    buffer = io.BytesIO()
+    torch.save(split, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    assert torch.equal(loaded(x), model(x))
+    again = split_model(Scaled(), "mul", x)
+    again.load_state_dict(split.state_dict())
+    assert torch.equal(again(x), model(x))
+    model.half()  # the original split still follows its model
+    assert torch.equal(split(x.half()), model(x.half()))
+
+
+@pytest.mark.parametrize(
+    ("build", "example", "train"),
+    [
+        (Attention, (torch.randn(2, 5, 8),), False),
+        (Attention, (torch.randn(2, 5, 8), torch.ones(5, 5, dtype=torch.bool).tril()), False),
+        (UNet, (torch.randn(2, 2, 8, 8),), True),
+    ],
+)
+def test_attention_and_unet_exact_with_gradients_at_every_point(build, example, train):
+    torch.manual_seed(5)
+    reference = build().train(train)
+    state = {k: v.clone() for k, v in reference.state_dict().items()}
+    want = reference(*example)
+    want.sum().backward()
+    for point in list_split_points(reference, example):
+        model = build().train(train)
+        model.load_state_dict(state)
+        split = split_model(model, point, example)
+        got = split.tail(split.head(*example))
+        assert torch.equal(got, want), point.name
+        got.sum().backward()
+        for (name, p), q in zip(model.named_parameters(), reference.parameters(), strict=True):
+            torch.testing.assert_close(p.grad, q.grad, msg=f"{point.name}: {name}")
+        for b, c in zip(model.buffers(), reference.buffers(), strict=True):
+            assert torch.equal(b, c), point.name  # BatchNorm statistics updated once, alike
