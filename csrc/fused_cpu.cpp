@@ -17,6 +17,10 @@
 // or in 16 lanes then a tree; the bias added last), so a few codes may differ from the
 // reference's by one step.
 //
+// dequantize_project with a float32 output and a packed weight that fits L2 (any number of
+// outputs) runs the same kernel: each task decodes blocks of its rows into a buffer and multiplies
+// them by its panel straight into the output (dequantize_project_skinny).
+//
 // Other shapes (and builds without AVX-512) process row blocks in turn: multi-threaded BLAS
 // writes a block's float32 tile into one reused buffer of about 1 MiB, which is still in cache
 // when quantize_cpu_out (quant_cpu.cpp, the bit-exact group quantizer, parallel over groups)
@@ -328,11 +332,12 @@ void pack_panel(const float* w, int64_t width, int64_t in, int64_t padded, float
   }
 }
 
-// This thread's buffer `slot` (0: the panel, 1: staged rows) of at least `floats` floats, 64-byte
-// aligned, kept between calls (at most ~1.5 MiB a thread): malloc maps a fresh block of a few
-// hundred KiB anew, and every call would page-fault through it (measured: 20-100 us for 288 KiB).
+// This thread's buffer `slot` (0: the panel, 1: staged or decoded rows, 2: an output tile) of at
+// least `floats` floats, 64-byte aligned, kept between calls (at most ~2 MiB a thread): malloc
+// maps a fresh block of a few hundred KiB anew, and every call would page-fault through it
+// (measured: 20-100 us for 288 KiB).
 float* thread_buffer(int slot, int64_t floats) {
-  thread_local std::vector<float> buffers[2];
+  thread_local std::vector<float> buffers[3];
   std::vector<float>& buffer = buffers[slot];
   const size_t want = static_cast<size_t>(floats) + 64 / sizeof(float);
   if (buffer.size() < want) buffer.resize(want);
@@ -459,6 +464,72 @@ void project_quantize_skinny(const at::Tensor& x, const at::Tensor& weight, cons
   });
 }
 
+// Whether dequantize_project_cpu takes the skinny kernel: a packed panel that stays in L2 (any
+// number of output features: the outputs go to memory, not through an L1 tile), and enough rows
+// to pay for the pack unless the weight is a panel already.
+bool decode_skinny_fits(int64_t rows, int64_t row_len, const at::Tensor& weight) {
+  const int64_t panel_bytes = row_len * padded_width(weight.size(0)) * int64_t{sizeof(float)};
+  return row_len >= 1 && panel_bytes <= kSkinnyMaxPanelBytes &&
+         (rows >= kSkinnyMinRows || weight_is_panel(weight));
+}
+
+// dequantize_project_cpu on the skinny kernel into float32 `out`: each task packs the panel (as
+// project_quantize_skinny does), decodes a block of its rows into a buffer in L1/L2
+// (dequantize_rows_f32) and multiplies it by the panel with the bias added last, straight into
+// `out` when its rows are whole aligned vectors, else through a tile. At::addmm with a bias
+// costs ~30% more than without on 197 x 96 -> 768 (140 us against 100 us), and addmm alone is
+// slower than the register-blocked kernel.
+void dequantize_project_skinny(const at::Tensor& codes, const at::Tensor& scales,
+                               const at::Tensor& zero_points, int64_t bits, int64_t group_size,
+                               int64_t row_len, bool symmetric, const at::Tensor& weight,
+                               const at::Tensor& bias, at::Tensor& out) {
+  const int64_t rows = codes.size(0), width = weight.size(0), padded = padded_width(width);
+  const bool in_place = weight_is_panel(weight);
+  const at::Tensor w = in_place ? weight : weight.to(at::kFloat).contiguous();
+  const float* wp = w.data_ptr<float>();
+  const int64_t panel_stride = in_place ? weight.stride(1) : padded;
+  at::Tensor bias_padded;  // whole vectors, 64-byte aligned (the CPU allocator's alignment)
+  if (bias.defined()) {
+    bias_padded = at::zeros({padded}, out.options());
+    bias_padded.narrow(0, 0, width).copy_(bias);
+  }
+  const float* bias_p = bias.defined() ? bias_padded.data_ptr<float>() : nullptr;
+  float* op = out.data_ptr<float>();
+  const bool direct = width == padded && reinterpret_cast<uintptr_t>(op) % 64 == 0;
+  const int64_t block = kStripLcm;
+  const uint8_t* cp = codes.data_ptr<uint8_t>();
+  const float* sp = scales.data_ptr<float>();
+  const float* zp = symmetric ? nullptr : zero_points.data_ptr<float>();
+  const int64_t row_bytes = codes.size(1), groups = scales.size(1);  // contiguous (checked)
+  const int64_t units = (rows + kRowUnit - 1) / kRowUnit;
+  const int64_t grain =
+      std::max<int64_t>(1, kMinTaskFmas / (kRowUnit * std::max<int64_t>(row_len, 1) * padded));
+  at::parallel_for(0, units, grain, [&](int64_t unit_begin, int64_t unit_end) {
+    const float* panel = wp;
+    if (!in_place) {
+      float* packed = thread_buffer(0, row_len * padded);
+      pack_panel(wp, width, row_len, padded, packed);
+      panel = packed;
+    }
+    float* decoded = thread_buffer(1, block * row_len);
+    float* tile = direct ? nullptr : thread_buffer(2, block * padded);
+    const int64_t task_end = std::min(rows, unit_end * kRowUnit);
+    for (int64_t start = unit_begin * kRowUnit; start < task_end; start += block) {
+      const int64_t n = std::min(block, task_end - start);
+      dequantize_rows_f32(cp + start * row_bytes, row_bytes, sp + start * groups, groups,
+                          symmetric ? nullptr : zp + start * groups, groups, n, row_len, bits,
+                          group_size, symmetric, decoded, row_len);
+      float* dst = direct ? op + start * width : tile;
+      project_block(decoded, row_len, n, n, row_len, panel, panel_stride, padded, bias_p, dst);
+      if (!direct) {
+        for (int64_t r = 0; r < n; ++r) {
+          std::memcpy(op + (start + r) * width, tile + r * padded, width * sizeof(float));
+        }
+      }
+    }
+  });
+}
+
 // project_quantize_cpu for a few rows (dot_fits), in the dot-product form: the threads take
 // pairs of output features (the weight streams once per strip of 8 rows, and with few rows the
 // rows alone would leave threads idle) into one tile of every row (rows < kDotMaxRows, at most
@@ -565,6 +636,14 @@ at::Tensor dequantize_project_cpu(const at::Tensor& codes, const at::Tensor& sca
   if (rows == 0 || width == 0) return out;
   if (row_len == 0) return out.zero_().add_(b.defined() ? b : at::zeros({width}, f32));
   const bool convert = dtype != at::kFloat;
+#ifdef AIFLOW_AVX512
+  if (!convert && decode_skinny_fits(rows, row_len, weight)) {
+    check_dequantize_args(codes, scales, zero_points, bits, group_size, row_len, symmetric);
+    dequantize_project_skinny(codes, scales, zero_points, bits, group_size, row_len, symmetric,
+                              weight, b, out);
+    return out;
+  }
+#endif
   // Packed blocks are sized by the larger of the decoded tile and the output tile: the bias
   // written into the output and the product added to it meet in cache.
   const BlockPlan plan = plan_blocks(rows, w32, std::max(row_len, width),

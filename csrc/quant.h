@@ -27,6 +27,21 @@ void dequantize_cpu_out(const at::Tensor& codes, const at::Tensor& scales,
 void quantize_rows_f32(const float* x, int64_t rows, int64_t row_stride, int64_t row_len,
                        int64_t bits, int64_t group_size, bool symmetric, uint8_t* codes,
                        float* scales, float* zero_points);
+// Raises unless codes (R, row_bytes) uint8, scales (R, groups) float32 and, asymmetric,
+// zero_points like scales are contiguous CPU tensors of the layout of (R, row_len), bits and
+// group_size: what dequantize_cpu checks.
+void check_dequantize_args(const at::Tensor& codes, const at::Tensor& scales,
+                           const at::Tensor& zero_points, int64_t bits, int64_t group_size,
+                           int64_t row_len, bool symmetric);
+// Serial dequantize_cpu of rows into a float32 buffer, for a caller that parallelizes itself
+// (fused_cpu.cpp decodes each block of rows it multiplies): row r's codes, scales and zero points
+// (unused when symmetric) lie at r times their row strides, its values at out + r * out_row_stride.
+// The same values as dequantize_cpu's.
+void dequantize_rows_f32(const uint8_t* codes, int64_t codes_row_stride, const float* scales,
+                         int64_t scales_row_stride, const float* zero_points,
+                         int64_t zero_points_row_stride, int64_t rows, int64_t row_len,
+                         int64_t bits, int64_t group_size, bool symmetric, float* out,
+                         int64_t out_row_stride);
 // Whether every value of a float32 CPU tensor is finite: one pass, where torch.isfinite(t).all()
 // takes three ops and two temporaries (~17 us on the few hundred scales of a small tensor).
 bool all_finite_cpu(const at::Tensor& values);

@@ -543,6 +543,16 @@ void check_codes_args(const at::Tensor& codes, const at::Tensor& scales,
 
 }  // namespace
 
+void check_dequantize_args(const at::Tensor& codes, const at::Tensor& scales,
+                           const at::Tensor& zero_points, int64_t bits, int64_t group_size,
+                           int64_t row_len, bool symmetric) {
+  check_bits(bits, group_size);
+  TORCH_CHECK(row_len >= 0, "row_len must be >= 0; got ", row_len);
+  TORCH_CHECK(codes.dim() == 2, "codes must be 2-D; got ", codes.dim(), "-D");
+  check_codes_args(codes, scales, zero_points, layout_of(codes.size(0), row_len, bits, group_size),
+                   symmetric);
+}
+
 void quantize_cpu_out(const at::Tensor& x, int64_t bits, int64_t group_size, bool symmetric,
                       int64_t seed, at::Tensor& codes, at::Tensor& scales,
                       at::Tensor& zero_points) {
@@ -578,6 +588,30 @@ void quantize_rows_f32(const float* x, int64_t rows, int64_t row_stride, int64_t
     constexpr bool S = decltype(sym_c)::value;
     quantize_items<float, B, S, false>(x, row_stride, l, 0u, codes, scales, zero_points, 0,
                                        l.rows * l.groups);
+  });
+}
+
+void dequantize_rows_f32(const uint8_t* codes, int64_t codes_row_stride, const float* scales,
+                         int64_t scales_row_stride, const float* zero_points,
+                         int64_t zero_points_row_stride, int64_t rows, int64_t row_len,
+                         int64_t bits, int64_t group_size, bool symmetric, float* out,
+                         int64_t out_row_stride) {
+  check_bits(bits, group_size);
+  const Layout l = layout_of(rows, row_len, bits, group_size);
+  if (l.rows == 0 || l.groups == 0) return;
+  with_bits_and_scheme(bits, symmetric, [&](auto bits_c, auto sym_c) {
+    constexpr int B = decltype(bits_c)::value;
+    constexpr bool S = decltype(sym_c)::value;
+    for (int64_t r = 0; r < l.rows; ++r) {
+      for (int64_t g = 0; g < l.groups; ++g) {
+        const int64_t col = g * l.group_size;
+        const float zero = S ? 0.0f : zero_points[r * zero_points_row_stride + g];
+        dequantize_group<float, B, S>(codes + r * codes_row_stride + g * l.group_bytes,
+                                      std::min(l.group_size, l.row_len - col),
+                                      scales[r * scales_row_stride + g], zero,
+                                      out + r * out_row_stride + col);
+      }
+    }
   });
 }
 
@@ -625,11 +659,8 @@ namespace {
 void dequantize_into(const at::Tensor& codes, const at::Tensor& scales,
                      const at::Tensor& zero_points, int64_t bits, int64_t group_size,
                      int64_t row_len, bool symmetric, at::Tensor& out, bool may_stream) {
-  check_bits(bits, group_size);
-  TORCH_CHECK(row_len >= 0, "row_len must be >= 0; got ", row_len);
-  TORCH_CHECK(codes.dim() == 2, "codes must be 2-D; got ", codes.dim(), "-D");
+  check_dequantize_args(codes, scales, zero_points, bits, group_size, row_len, symmetric);
   const Layout l = layout_of(codes.size(0), row_len, bits, group_size);
-  check_codes_args(codes, scales, zero_points, l, symmetric);
   TORCH_CHECK(out.device().is_cpu() && is_float_type(out.scalar_type()) && out.is_contiguous() &&
                   out.dim() == 2 && out.size(0) == l.rows && out.size(1) == row_len,
               "out must be a contiguous float32/float16/bfloat16 CPU tensor of shape (", l.rows,

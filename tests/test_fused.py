@@ -126,6 +126,25 @@ def test_cpp_large_and_packed(bits):
         )
 
 
+# dequantize_project's skinny kernel (AVX-512 builds, float32 output): a packed panel of at most
+# 512 KiB, any width, decoded rows multiplied in blocks of 24, straight into the output when its
+# rows are whole vectors of 16, else through a tile.
+@needs_cpp
+@pytest.mark.parametrize("width", [1, 17, 64, 768])
+@pytest.mark.parametrize("row_len", [1, 5, 96])
+def test_cpp_dequantize_project_skinny(row_len, width):
+    gen = torch.Generator().manual_seed(row_len * 1000 + width)
+    weight = torch.randn(width, row_len, generator=gen) / row_len**0.5
+    bias = torch.randn(width, generator=gen)
+    for rows, bits, symmetric in ((8, 8, True), (25, 4, False), (100, 2, True)):
+        x = torch.randn(rows, row_len, generator=gen)
+        q = project_quantize(x, torch.eye(row_len), None, bits, 16, symmetric=symmetric)
+        for b in (bias, None):
+            want = dequantize_project(q, weight, b, backend="torch")
+            got = dequantize_project(q, weight, b, backend="cpp")
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
 @needs_cpp
 @pytest.mark.parametrize("view", ["transposed", "sliced", "expanded"])
 def test_cpp_strided_inputs(view):
