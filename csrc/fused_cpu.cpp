@@ -345,6 +345,18 @@ float* thread_buffer(int slot, int64_t floats) {
   return reinterpret_cast<float*>((address + 63) & ~uintptr_t{63});
 }
 
+// The panel a task multiplies by: the weight `w` itself when it is one (in_place), else packed
+// into this thread's buffer. Each task packs its own, so that it sits in this core's L2 rather
+// than across cores; the tasks pack at the same time, so this costs no wall time over one shared
+// pack. A weight that is a panel already is only read, by every core (weight_is_panel).
+const float* task_panel(const float* w, bool in_place, int64_t width, int64_t in,
+                        int64_t padded) {
+  if (in_place) return w;
+  float* packed = thread_buffer(0, in * padded);
+  pack_panel(w, width, in, padded, packed);
+  return packed;
+}
+
 // Rows [0, n) of x (row stride x_stride, unit column stride) as float32, in `buf` (n, in).
 template <typename T>
 void stage_rows(const T* x, int64_t x_stride, int64_t n, int64_t in, float* buf) {
@@ -427,15 +439,7 @@ void project_quantize_skinny(const at::Tensor& x, const at::Tensor& weight, cons
   TORCH_CHECK(width <= kSkinnyMaxOut && block * padded <= kSkinnyTileCapacity,
               "project_quantize_skinny: ", width, " output features exceed the tile");
   at::parallel_for(0, units, grain, [&](int64_t unit_begin, int64_t unit_end) {
-    // Each task packs its own panel, so that it sits in this core's L2 rather than across
-    // cores; the tasks pack at the same time, so this costs no wall time over one shared pack.
-    // A weight that is a panel already is only read, by every core (weight_is_panel).
-    const float* panel = wp;
-    if (!in_place) {
-      float* packed = thread_buffer(0, in * padded);
-      pack_panel(wp, width, in, padded, packed);
-      panel = packed;
-    }
+    const float* panel = task_panel(wp, in_place, width, in, padded);
     alignas(64) float tile[kSkinnyTileCapacity];
     // float16/bfloat16 x: kStripLcm rows at a time converted to float32 (at most 1.5 MiB).
     float* staged = dtype == at::kFloat ? nullptr : thread_buffer(1, kStripLcm * in);
@@ -505,12 +509,7 @@ void dequantize_project_skinny(const at::Tensor& codes, const at::Tensor& scales
   const int64_t grain =
       std::max<int64_t>(1, kMinTaskFmas / (kRowUnit * std::max<int64_t>(row_len, 1) * padded));
   at::parallel_for(0, units, grain, [&](int64_t unit_begin, int64_t unit_end) {
-    const float* panel = wp;
-    if (!in_place) {
-      float* packed = thread_buffer(0, row_len * padded);
-      pack_panel(wp, width, row_len, padded, packed);
-      panel = packed;
-    }
+    const float* panel = task_panel(wp, in_place, width, row_len, padded);
     float* decoded = thread_buffer(1, block * row_len);
     float* tile = direct ? nullptr : thread_buffer(2, block * padded);
     const int64_t task_end = std::min(rows, unit_end * kRowUnit);

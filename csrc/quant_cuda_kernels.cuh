@@ -657,6 +657,31 @@ QC_DEV void load_team_chunks(const QuantParams& p, int64_t r, int64_t g, int64_t
   }
 }
 
+// The max/min (and NaN/Inf detector) of a group of n values over its team, from each lane's
+// chunks `raw`: fmaxf/fminf, or with EXACT torch's NaN-propagating max/min. Every lane of the
+// warp must call it: it shuffles.
+template <class Tag, class M, bool EXACT, int VPT, int CH>
+QC_DEV Reduce reduce_team_chunks(int64_t n, int team, int team_lane, const uint32_t raw[CH][4]) {
+  Reduce s = reduce_init<M>();
+  QC_UNROLL
+  for (int c = 0; c < CH; ++c) {
+    if (static_cast<int64_t>(c * team + team_lane) * VPT < n) {
+      float v[VPT];
+      words_to_f32<Tag>(raw[c], v);
+      QC_UNROLL
+      for (int i = 0; i < VPT; ++i) {
+        if (EXACT) {
+          reduce_exact<M>(s, v[i]);
+        } else {
+          reduce_fast<M>(s, v[i]);
+        }
+      }
+    }
+  }
+  reduce_team<M, EXACT>(s, team);
+  return s;
+}
+
 // The codes of a team lane's chunks `raw` of a group of n values, packed into the group's bytes.
 template <class Tag, class M, bool FAST, int VPT, int CH>
 QC_DEV void store_team_chunks(const GroupQuant& q, int64_t n, int team, int team_lane,
@@ -679,29 +704,9 @@ QC_DEV void store_team_chunks(const GroupQuant& q, int64_t n, int team, int team
 template <class Tag, class M, int VPT, int CH>
 QC_DEV void quantize_team_group(const QuantParams& p, int64_t r, int64_t g, int64_t n, int team,
                                 int team_lane, const uint32_t raw[CH][4]) {
-  Reduce s = reduce_init<M>();
-  QC_UNROLL
-  for (int c = 0; c < CH; ++c) {
-    if (static_cast<int64_t>(c * team + team_lane) * VPT < n) {
-      float v[VPT];
-      words_to_f32<Tag>(raw[c], v);
-      QC_UNROLL
-      for (int i = 0; i < VPT; ++i) reduce_fast<M>(s, v[i]);
-    }
-  }
-  reduce_team<M, false>(s, team);
+  Reduce s = reduce_team_chunks<Tag, M, false, VPT, CH>(n, team, team_lane, raw);
   if (warp_any(is_nan(s.bad))) {  // warp-uniform: redo with NaN-propagating max/min
-    s = reduce_init<M>();
-    QC_UNROLL
-    for (int c = 0; c < CH; ++c) {
-      if (static_cast<int64_t>(c * team + team_lane) * VPT < n) {
-        float v[VPT];
-        words_to_f32<Tag>(raw[c], v);
-        QC_UNROLL
-        for (int i = 0; i < VPT; ++i) reduce_exact<M>(s, v[i]);
-      }
-    }
-    reduce_team<M, true>(s, team);
+    s = reduce_team_chunks<Tag, M, true, VPT, CH>(n, team, team_lane, raw);
   }
 
   if (n > 0) {  // no shuffle in here
