@@ -73,6 +73,20 @@ def test_search_with_an_accuracy_file(capsys, tmp_path):
     assert (out["best"][0]["cut"], out["best"][0]["bits"]) == (INPUT_CUT, 8)
 
 
+def test_search_table_names_the_pareto_axes(capsys, tmp_path):
+    """With an accuracy file the front is over (latency, energy, accuracy): the table said
+    "(expected latency, energy)" and counted a front that was not of those two."""
+    table = tmp_path / "acc.json"
+    table.write_text(json.dumps({"<input>@4b": 0.5, "<input>@8b": 0.91, "lossless": 0.92}))
+    argv = ["search", "--snr-db", "30", "--bits", "32", "8", "4", "--device-flops", "1e8"]
+    assert main([*argv, "--accuracy", str(table)]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("Pareto front (expected latency, energy, accuracy): ")
+    assert main(argv) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("Pareto front (expected latency, energy): ")
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -294,3 +294,22 @@ def test_a_reliability_target_offloads_at_a_lower_mcs():
     best = result.plans[result.best[0]]
     assert best.offload and result.failure_prob[result.best[0], 0] <= 1e-3
     assert result.latency_s[result.best[0], 0] < result.latency_s[0, 0]  # plan 0: the device
+
+
+@pytest.mark.parametrize("fading", ["rayleigh", "rician"])
+def test_a_loss_target_met_at_its_bound_keeps_offloading(fading):
+    """Where the target caps the Shannon rate, the loss lands on the target: rounding (an
+    outage capacity's outage, ``p**M`` of ``target**(1/M)``, ``1 - (1 - f)``) must not put it
+    an ulp over, which made every offload plan infeasible (30 dB, 1e-2 loss, no retransmission:
+    only the device was left)."""
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    profile = profile_model(model, torch.ones(1, 8))
+    for snr, target, retransmissions in [(30.0, 1e-2, 0), (39.0, 0.1, 0), (20.0, 1e-3, 0),
+                                         (30.0, 1e-3, 1), (39.0, 1e-3, 2)]:  # fmt: skip
+        link = LinkModel(1e6, snr, fading, rician_k=3.0, retransmissions=retransmissions)
+        state = link.link_state(max_loss=target)
+        assert state.efficiency[0] > 0 and state.failure_prob[0] <= target
+        result = search_plans(profile, Tier("d", 1e3), Tier("e", 1e9), link, [Codec(32)],
+                              max_failure_prob=target, local=False)  # fmt: skip
+        assert result.best[0] >= 0, (snr, target, retransmissions)
+        assert result.failure_prob[result.best[0], 0] <= target

@@ -336,6 +336,25 @@ def test_bad_states_and_constraints_are_refused(kwargs, message):
                      [Codec(8)], **kwargs)  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"objective": 5}, TypeError, r"objective must be one of .* or three weights"),
+        ({"objective": ("a", "b", "c")}, TypeError, r"objective must be one of .* got \('a'"),
+        ({"objective": {"latency": 1.0}}, TypeError, r"objective must be one of"),
+        ({"accuracy": {None: 0.9}, "min_accuracy": True}, ValueError, "min_accuracy must be a"),
+        ({"snr_db": "10"}, TypeError, "snr_db must be a number or a sequence of numbers"),
+    ],
+)
+def test_bad_objectives_and_states_name_the_argument(kwargs, error, message):
+    """A number or strings as the objective raised numpy's or float's message (naming neither
+    the argument nor what it takes), ``min_accuracy=True`` passed as 1.0 (``max_failure_prob``
+    refuses a bool), and ``snr_db="10"`` passed as 10 dB where ``LinkModel`` refuses it."""
+    with pytest.raises(error, match=message):
+        search_plans(_mlp_profile(), Tier("d", 1e6), Tier("e", 1e11), LinkModel(1e6),
+                     [Codec(8)], **kwargs)  # fmt: skip
+
+
 def test_a_single_codec_is_refused_with_the_list_to_pass():
     with pytest.raises(TypeError, match=r"codecs must be a sequence of Codec objects, e\.g\. \["):
         search_plans(_mlp_profile(), Tier("d", 1e6), Tier("e", 1e11), LinkModel(1e6), Codec(8))

@@ -167,3 +167,32 @@ def test_attention_slow_path_restored_on_error():
         assert not torch.backends.mha.get_fastpath_enabled()
         raise RuntimeError("model failed")
     assert torch.backends.mha.get_fastpath_enabled()
+
+
+class _TokenAttention(nn.Module):
+    """Token ids -> embedding -> a projection -> ``F.scaled_dot_product_attention`` -> linear."""
+
+    def __init__(self, d: int = 8) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(50, d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, 4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(self.emb(ids)).chunk(3, dim=-1)
+        return self.out(nn.functional.scaled_dot_product_attention(q, k, v)).mean(1)
+
+
+def test_scaled_dot_product_attention_flops_counted():
+    """The CPU's fused attention kernel (under ``F.scaled_dot_product_attention``, and under
+    ``nn.TransformerEncoderLayer``'s attention) counted 0: its ``q k^T`` and weights-times-``v``
+    matmuls, which grow with the square of the sequence, were missing from the head."""
+    b, t, d = 2, 24, 8
+    ids = torch.randint(0, 50, (b, t), generator=torch.Generator().manual_seed(0))
+    scores = 2 * 2 * b * t * t * d  # q k^T and weights @ v
+    qkv, out = 2 * b * t * d * 3 * d, 2 * b * t * d * 4
+    profile = profile_model(_TokenAttention(d), ids)
+    assert profile.total_flops == qkv + scores + out
+    assert profile.cut("scaled_dot_product_attention").head_flops == qkv + scores
+    encoder, linear, scores = _attention_models()[0]  # batch 2, 5 tokens
+    assert profile_model(encoder, ids[:, :5]).total_flops == linear + scores

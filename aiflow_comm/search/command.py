@@ -177,5 +177,7 @@ def format_search(result: SearchResult) -> str:
            else "no plan feasible in every state")
     )  # fmt: skip
     front = result.pareto()
-    lines.append(f"Pareto front (expected latency, energy): {len(front)} plans")
+    # the front weighs accuracy too where the plans have one (SearchResult.pareto)
+    axes = "latency, energy" + (", accuracy" if result.accuracy_known() else "")
+    lines.append(f"Pareto front (expected {axes}): {len(front)} plans")
     return "\n".join(lines)

@@ -208,6 +208,8 @@ class LinkModel:
         else:
             m = self.retransmissions + 1
             failure = p**m
+            if bound is not None:  # p <= bound means p**m <= max_loss: no rounding over it
+                failure = np.where(p <= bound, np.minimum(failure, max_loss), failure)
             # an attempt that always fails never delivers: it takes forever, as uncapped
             with np.errstate(divide="ignore", invalid="ignore"):
                 attempts = np.where(p < 1.0, (1.0 - failure) / (1.0 - p), np.inf)
@@ -290,7 +292,9 @@ class LinkModel:
             if bound is not None:
                 within = np.asarray(outage_capacity_rayleigh(bound, snr_db)) if bound > 0 else 0.0
                 rate = np.minimum(rate, within)
-            return rate, np.asarray(outage_probability_rayleigh(rate, snr_db))
+            p = np.asarray(outage_probability_rayleigh(rate, snr_db))
+            # a rate capped at the bound's outage capacity is within it (up to rounding)
+            return rate, p if bound is None else np.minimum(p, bound)
         if eps is not None or bound is not None:
             level = min(1.0 if eps is None else eps, 1.0 if bound is None else bound)
             gain = _stats().ncx2.ppf(level, 2, 2.0 * k) / (2.0 * (k + 1.0))
@@ -298,7 +302,9 @@ class LinkModel:
             if eps is None:  # the goodput choice where it is within the bound
                 free, free_outage = self._rician_goodput_rate(snr, k)
                 rate = np.where(free_outage <= level, free, rate)
-            return rate, gain_cdf(np.expm1(rate * _LN2) / snr, "rician", k)
+            p = gain_cdf(np.expm1(rate * _LN2) / snr, "rician", k)
+            # the rate is the quantile at level (or one of lower outage): within it
+            return rate, np.minimum(p, level)
         return self._rician_goodput_rate(snr, k)
 
     @staticmethod

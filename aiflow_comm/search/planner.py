@@ -34,7 +34,15 @@ def objective_weights(objective: str | Sequence[float]) -> tuple[float, float, f
                 f"w_accuracy); got {objective!r}"
             )
         return (1.0, 0.0, 0.0) if objective == "latency" else (0.0, 1.0, 0.0)
-    weights = tuple(float(w) for w in objective)
+    try:  # a number or a mapping is not three weights: say so rather than numpy's message
+        if isinstance(objective, Mapping):
+            raise TypeError
+        weights = tuple(float(w) for w in objective)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"objective must be one of {OBJECTIVES} or three weights (w_latency, w_energy, "
+            f"w_accuracy); got {objective!r}"
+        ) from None
     if len(weights) != 3 or not all(math.isfinite(w) and w >= 0 for w in weights):
         raise ValueError(
             f"objective weights must be three finite numbers >= 0 (latency, energy, accuracy); "
@@ -120,7 +128,9 @@ def search_plans(
     if min_accuracy is not None and accuracy is None:
         raise ValueError("min_accuracy needs accuracy: a table or a callable")
     if min_accuracy is not None and not (
-        isinstance(min_accuracy, numbers.Real) and math.isfinite(min_accuracy)
+        isinstance(min_accuracy, numbers.Real)
+        and not isinstance(min_accuracy, bool)
+        and math.isfinite(min_accuracy)
     ):
         raise ValueError(f"min_accuracy must be a finite number or None; got {min_accuracy!r}")
     if max_failure_prob is not None and not (
@@ -161,9 +171,10 @@ def _evaluate(
         energy = (device.power_w * costs.device_s + device.idle_power_w * waiting)[
             :, None
         ] + device.tx_power_w * tx
-        failure = 1.0 - (1.0 - np.where(sends, state.failure_prob, 0.0)) * (
-            1.0 - costs.failure2[:, None]
-        )
+        # 1 - (1 - f1)(1 - f2), as f1 + f2 - f1 f2: a single hop's loss exactly (1 - (1 - f)
+        # rounds 1e-3 up to 1.0000000000000009e-3, over a target the link just met)
+        fail1, fail2 = np.where(sends, state.failure_prob, 0.0), costs.failure2[:, None]
+        failure = fail1 + fail2 - fail1 * fail2
         feasible = np.isfinite(latency) & np.isfinite(energy)
         if min_accuracy is not None:
             feasible &= acc >= min_accuracy
@@ -185,6 +196,8 @@ def _evaluate(
 
 
 def _states(link: LinkModel, snr_db: object, weights: object) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(snr_db, str | bytes):  # numpy reads "10" as 10.0; LinkModel refuses it too
+        raise TypeError(f"snr_db must be a number or a sequence of numbers; got {snr_db!r}")
     snr = np.atleast_1d(np.asarray(link.snr_db if snr_db is None else snr_db, dtype=np.float64))
     if snr.ndim != 1 or snr.size == 0 or not np.all(np.isfinite(snr)):
         raise ValueError(f"snr_db must be finite numbers, one per state; got {snr_db!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -194,7 +195,7 @@ class _SequentialSteps:
         value = inputs[0]
         with attention_slow_path():
             for i, child in enumerate(self.children):
-                with FlopCounterMode(display=False) as counter:
+                with flop_counter() as counter:
                     value = child(value)
                 out[i] = counter.get_total_flops()
         return out
@@ -255,7 +256,7 @@ class _GraphSteps:
 
     def flops(self, inputs: tuple[torch.Tensor, ...]) -> np.ndarray:
         def counted(step: Any) -> tuple[Any, float]:
-            with FlopCounterMode(display=False) as counter:
+            with flop_counter() as counter:
                 value = step()
             return value, counter.get_total_flops()
 
@@ -284,13 +285,36 @@ def _attribute(module: nn.Module, target: str) -> Any:
     return value
 
 
+def flop_counter() -> FlopCounterMode:
+    """A ``FlopCounterMode`` that also counts scaled dot-product attention on the CPU.
+
+    ``F.scaled_dot_product_attention`` (which ``nn.MultiheadAttention`` calls with
+    ``need_weights=False``, as ``nn.TransformerEncoderLayer`` does) runs
+    ``aten._scaled_dot_product_flash_attention_for_cpu`` on the CPU, which torch's counter has
+    no formula for: its two matmuls (``q k^T`` and the weights times ``v``) would count 0. It
+    gets the count torch gives the other fused attention kernels:
+    ``2 * batch * heads * s_q * s_k * (d_qk + d_v)`` (a causal mask not discounted).
+    """
+    cpu_attention = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    return FlopCounterMode(display=False, custom_mapping={cpu_attention: _attention_flops})
+
+
+def _attention_flops(query: Any, key: Any, value: Any, *args: Any, **kwargs: Any) -> int:
+    """FLOPs of ``softmax(q k^T) v`` from the shapes ``(..., s, d)`` of ``q``, ``k``, ``v``."""
+    *lead, s_q, d_qk = query
+    s_k, d_v = key[-2], value[-1]
+    return 2 * math.prod(lead) * s_q * s_k * (d_qk + d_v)
+
+
 @contextmanager
 def attention_slow_path() -> Iterator[None]:
     """PyTorch's attention fast path off inside, the previous setting restored after.
 
     In eval mode without gradients ``nn.MultiheadAttention`` and the ``nn.Transformer*Layer``
     s run fused native kernels that ``FlopCounterMode`` has no formula for: their FLOPs would
-    count as 0. The slow path computes the same outputs with ordinary matmuls.
+    count as 0. The slow path computes the same outputs with ordinary matmuls for the
+    projections, and its attention (``F.scaled_dot_product_attention``) counts through
+    :func:`flop_counter`.
     """
     before = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)

@@ -119,7 +119,8 @@ def exhaustive_search(
                 device.power_w * part["device_s"] + device.idle_power_w * waiting
                 + device.tx_power_w * tx
             )  # fmt: skip
-            failure = 1.0 - (1.0 - (fail1 if plan.offload else 0.0)) * (1.0 - part["failure2"])
+            f1, f2 = (fail1 if plan.offload else 0.0), part["failure2"]
+            failure = f1 + f2 - f1 * f2  # 1 - (1 - f1)(1 - f2), exact for one hop
             a = acc[p][s]
             ok = math.isfinite(latency) and math.isfinite(energy)
             if min_accuracy is not None:

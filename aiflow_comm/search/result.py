@@ -127,6 +127,12 @@ class SearchResult:
                 fixed[name] = _number(self.mean(getattr(self, name)[index : index + 1])[0])
         return {"policy": policy, "fixed": fixed}
 
+    def accuracy_known(self, state: int | None = None) -> bool:
+        """Whether some plan has an accuracy (expected, or in ``state``): then
+        :meth:`pareto` weighs it."""
+        acc = self.mean(self.accuracy) if state is None else self.accuracy[:, state]
+        return bool(np.isfinite(acc).any())
+
     def pareto(self, state: int | None = None) -> np.ndarray:
         """Plan indices on the Pareto front of (latency, device energy, -accuracy).
 
@@ -143,7 +149,7 @@ class SearchResult:
             lat, energy = self.latency_s[:, state], self.energy_j[:, state]
             acc = self.accuracy[:, state]
         columns = [lat, energy]
-        if np.isfinite(acc).any():
+        if self.accuracy_known(state):
             columns.append(np.where(np.isfinite(acc), -acc, np.finfo(float).max))
         points = np.stack(columns, axis=1)
         points[~ok] = np.inf
