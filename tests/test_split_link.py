@@ -323,3 +323,50 @@ def test_eval_under_autocast_returns_autocast_dtype_as_training_does(conv):
         deployed = link.eval()(x)
     assert trained.dtype == deployed.dtype == torch.bfloat16
     assert link.eval()(x).dtype == torch.float32  # autocast off: float32 as before
+
+
+def _spectral_norm_after_a_step() -> nn.Module:
+    encoder = nn.utils.spectral_norm(nn.Linear(32, 16))
+    encoder(torch.randn(2, 32))
+    with torch.no_grad():  # an optimizer step: the weight used is recomputed by a pre-hook
+        encoder.weight_orig.mul_(3.0).add_(1.0)
+    return encoder
+
+
+class _ReluLinear(nn.Linear):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(super().forward(x))
+
+
+def _hooked_linear() -> nn.Module:
+    encoder = nn.Linear(32, 16)
+    encoder.register_forward_hook(lambda module, args, out: out * 0.5)
+    return encoder
+
+
+def _parametrized_linear() -> nn.Module:
+    class Doubled(nn.Module):
+        def forward(self, weight: torch.Tensor) -> torch.Tensor:
+            return 2 * weight
+
+    encoder = nn.Linear(32, 16)
+    nn.utils.parametrize.register_parametrization(encoder, "weight", Doubled())
+    return encoder
+
+
+@pytest.mark.parametrize(
+    "make",
+    [_spectral_norm_after_a_step, lambda: _ReluLinear(32, 16), _hooked_linear,
+     _parametrized_linear],
+    ids=["spectral-norm", "subclass", "forward-hook", "parametrized"],
+)  # fmt: skip
+def test_eval_sends_what_the_encoder_computes_when_it_is_not_a_plain_layer(make):
+    """Only a plain nn.Linear / 1x1 nn.Conv2d without hooks is fused in eval mode: the fused ops
+    read .weight and .bias, so anything else runs its own forward first."""
+    torch.manual_seed(0)
+    encoder = make()
+    link = SplitLink(bits=8, group_size=16, encoder=encoder).eval()
+    features = torch.randn(4, 32)
+    with torch.no_grad():
+        expected = quantize(encoder(features), 8, 16).dequantize()
+        assert torch.equal(link(features), expected)

@@ -52,6 +52,21 @@ def _is_real_scalar_tensor(value: object) -> bool:
     return isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex()
 
 
+def _fusable(module: nn.Module | None) -> str | None:
+    """``"linear"`` or ``"conv1x1"`` where the fused ops compute exactly what ``module`` does: a
+    plain ``nn.Linear`` or pointwise ``nn.Conv2d`` (not a subclass, nor parametrized) that no
+    forward hook, its own or a global one, changes. A subclass's ``forward``, a hook, or the old
+    ``spectral_norm``/``weight_norm`` (a pre-hook that recomputes the weight) must run as is."""
+    hooks = torch.nn.modules.module
+    if module is None or module._forward_hooks or module._forward_pre_hooks:
+        return None
+    if hooks._global_forward_hooks or hooks._global_forward_pre_hooks:
+        return None
+    if type(module) is nn.Linear:
+        return "linear"
+    return "conv1x1" if type(module) is nn.Conv2d and is_pointwise_conv(module) else None
+
+
 def _as_autocast(y: torch.Tensor) -> torch.Tensor:
     """``y`` in autocast's dtype where autocast is on for its device (what a linear or conv
     layer returns there), else as it is."""
@@ -325,9 +340,10 @@ class SplitLink(nn.Module):
         """The decoder applied to ``q``'s values: fused with dequantization where it can be
         (returning autocast's dtype where autocast is on, as the decoder itself would)."""
         with torch.no_grad():
-            if isinstance(self.decoder, nn.Linear) and self.group_dim == -1:
+            kind = _fusable(self.decoder)
+            if kind == "linear" and self.group_dim == -1:
                 return _as_autocast(dequantize_project_linear(q, self.decoder))
-            if is_pointwise_conv(self.decoder) and self.group_dim == 1 and len(q.shape) == 4:
+            if kind == "conv1x1" and self.group_dim == 1 and len(q.shape) == 4:
                 return _as_autocast(dequantize_project_conv1x1(q, self.decoder))
             return self._decoded(self._dequantized(q))
 
@@ -345,9 +361,10 @@ class SplitLink(nn.Module):
         _check_features(features)
         options = {"bits": self.bits, "group_size": self.group_size, "symmetric": self.symmetric}
         with torch.no_grad():
-            if isinstance(self.encoder, nn.Linear):
+            kind = _fusable(self.encoder)
+            if kind == "linear":
                 return project_quantize_linear(features, self.encoder, **options)
-            if is_pointwise_conv(self.encoder) and features.dim() == 4:
+            if kind == "conv1x1" and features.dim() == 4:
                 return project_quantize_conv1x1(features, self.encoder, **options)
             return self._quantize(self._encoded(features))
 
