@@ -109,7 +109,13 @@ def test_search_bad_arguments(argv, message):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("[1, 2]", "must hold a JSON object"), ('{"0@x": 0.5}', "keys must be 'cut@bits'")],
+    [
+        ("[1, 2]", "must hold a JSON object"),
+        ('{"0@x": 0.5}', "keys must be 'cut@bits'"),
+        ('{"inptu@8": 0.5}', "no cut 'inptu' in the model; its cuts: <input>"),  # misspelt
+        ('{"<input>@8": "high"}', "values must be numbers; got 'high' for '<input>@8'"),
+        ('{"lossless": true}', "values must be numbers; got True for 'lossless'"),
+    ],
 )
 def test_search_bad_accuracy_files(tmp_path, content, message):
     table = tmp_path / "acc.json"

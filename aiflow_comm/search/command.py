@@ -77,9 +77,9 @@ def _tier(name: str, flops: float, power: float, scale: float | None, **extra: f
     return Tier(name, flops, power, time_scale=scale, **extra)
 
 
-def _accuracy(path: str | None) -> AccuracyTable | None:
+def _accuracy(path: str | None, cuts: list[str]) -> AccuracyTable | None:
     """``{"cut@bits": accuracy, ..., "lossless": accuracy}`` from a JSON file (``"conv2@4"`` or
-    ``"conv2@4b"``)."""
+    ``"conv2@4b"``), every cut one of ``cuts`` and every accuracy a number."""
     if path is None:
         return None
     try:
@@ -95,8 +95,21 @@ def _accuracy(path: str | None) -> AccuracyTable | None:
         cut, sep, bits = key.rpartition("@")
         if not sep or not bits.removesuffix("b").isdigit():
             raise ValueError(f"--accuracy keys must be 'cut@bits' or 'lossless'; got {key!r}")
-        values[(cut, int(bits.removesuffix("b")))] = float(value)
-    return AccuracyTable(values, lossless=raw.get("lossless"))
+        if cut not in cuts:  # a misspelt cut would leave its plans without an accuracy
+            raise ValueError(f"--accuracy key {key!r}: no cut {cut!r} in the model; its cuts: "
+                             f"{', '.join(cuts)}")  # fmt: skip
+        values[(cut, int(bits.removesuffix("b")))] = _number(key, value)
+    lossless = raw.get("lossless")
+    if lossless is not None:
+        lossless = _number("lossless", lossless)
+    return AccuracyTable(values, lossless=lossless)
+
+
+def _number(key: str, value: object) -> float:
+    """``value`` of ``--accuracy``'s ``key`` as a float, or ``ValueError`` naming both."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"--accuracy values must be numbers; got {value!r} for {key!r}")
+    return float(value)
 
 
 def run_search(args: argparse.Namespace) -> SearchResult:
@@ -131,7 +144,7 @@ def run_search(args: argparse.Namespace) -> SearchResult:
     codecs = [Codec(b, args.group_size) for b in args.bits]
     return search_plans(
         profile, device, edge, link, codecs, cloud=cloud, backhaul=backhaul,
-        accuracy=_accuracy(args.accuracy), min_accuracy=args.min_accuracy,
+        accuracy=_accuracy(args.accuracy, profile.names()), min_accuracy=args.min_accuracy,
         max_failure_prob=args.max_failure_prob, objective=args.objective,
     )  # fmt: skip
 
