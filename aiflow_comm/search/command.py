@@ -144,7 +144,7 @@ def run_search(args: argparse.Namespace) -> SearchResult:
     codecs = [Codec(b, args.group_size) for b in args.bits]
     return search_plans(
         profile, device, edge, link, codecs, cloud=cloud, backhaul=backhaul,
-        accuracy=_accuracy(args.accuracy, profile.names()), min_accuracy=args.min_accuracy,
+        accuracy=_accuracy(args.accuracy, profile.names), min_accuracy=args.min_accuracy,
         max_failure_prob=args.max_failure_prob, objective=args.objective,
     )  # fmt: skip
 
