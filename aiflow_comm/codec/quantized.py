@@ -82,10 +82,12 @@ class PackedTensor:
 
     @property
     def symmetric(self) -> bool:
+        """Whether ``scheme`` is ``"symmetric"`` (no zero points)."""
         return self.scheme == "symmetric"
 
     @property
     def device(self) -> torch.device:
+        """The device of the buffers (``codes.device``)."""
         return self.codes.device
 
     @property
@@ -186,6 +188,8 @@ class QuantizedTensor(PackedTensor):
 
     @property
     def layout(self) -> GroupLayout:
+        """The :class:`~aiflow_comm.kernels.layout.GroupLayout` of the codes: rows, groups and
+        bytes per row."""
         return GroupLayout.of(self.shape, self.bits, self.group_size)
 
     def dequantize(self, dtype: torch.dtype | None = None, backend: str = "auto") -> torch.Tensor:

@@ -70,6 +70,8 @@ class SparseQuantizedTensor(PackedTensor):
 
     @property
     def layout(self) -> SparseLayout:
+        """The :class:`~aiflow_comm.kernels.topk_reference.SparseLayout`: rows, groups and values
+        kept per group and per row."""
         return SparseLayout.of(self.shape, self.group_size, self.k)
 
     def dequantize(self, dtype: torch.dtype | None = None, backend: str = "auto") -> torch.Tensor:

@@ -151,6 +151,12 @@ def measure_accuracy(
     codecs (``ratio < 1``) need a trained projection: measure them yourself.
 
     Returns an :class:`AccuracyTable` (``lossless``: the uncut model's accuracy).
+
+    >>> model = nn.Sequential(nn.Identity(), nn.Identity())
+    >>> data = [(torch.eye(2).repeat(4, 1), torch.tensor([0, 1] * 4))]
+    >>> table = measure_accuracy(model, data, cuts=["0"], codecs=[Codec(8, group_size=2)])
+    >>> table.lossless, table(Plan("0", Codec(8, group_size=2)), np.zeros(1))
+    (1.0, array([1.]))
     """
     from aiflow_comm.split import SplitLink, SplitModel, split_model
 

@@ -37,14 +37,17 @@ class Plan:
 
     @property
     def offload(self) -> bool:
+        """Whether the plan sends anything (``cut`` is not ``None``)."""
         return self.cut is not None
 
     @property
     def bits(self) -> int | None:
+        """The first hop's bits (32: raw float32), ``None`` without offload."""
         return None if self.codec is None else self.codec.bits
 
     @property
     def bits2(self) -> int | None:
+        """The second hop's bits, ``None`` without a second hop."""
         return None if self.codec2 is None else self.codec2.bits
 
     @property
@@ -59,11 +62,13 @@ class Plan:
 
     @property
     def label(self) -> str:
+        """``"device"``, ``"cut@codec"``, or two hops joined by ``" -> "``."""
         if not self.hops:
             return "device"
         return " -> ".join(f"{cut}@{codec.label}" for cut, codec in self.hops)
 
     def as_dict(self) -> dict[str, object]:
+        """``cut``, ``offload``, ``bits``, ``codec`` (its label), ``cut2`` and ``bits2``."""
         return {
             "cut": self.cut,
             "offload": self.offload,

@@ -77,10 +77,12 @@ class ModelProfile:
 
     @property
     def names(self) -> list[str]:
+        """The cut names, ``"<input>"`` first."""
         return [c.name for c in self.cuts]
 
     @property
     def measured(self) -> bool:
+        """Whether the profile holds measured times (``total_s`` is not ``None``)."""
         return self.total_s is not None
 
     def with_seconds(self, step_seconds: object) -> ModelProfile:

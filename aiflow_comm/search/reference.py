@@ -97,6 +97,17 @@ def exhaustive_search(
     that one SNR, and then a loop over every state and plan in plain floats. Infeasible plans
     cost ``inf``; a state with no feasible plan gets ``-1``. The reference the vectorized
     search is tested against.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from aiflow_comm.search import profile_model, search_plans
+    >>> model = nn.Sequential(nn.Flatten(), nn.Linear(256, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> profile = profile_model(model, torch.zeros(1, 256))
+    >>> device, edge = Tier("device", flops_per_s=1e5), Tier("edge", flops_per_s=1e9)
+    >>> link = LinkModel(1e6, snr_db=[20.0, -20.0])
+    >>> best, costs = exhaustive_search(profile, device, edge, link, [Codec(32), Codec(8)])
+    >>> best, search_plans(profile, device, edge, link, [Codec(32), Codec(8)]).best.tolist()
+    ([2, 0], [2, 0])
     """
     w_lat, w_energy, w_acc = objective_weights(objective)
     states = [float(s) for s in (link.snr_db if snr_db is None else snr_db)]

@@ -40,6 +40,7 @@ class CrossingTensor:
 
     @property
     def numel(self) -> int:
+        """Elements, batch included: the product of ``shape``."""
         return math.prod(self.shape)
 
     @property
