@@ -126,12 +126,27 @@ def test_fake_quantize_gradient_reaches_earlier_layers():
         ({"group_size": -4}, ValueError, "group_size"),
         ({"rounding": "up"}, ValueError, "rounding"),
         ({"backend": "fpga"}, ValueError, "backend"),
-        ({"generator": 5, "rounding": "stochastic"}, TypeError, "generator"),
+        ({"generator": 5.0, "rounding": "stochastic"}, TypeError, "generator"),
+        ({"generator": True, "rounding": "stochastic"}, TypeError, "generator"),
+        ({"generator": -1, "rounding": "stochastic"}, ValueError, "generator"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         quantize(torch.randn(2, 8), **kwargs)
+
+
+def test_stochastic_rounding_takes_an_int_seed():
+    """An int seed is a generator seeded with it (DESIGN.md: a generator or a seed): the same
+    seed gives the same codes, as fake_quantize's forward."""
+    x = torch.randn(4, 64)
+    a, b = (quantize(x, 4, 16, rounding="stochastic", generator=7) for _ in range(2))
+    g = quantize(x, 4, 16, rounding="stochastic", generator=torch.Generator().manual_seed(7))
+    other = quantize(x, 4, 16, rounding="stochastic", generator=8)
+    assert torch.equal(a.codes, b.codes) and torch.equal(a.codes, g.codes)
+    assert not torch.equal(a.codes, other.codes)
+    fake = fake_quantize(x, 4, 16, rounding="stochastic", generator=7)
+    assert torch.equal(fake, a.dequantize())
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,7 @@ def fake_quantize(
     *,
     symmetric: bool = True,
     rounding: str = "nearest",
-    generator: torch.Generator | None = None,
+    generator: int | torch.Generator | None = None,
     backend: str = "auto",
     check_finite: bool = True,
 ) -> torch.Tensor:

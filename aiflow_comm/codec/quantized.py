@@ -210,12 +210,25 @@ class QuantizedTensor(PackedTensor):
         return decode(buf)
 
 
-def seed_from(generator: torch.Generator | None) -> int:
-    """A 32-bit rounding seed drawn from ``generator`` (the global RNG when ``None``)."""
-    if generator is not None and not isinstance(generator, torch.Generator):
+def seed_from(generator: int | torch.Generator | None) -> int:
+    """A 32-bit rounding seed drawn from ``generator``: a ``torch.Generator``, an int seed (a
+    generator seeded with it: the same seed, the same rounding seed) or ``None`` (the global RNG).
+
+    Example:
+        >>> seed_from(7) == seed_from(torch.Generator().manual_seed(7))
+        True
+    """
+    if isinstance(generator, bool) or not (
+        generator is None or isinstance(generator, int | torch.Generator)
+    ):
         raise TypeError(
-            f"generator must be a torch.Generator or None; got {type(generator).__name__}"
+            "generator must be an int seed, a torch.Generator or None; "
+            f"got {type(generator).__name__}"
         )
+    if isinstance(generator, int):
+        if not 0 <= generator < 2**63:
+            raise ValueError(f"generator seed must be in [0, 2**63); got {generator}")
+        generator = torch.Generator().manual_seed(generator)
     device = generator.device if generator is not None else "cpu"
     return int(torch.randint(0, 2**32, (1,), generator=generator, device=device).item())
 
@@ -227,7 +240,7 @@ def quantize(
     *,
     symmetric: bool = True,
     rounding: str = "nearest",
-    generator: torch.Generator | None = None,
+    generator: int | torch.Generator | None = None,
     backend: str = "auto",
     check_finite: bool = True,
 ) -> QuantizedTensor:
@@ -239,7 +252,8 @@ def quantize(
         group_size: values per scale; a last dimension not divisible by it gets a short last group.
         symmetric: ``scale = amax / (2**(bits-1) - 1)`` if true, else min-max with a zero point.
         rounding: ``"nearest"`` (half to even) or ``"stochastic"`` (unbiased, from ``generator``).
-        generator: source of the stochastic-rounding seed; same state, same codes.
+        generator: source of the stochastic-rounding seed, a ``torch.Generator`` or an int
+            seed (``None``: the global RNG); same state or seed, same codes.
         backend: ``"auto"`` (fastest usable) or one of ``available_backends(x.device)``.
         check_finite: raise for NaN or Inf in ``x``. On a GPU the check is a device sync per
             call; ``False`` skips it, and a group holding NaN or Inf then gets a non-finite
