@@ -414,7 +414,8 @@ def run(backend, rows, inp, out, group, bits, sym, dtype, bias, view, gen):
 
 rng = random.Random(5)
 gen = torch.Generator().manual_seed(5)
-shapes = [(1, 7, 5), (3, 33, 40), (17, 33, 130), (300, 96, 40), (6000, 64, 520), (257, 1000, 96)]
+shapes = [(1, 7, 5), (3, 33, 40), (17, 33, 130), (300, 96, 40), (6000, 64, 520), (257, 1000, 96),
+          (5000, 70, 128), (4500, 33, 129)]  # the fused kernel: 4 rows a warp, widest; cuBLAS
 cases = []
 groups = [8, 32, 128, 300, 512]
 for k, shape in enumerate(shapes):
