@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from aiflow_comm.split import UntraceableModelError, list_split_points, split_model, trace_model
+from aiflow_comm.split.points import evaluating
 
 
 class LogScale(nn.Module):
@@ -222,3 +223,51 @@ def test_attention_and_unet_exact_with_gradients_at_every_point(build, example, 
             torch.testing.assert_close(p.grad, q.grad, msg=f"{point.name}: {name}")
         for b, c in zip(model.buffers(), reference.buffers(), strict=True):
             assert torch.equal(b, c), point.name  # BatchNorm statistics updated once, alike
+
+
+class _ActNorm(nn.Module):
+    """Glow-style: branches on a buffer (fx cannot take it as a graph input there)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.register_buffer("initialized", torch.tensor(True))
+        self.scale = nn.Parameter(torch.full((width,), 2.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.initialized:
+            x = x * 0
+        return x * self.scale
+
+
+def test_a_model_branching_on_a_buffer_is_traced_with_its_value():
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.norm, self.fc2 = nn.Linear(4, 8), _ActNorm(8), nn.Linear(8, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc2(torch.relu(self.norm(self.fc1(x))))
+
+    net, x = Net(), torch.randn(3, 4)
+    points = list_split_points(net, x)
+    assert len(points) > 2  # refused before (UntraceableModelError): traced again with values
+    for point in points[1:]:
+        split = split_model(net, point.name, x)
+        assert torch.equal(split.tail(split.head(x)), net(x)), point.name
+
+
+def test_listing_restores_buffers_the_model_reassigns():
+    class Counter(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.register_buffer("calls", torch.zeros(()))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls = self.calls + 1  # a new tensor each call, not an in-place write
+            return self.fc(x)
+
+    model = Counter()
+    with evaluating(model):
+        model(torch.randn(2, 4))
+    assert float(model.calls) == 0.0

@@ -14,7 +14,13 @@ from torch.fx.passes.shape_prop import TensorMetadata
 from aiflow_comm.split.aliasing import StorageProp, shares_written_memory
 from aiflow_comm.split.fidelity import check_trace
 from aiflow_comm.split.graph import GraphCut, graph_cuts
-from aiflow_comm.split.trace import is_plain_sequential, sequential_steps, trace_model
+from aiflow_comm.split.trace import (
+    buffer_state,
+    is_plain_sequential,
+    restore_buffers,
+    sequential_steps,
+    trace_model,
+)
 
 __all__ = ["CrossingTensor", "SplitPoint", "list_split_points"]
 
@@ -197,7 +203,7 @@ def evaluating(model: nn.Module) -> Iterator[None]:
     """Eval mode and no gradients inside; every module's training flag and every buffer that
     the model writes even in eval mode (a running average of its own) restored after."""
     modes = [(m, m.training) for m in model.modules()]
-    buffers = [(b, b._version, b.detach().clone()) for b in model.buffers() if not b.is_inference()]
+    buffers = buffer_state(model)
     model.eval()
     try:
         with torch.no_grad():
@@ -205,7 +211,4 @@ def evaluating(model: nn.Module) -> Iterator[None]:
     finally:
         for m, training in modes:
             m.training = training
-        with torch.no_grad():
-            for b, version, saved in buffers:
-                if b._version != version:
-                    b.copy_(saved)
+        restore_buffers(buffers)

@@ -54,12 +54,13 @@ class _LeafTracer(fx.Tracer):
     and the like, which a traced graph would drop, and TorchScript modules (``torch.jit.script``
     or ``trace``), whose compiled code fx cannot see into. Buffers are read through the graph
     like parameters: a value computed from one (``self.log_scale.exp()``) is computed at every
-    call, not frozen into the graph as a constant."""
+    call, not frozen into the graph as a constant; with ``proxy_buffers=False`` (for code that
+    branches on a buffer) they are read as the values they hold while tracing."""
 
-    def __init__(self, leaf_types: tuple[type[nn.Module], ...]) -> None:
+    def __init__(self, leaf_types: tuple[type[nn.Module], ...], proxy_buffers: bool = True) -> None:
         super().__init__()
         self.leaf_types = leaf_types
-        self.proxy_buffer_attributes = True
+        self.proxy_buffer_attributes = proxy_buffers
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return (
@@ -148,8 +149,9 @@ def _drop_fixed_inputs(graph: fx.Graph, names: Iterable[str]) -> None:
 _BufferState = list[tuple[nn.Module, str, str, torch.Tensor, int, torch.Tensor]]
 
 
-def _buffer_state(model: nn.Module) -> _BufferState:
-    """``model``'s buffers before tracing (:func:`_restore_buffers` puts them back)."""
+def buffer_state(model: nn.Module) -> _BufferState:
+    """``model``'s buffers, to be put back by :func:`restore_buffers` (after tracing, or a run
+    that must leave the model as it was)."""
     return [
         (module, prefix, key, b, b._version, b.detach().clone())
         for prefix, module in model.named_modules()
@@ -158,9 +160,9 @@ def _buffer_state(model: nn.Module) -> _BufferState:
     ]
 
 
-def _restore_buffers(state: _BufferState) -> list[str]:
-    """Put back the buffers that tracing replaced (``self.count += 1`` assigns fx's proxy of the
-    sum) or wrote in place (code that fx does not see writes the tensor itself); their names."""
+def restore_buffers(state: _BufferState) -> list[str]:
+    """Put back the buffers that were replaced (tracing ``self.count += 1`` assigns fx's proxy
+    of the sum; a run assigns the sum) or written in place; their names."""
     changed = []
     for module, prefix, key, tensor, version, value in state:
         replaced, written = getattr(module, key, None) is not tensor, tensor._version != version
@@ -172,6 +174,12 @@ def _restore_buffers(state: _BufferState) -> list[str]:
         if replaced or written:
             changed.append(f"{prefix}.{key}" if prefix else key)
     return changed
+
+
+def _trace(tracer: fx.Tracer, model: nn.Module, fixed: dict[str, object]) -> fx.Graph:
+    with warnings.catch_warnings():  # fx cannot check a tensor fixed at its default
+        warnings.filterwarnings("ignore", "Was not able to add assertion", UserWarning)
+        return tracer.trace(model, concrete_args=fixed or None)
 
 
 def is_plain_sequential(model: nn.Module) -> bool:
@@ -278,11 +286,16 @@ def trace_model(
             UserWarning,
             stacklevel=2,
         )
-    buffers = _buffer_state(model)
+    buffers = buffer_state(model)
     try:
-        with warnings.catch_warnings():  # fx cannot check a tensor fixed at its default
-            warnings.filterwarnings("ignore", "Was not able to add assertion", UserWarning)
-            graph = tracer.trace(model, concrete_args=fixed or None)
+        try:
+            graph = _trace(tracer, model, fixed)
+        except fx.proxy.TraceError:
+            # Code that branches or loops on a buffer (`if not self.initialized:`) cannot take
+            # it as a graph input: trace it again with buffers read as the values they hold.
+            restore_buffers(buffers)
+            tracer = _LeafTracer(check_leaf_modules(leaf_modules), proxy_buffers=False)
+            graph = _trace(tracer, model, fixed)
     except Exception as error:
         raise UntraceableModelError(
             f"torch.fx cannot trace {name}: {type(error).__name__}: {error}. "
@@ -293,7 +306,7 @@ def trace_model(
             "(split_model(model, at='<child name>')) and need no tracing."
         ) from error
     finally:
-        written = _restore_buffers(buffers)
+        written = restore_buffers(buffers)
     if written:
         raise UntraceableModelError(
             f"{name} assigns or writes buffer(s) {', '.join(written)} in a way torch.fx does not "
