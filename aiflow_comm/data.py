@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import numbers
 from collections.abc import Iterable
 
 import numpy as np
@@ -66,10 +67,11 @@ def stack_dataset(dataset: Iterable, limit: int | None = None) -> torch.Tensor:
         >>> stack_dataset([(torch.ones(2), 0), (torch.zeros(2), 1)]).shape
         torch.Size([2, 2])
     """
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral)):
         raise TypeError(f"limit must be an int >= 0 or None; got {type(limit).__name__}")
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be an int >= 0 or None; got {limit}")
+    limit = None if limit is None else int(limit)  # a numpy integer, as range() and islice() take
     if hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__"):
         # Map-style: by index up to len(). Iterating one calls __getitem__ until IndexError,
         # past len() (or forever, for a dataset that makes item i from seed i).

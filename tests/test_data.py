@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,3 +63,8 @@ def test_stack_dataset_names_a_bad_limit_or_item():
         stack_dataset([{"image": torch.ones(2), "label": 0}])
     with pytest.raises(ValueError, match=r"item 1: .* one shape.*\(3,\) after \(2,\)"):
         stack_dataset([torch.ones(2), torch.ones(3)])
+
+
+def test_stack_dataset_takes_a_numpy_integer_limit():
+    items = [(torch.full((2,), float(i)), i) for i in range(5)]
+    assert stack_dataset(items, limit=np.int64(3)).shape == (3, 2)

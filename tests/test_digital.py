@@ -168,6 +168,7 @@ def test_ofdm_surrogate_where_each_resource_element_fades_as_rayleigh() -> None:
     for other in (
         OFDMChannel("tdl", "B", generator=2, **grid),  # normalized frames: no closed form
         OFDMChannel("tdl", "D", normalize_channel=False, generator=2, **grid),  # line of sight
+        OFDMChannel("tdl", "B", normalize_channel=False, csi="ls", generator=2, **grid),
     ):
         with pytest.raises(NotImplementedError, match="OFDMChannel"):
             DigitalLink("16qam", channel=other).surrogate_error_rate(14.0)

@@ -20,6 +20,7 @@ from aiflow_comm.channel import (
 from aiflow_comm.codec import QuantizedTensor, fake_quantize, quantize
 from aiflow_comm.kernels import dequantize_project_linear, project_quantize_linear
 from aiflow_comm.split import SplitLink, SplitModel, split_model
+from aiflow_comm.split.link import _fusable
 
 
 def projection_pair(channels: int = 16, reduced: int = 4) -> tuple[nn.Module, nn.Module]:
@@ -355,14 +356,12 @@ def _parametrized_linear() -> nn.Module:
 
 
 @pytest.mark.parametrize(
-    "make",
-    [_spectral_norm_after_a_step, lambda: _ReluLinear(32, 16), _hooked_linear,
-     _parametrized_linear],
-    ids=["spectral-norm", "subclass", "forward-hook", "parametrized"],
+    "make", [_spectral_norm_after_a_step, lambda: _ReluLinear(32, 16), _hooked_linear],
+    ids=["spectral-norm", "subclass", "forward-hook"],
 )  # fmt: skip
 def test_eval_sends_what_the_encoder_computes_when_it_is_not_a_plain_layer(make):
-    """Only a plain nn.Linear / 1x1 nn.Conv2d without hooks is fused in eval mode: the fused ops
-    read .weight and .bias, so anything else runs its own forward first."""
+    """Only an nn.Linear / 1x1 nn.Conv2d running the stock forward without hooks is fused in
+    eval mode: the fused ops read .weight and .bias, so anything else runs its own forward."""
     torch.manual_seed(0)
     encoder = make()
     link = SplitLink(bits=8, group_size=16, encoder=encoder).eval()
@@ -370,3 +369,23 @@ def test_eval_sends_what_the_encoder_computes_when_it_is_not_a_plain_layer(make)
     with torch.no_grad():
         expected = quantize(encoder(features), 8, 16).dequantize()
         assert torch.equal(link(features), expected)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [_parametrized_linear, lambda: nn.modules.linear.NonDynamicallyQuantizableLinear(32, 16)],
+    ids=["parametrized", "renamed-subclass"],
+)
+def test_eval_fuses_layers_that_compute_as_a_plain_one(make):
+    """A parametrized weight (read through its property) and a subclass with the stock forward
+    are fused: the same values up to the summation order, within one quantization step."""
+    torch.manual_seed(0)
+    encoder = make()
+    link = SplitLink(bits=8, group_size=16, encoder=encoder).eval()
+    features = torch.randn(4, 32)
+    assert _fusable(encoder) == "linear"
+    with torch.no_grad():
+        q = quantize(encoder(features), 8, 16)
+        sent = link._quantized(features)
+        assert torch.allclose(sent.dequantize(), q.dequantize(), rtol=0,
+                              atol=float(q.scales.max()) * 1.01)  # fmt: skip

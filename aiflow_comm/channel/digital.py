@@ -313,12 +313,12 @@ class DigitalLink(nn.Module):
         coherence gives the same average), ``ber_rician`` for :class:`RicianFading` (its
         ``k_factor``), and ``ber_rayleigh`` for an :class:`OFDMChannel` with a non-line-of-sight
         profile (``"A"`` to ``"C"``: each resource element's gain is a sum of independent
-        Gaussian taps or rays, ``CN(0, 1)``) and ``normalize_channel=False`` (normalizing each
+        Gaussian taps or rays, ``CN(0, 1)``), ``normalize_channel=False`` (normalizing each
         frame removes its slow fading: the error rate then depends on the frequency selectivity,
-        between AWGN's and Rayleigh's). For a coded link, another OFDM channel or another
-        channel, measure the bit error rate with :meth:`forward` (``LinkResult.ber``) and pass
-        that instead. Returns a float for a number, else a float32 tensor of
-        ``snr_db``'s shape on its device.
+        between AWGN's and Rayleigh's) and ``csi="perfect"`` (LS estimates about double the
+        error rate). For a coded link, another OFDM channel or another channel, measure the bit
+        error rate with :meth:`forward` (``LinkResult.ber``) and pass that instead. Returns a
+        float for a number, else a float32 tensor of ``snr_db``'s shape on its device.
 
         >>> round(DigitalLink("bpsk").surrogate_error_rate(0.0), 4)
         0.0786
@@ -344,12 +344,12 @@ class DigitalLink(nn.Module):
         from aiflow_comm.channel.ofdm import OFDMChannel  # Sionna's OFDM blocks: only if asked
 
         non_los = kind is OFDMChannel and channel.profile in ("A", "B", "C")
-        if non_los and not channel.normalize_channel:
+        if non_los and not channel.normalize_channel and channel.csi == "perfect":
             return ber_rayleigh
         raise NotImplementedError(
             f"no closed-form error rate for channel {kind.__name__} (AWGN, RayleighFading, "
-            "RicianFading, and OFDMChannel with profile A-C and normalize_channel=False have "
-            "one): measure it with DigitalLink.forward and pass it as p"
+            "RicianFading, and OFDMChannel with profile A-C, normalize_channel=False and "
+            "csi='perfect' have one): measure it with DigitalLink.forward and pass it as p"
         )
 
     def extra_repr(self) -> str:

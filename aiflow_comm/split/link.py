@@ -53,18 +53,24 @@ def _is_real_scalar_tensor(value: object) -> bool:
 
 
 def _fusable(module: nn.Module | None) -> str | None:
-    """``"linear"`` or ``"conv1x1"`` where the fused ops compute exactly what ``module`` does: a
-    plain ``nn.Linear`` or pointwise ``nn.Conv2d`` (not a subclass, nor parametrized) that no
-    forward hook, its own or a global one, changes. A subclass's ``forward``, a hook, or the old
-    ``spectral_norm``/``weight_norm`` (a pre-hook that recomputes the weight) must run as is."""
+    """``"linear"`` or ``"conv1x1"`` where the fused ops compute exactly what ``module`` does: an
+    ``nn.Linear`` or pointwise ``nn.Conv2d`` running the stock ``forward`` (a subclass that only
+    renames it, such as MultiheadAttention's projection, qualifies; a parametrized weight is
+    read through its property) that no forward hook, its own or a global one, changes. A
+    subclass's own ``forward``, a hook, or the old ``spectral_norm``/``weight_norm`` (a pre-hook
+    that recomputes the weight) must run as is."""
     hooks = torch.nn.modules.module
     if module is None or module._forward_hooks or module._forward_pre_hooks:
         return None
     if hooks._global_forward_hooks or hooks._global_forward_pre_hooks:
         return None
-    if type(module) is nn.Linear:
+    kind = type(module)
+    if isinstance(module, nn.Linear) and kind.forward is nn.Linear.forward:
         return "linear"
-    return "conv1x1" if type(module) is nn.Conv2d and is_pointwise_conv(module) else None
+    stock_conv = kind.forward is nn.Conv2d.forward and kind._conv_forward is nn.Conv2d._conv_forward
+    if isinstance(module, nn.Conv2d) and stock_conv and is_pointwise_conv(module):
+        return "conv1x1"
+    return None
 
 
 def _as_autocast(y: torch.Tensor) -> torch.Tensor:
