@@ -333,9 +333,10 @@ void pack_panel(const float* w, int64_t width, int64_t in, int64_t padded, float
 }
 
 // This thread's buffer `slot` (0: the panel, 1: staged or decoded rows, 2: an output tile) of at
-// least `floats` floats, 64-byte aligned, kept between calls (at most ~2 MiB a thread): malloc
-// maps a fresh block of a few hundred KiB anew, and every call would page-fault through it
-// (measured: 20-100 us for 288 KiB).
+// least `floats` floats, 64-byte aligned, kept between calls: malloc maps a fresh block of a few
+// hundred KiB anew, and every call would page-fault through it (measured: 20-100 us for
+// 288 KiB). At most about 3 MiB a thread: a 1 MiB panel, 24 staged rows of up to 16384 floats
+// (1.5 MiB) and a 192 KiB tile.
 float* thread_buffer(int slot, int64_t floats) {
   thread_local std::vector<float> buffers[3];
   std::vector<float>& buffer = buffers[slot];
@@ -468,12 +469,16 @@ void project_quantize_skinny(const at::Tensor& x, const at::Tensor& weight, cons
   });
 }
 
-// Whether dequantize_project_cpu takes the skinny kernel: a packed panel that stays in L2 (any
-// number of output features: the outputs go to memory, not through an L1 tile), and enough rows
-// to pay for the pack unless the weight is a panel already.
+// Whether dequantize_project_cpu takes the skinny kernel: a packed panel that stays in L2, at
+// most kDecodeMaxWidth output features (the outputs go to memory, through a tile of 24 rows
+// when they are not whole vectors: at most 192 KiB), and enough rows to pay for the pack unless
+// the weight is a panel already.
+constexpr int64_t kDecodeMaxWidth = 2048;
+
 bool decode_skinny_fits(int64_t rows, int64_t row_len, const at::Tensor& weight) {
-  const int64_t panel_bytes = row_len * padded_width(weight.size(0)) * int64_t{sizeof(float)};
-  return row_len >= 1 && panel_bytes <= kSkinnyMaxPanelBytes &&
+  const int64_t padded = padded_width(weight.size(0));
+  const int64_t panel_bytes = row_len * padded * int64_t{sizeof(float)};
+  return row_len >= 1 && padded <= kDecodeMaxWidth && panel_bytes <= kSkinnyMaxPanelBytes &&
          (rows >= kSkinnyMinRows || weight_is_panel(weight));
 }
 
@@ -626,7 +631,6 @@ at::Tensor dequantize_project_cpu(const at::Tensor& codes, const at::Tensor& sca
   check_projection("dequantize_project_cpu", weight, bias, row_len);
   c10::AutoGradMode no_grad(false);
   const int64_t rows = codes.size(0), width = weight.size(0);
-  const at::Tensor w32 = weight.to(at::kFloat);
   const at::Tensor b =
       bias.has_value() && bias->defined() ? bias->to(at::kFloat).contiguous() : at::Tensor();
   const auto f32 = codes.options().dtype(at::kFloat);
@@ -643,6 +647,7 @@ at::Tensor dequantize_project_cpu(const at::Tensor& codes, const at::Tensor& sca
     return out;
   }
 #endif
+  const at::Tensor w32 = weight.to(at::kFloat);
   // Packed blocks are sized by the larger of the decoded tile and the output tile: the bias
   // written into the output and the product added to it meet in cache.
   const BlockPlan plan = plan_blocks(rows, w32, std::max(row_len, width),

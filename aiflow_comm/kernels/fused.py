@@ -31,7 +31,10 @@ exact sums are zero, or equal values in the asymmetric scheme) has a scale made 
 and its codes may differ by more; its decoded values still agree with the reference's within the
 rounding error. The ``cuda`` backend follows torch's float32 matmul setting: allowing TF32
 (``torch.backends.cuda.matmul.allow_tf32``) moves more codes. On the CPU the skinny kernel's codes
-do not depend on the number of threads; the BLAS paths' may, as those of torch's matmul do.
+do not depend on the number of threads, nor on the other rows of the batch as long as it stays
+below 32 rows (the dot-product form) or at 32 or more (the packed form): the two forms sum in
+different orders, so a row may take the neighbouring code when its batch crosses 32 rows. The
+BLAS paths' codes may depend on both, as those of torch's matmul do.
 """
 
 from __future__ import annotations
