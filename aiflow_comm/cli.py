@@ -1,9 +1,10 @@
-"""The ``aiflow-comm`` command: ``demo``, ``ber`` and ``bench``."""
+"""The ``aiflow-comm`` command: ``demo``, ``ber``, ``search``, ``train`` and ``bench``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 import torch
@@ -195,9 +196,29 @@ def _add_search_parser(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--plot", metavar="FILE.png", help="latency per cut and Pareto front")
 
 
+def _check_plot(command: str, path: str | None) -> None:
+    """Exit with a one-line message, before any work, when ``--plot`` cannot be written."""
+    if path:
+        from aiflow_comm.plotting import check_plot_path
+
+        try:
+            check_plot_path(path)
+        except ValueError as error:
+            raise SystemExit(f"aiflow-comm {command}: --plot: {error}") from error
+
+
+def _plot(command: str, draw, *args) -> None:
+    """``draw(*args)``; a file it cannot write exits with a one-line message."""
+    try:
+        draw(*args)
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"aiflow-comm {command}: --plot: {error}") from error
+
+
 def _search(args: argparse.Namespace) -> None:
     from aiflow_comm.search.command import format_search, run_search, search_json
 
+    _check_plot("search", args.plot)
     try:
         result = run_search(args)
     except (ValueError, TypeError, KeyError) as error:
@@ -209,15 +230,19 @@ def _search(args: argparse.Namespace) -> None:
     if args.plot:
         from aiflow_comm.plotting import plot_search
 
-        plot_search(result, args.plot, f"{args.model}, {args.fading} fading")
+        fading = "no fading" if args.fading == "none" else f"{args.fading} fading"
+        _plot("search", plot_search, result, args.plot, f"{args.model}, {fading}")
 
 
 def _ber(args: argparse.Namespace) -> None:
+    from aiflow_comm.bench.timing import resolve_device
     from aiflow_comm.channel.ber import format_ber_table, simulate_ber
 
     if (args.ldpc_k is None) != (args.ldpc_n is None):
         raise SystemExit("aiflow-comm ber: give both --ldpc-k and --ldpc-n, or neither")
+    _check_plot("ber", args.plot)
     try:
+        resolve_device(args.device)
         points = simulate_ber(
             args.modulation,
             args.channel,
@@ -241,7 +266,7 @@ def _ber(args: argparse.Namespace) -> None:
         from aiflow_comm.plotting import plot_ber
 
         code = f" LDPC({args.ldpc_k},{args.ldpc_n})" if args.ldpc_k else ""
-        plot_ber(points, args.plot, f"{args.modulation} over {args.channel}{code}")
+        _plot("ber", plot_ber, points, args.plot, f"{args.modulation} over {args.channel}{code}")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -259,7 +284,12 @@ def _demo(args: argparse.Namespace) -> None:
         check_quant_args(8, args.group_size)
     except ValueError as error:
         raise SystemExit(f"aiflow-comm demo: --group-size: {error}") from error
-    result = digits_demo(smoke=args.smoke, seed=args.seed, progress="off" if args.json else "auto")
+    try:
+        result = digits_demo(
+            smoke=args.smoke, seed=args.seed, progress="off" if args.json else "auto"
+        )
+    except ValueError as error:
+        raise SystemExit(f"aiflow-comm demo: {error}") from error
     points = split_point_sizes(digits_cnn(), torch.zeros(1, 1, 8, 8))
     rows = quantization_demo(group_size=args.group_size)
     if args.json:
@@ -278,20 +308,27 @@ def _demo(args: argparse.Namespace) -> None:
 def _bench_quant(args: argparse.Namespace) -> None:
     from aiflow_comm.bench.quant import bench_quant, format_table
 
-    if args.size_mib <= 0 or args.repeats < 1 or args.group_size < 1:
+    if (
+        not (math.isfinite(args.size_mib) and args.size_mib > 0)
+        or min(args.repeats, args.group_size) < 1
+    ):
         raise SystemExit(
-            "aiflow-comm bench quant: --size-mib, --repeats and --group-size must be positive"
+            "aiflow-comm bench quant: --size-mib, --repeats and --group-size must be positive "
+            "(and --size-mib finite)"
         )
-    rows = bench_quant(
-        args.size_mib,
-        args.device,
-        tuple(_DTYPES[d] for d in args.dtypes),
-        tuple(args.bits),
-        args.group_size,
-        args.backends,
-        not args.no_compile,
-        args.repeats,
-    )
+    try:
+        rows = bench_quant(
+            args.size_mib,
+            args.device,
+            tuple(_DTYPES[d] for d in args.dtypes),
+            tuple(args.bits),
+            args.group_size,
+            args.backends,
+            not args.no_compile,
+            args.repeats,
+        )
+    except ValueError as error:
+        raise SystemExit(f"aiflow-comm bench quant: {error}") from error
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=2))
     else:
@@ -357,6 +394,17 @@ def _bench_fused(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``aiflow-comm`` console script."""
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except RuntimeError as error:  # sizes too large for this machine: a user's error
+        if not (isinstance(error, torch.OutOfMemoryError) or "can't allocate" in str(error)):
+            raise
+        name = f"bench {args.target}" if args.command == "bench" else args.command
+        message = str(error).strip().splitlines()[0]
+        raise SystemExit(f"aiflow-comm {name}: out of memory: {message}") from error
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         _demo(args)
     elif args.command == "ber":

@@ -1,7 +1,9 @@
-"""Figures people would rather look at than read: BER curves (matplotlib, written to a file)."""
+"""Figures written to a file with matplotlib: BER curves, recipe results against SNR (SDR,
+PSNR, accuracy) and split-point searches."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,6 +12,7 @@ if TYPE_CHECKING:
     from aiflow_comm.channel.ber import BerPoint
 
 __all__ = [
+    "check_plot_path",
     "plot_accuracy_vs_snr",
     "plot_ber",
     "plot_psnr_vs_snr",
@@ -31,15 +34,50 @@ def _pyplot():
     return plt
 
 
+def check_plot_path(path: str | Path) -> Path:
+    """The file a ``plot_*`` function writes for ``path`` (``.png`` added when it has no
+    suffix), its folder created: ``ValueError`` naming ``path`` when matplotlib cannot write
+    that format or the folder cannot be created or written to. Call it before long work, so a
+    bad path fails before the work instead of after it.
+
+    >>> check_plot_path("figure.xyz")
+    Traceback (most recent call last):
+    ...
+    ValueError: cannot plot to 'figure.xyz': matplotlib has no format 'xyz' (use png, pdf, svg...)
+    """
+    _pyplot()  # matplotlib present, or a clear ImportError
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    target = Path(path)
+    if not target.suffix:  # matplotlib would write path + ".png"
+        target = target.with_suffix(".png")
+    fmt = target.suffix[1:].lower()
+    if fmt not in FigureCanvasBase.get_supported_filetypes():
+        raise ValueError(
+            f"cannot plot to {str(path)!r}: matplotlib has no format {fmt!r} (use png, pdf, svg...)"
+        )
+    if target.is_dir():
+        raise ValueError(f"cannot plot to {str(path)!r}: {str(target)!r} is a folder")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot plot to {str(path)!r}: {error}") from None
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot plot to {str(path)!r}: its folder is not writable")
+    return target
+
+
 def _save(figure, path: str | Path, suptitle: str = "") -> Path:
-    """Lay out ``figure`` (under ``suptitle`` if given), write it to ``path``, close it."""
+    """Lay out ``figure`` (under ``suptitle`` if given), write it to ``path``, close it;
+    ``ValueError`` from :func:`check_plot_path` for a path it cannot write."""
     if suptitle:
         figure.suptitle(suptitle)
     figure.tight_layout()
-    path = Path(path)
-    if not path.suffix:  # matplotlib would write path + ".png"
-        path = path.with_suffix(".png")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path = check_plot_path(path)
+    except ValueError:
+        _pyplot().close(figure)
+        raise
     figure.savefig(path, dpi=120)
     _pyplot().close(figure)
     return path
@@ -48,7 +86,15 @@ def _save(figure, path: str | Path, suptitle: str = "") -> Path:
 def plot_ber(points: Sequence[BerPoint], path: str | Path, title: str = "") -> Path:
     """Draw BER (and BLER when present) against Eb/N0 on a log scale, closed forms dashed.
 
-    Points with no errors are left out of the log-scale curves. Returns the written path.
+    Points with no errors are left out of the log-scale curves (with none left, the axes say
+    so). Returns the written path.
+
+    >>> import tempfile
+    >>> from aiflow_comm.channel.ber import BerPoint
+    >>> points = [BerPoint(0.0, 0.08, 80, 1000, None, None, None, 0.0786),
+    ...           BerPoint(4.0, 0.01, 10, 1000, None, None, None, 0.0125)]
+    >>> plot_ber(points, Path(tempfile.mkdtemp()) / "ber").name  # no suffix: .png added
+    'ber.png'
     """
     if not points:
         raise ValueError("points must hold at least one BerPoint")
@@ -56,19 +102,27 @@ def plot_ber(points: Sequence[BerPoint], path: str | Path, title: str = "") -> P
     figure, axes = plt.subplots(figsize=(6, 4.2))
     ebno = [p.ebno_db for p in points]
 
-    def curve(values: list[float | None], label: str, style: str) -> None:
+    def curve(values: list[float | None], label: str, style: str) -> bool:
         kept = [(e, v) for e, v in zip(ebno, values, strict=True) if v is not None and v > 0]
         if kept:
             axes.semilogy(*zip(*kept, strict=True), style, label=label)
+        return bool(kept)
 
-    curve([p.ber for p in points], "BER (simulated)", "o-")
-    curve([p.theory_ber for p in points], "BER (closed form)", "k--")
-    curve([p.bler for p in points], "BLER (simulated)", "s-")
+    drawn = [
+        curve([p.ber for p in points], "BER (simulated)", "o-"),
+        curve([p.theory_ber for p in points], "BER (closed form)", "k--"),
+        curve([p.bler for p in points], "BLER (simulated)", "s-"),
+    ]
     axes.set_xlabel("Eb/N0 (dB)")
     axes.set_ylabel("error rate")
     axes.set_title(title)
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
+    if any(drawn):
+        axes.legend()
+    else:  # nothing to draw on a log scale: say why, over the Eb/N0 range simulated
+        axes.set_xlim(min(ebno) - 1, max(ebno) + 1)
+        axes.text(0.5, 0.5, "no errors at any Eb/N0", transform=axes.transAxes,
+                  ha="center", va="center")  # fmt: skip
     return _save(figure, path)
 
 
@@ -86,6 +140,12 @@ def plot_accuracy_vs_snr(
 
     ``rows`` are dicts with ``snr_db``, ``accuracy`` and the three named keys (a recipe's
     ``results``). Returns the written path.
+
+    >>> import tempfile
+    >>> rows = [{"setting": "joint", "bits": 4, "ratio": 1.0, "snr_db": s, "accuracy": a}
+    ...         for s, a in ((0.0, 0.94), (20.0, 0.99))]
+    >>> plot_accuracy_vs_snr(rows, Path(tempfile.mkdtemp()) / "digits.png").name
+    'digits.png'
     """
     if not rows:
         raise ValueError("rows must hold at least one row")
@@ -133,6 +193,12 @@ def plot_psnr_vs_snr(
     ``rows`` are dicts with ``snr_db``, ``psnr_db`` and ``curve`` (a recipe's ``results``);
     ``train_snr_db`` draws a dotted vertical line at the SNR the schemes were designed for.
     Returns the written path.
+
+    >>> import tempfile
+    >>> rows = [{"scheme": "jscc", "snr_db": 0.0, "psnr_db": 19.7},
+    ...         {"scheme": "jscc", "snr_db": 10.0, "psnr_db": 25.4}]
+    >>> plot_psnr_vs_snr(rows, Path(tempfile.mkdtemp()) / "images.png", train_snr_db=10.0).name
+    'images.png'
     """
     if not rows:
         raise ValueError("rows must hold at least one row")
@@ -158,6 +224,15 @@ def plot_search(
     breakdown (device, link, edge and cloud) of the best one-cut plan per cut in one channel
     ``state`` (default: the median SNR); right, every plan's expected latency against device
     energy, the Pareto front joined. Returns the written path.
+
+    >>> import tempfile, torch
+    >>> from aiflow_comm.search import Codec, LinkModel, Tier, profile_model, search_plans
+    >>> model = torch.nn.Sequential(torch.nn.Linear(64, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    >>> device = Tier("device", 1e6, power_w=1.0, tx_power_w=0.5)
+    >>> result = search_plans(profile_model(model, torch.zeros(1, 64)), device,
+    ...                       Tier("edge", 1e9), LinkModel(1e6, snr_db=[0.0, 20.0]), [Codec(8)])
+    >>> plot_search(result, Path(tempfile.mkdtemp()) / "search.png").name
+    'search.png'
     """
     import numpy as np
 
@@ -193,7 +268,11 @@ def plot_search(
     )  # fmt: skip
     left.set_ylabel("latency (ms)")
     left.set_title(f"best codec per cut at {result.snr_db[s]:g} dB")
-    left.legend(fontsize="small")
+    if rows:
+        left.legend(fontsize="small")
+    else:
+        left.text(0.5, 0.5, "no feasible one-cut plan", transform=left.transAxes,
+                  ha="center", va="center")  # fmt: skip
     lat, energy = result.mean(result.latency_s), result.mean(result.energy_j)
     ok = np.isfinite(lat) & np.isfinite(energy)
     right.scatter(1e3 * lat[ok], 1e3 * energy[ok], s=8, alpha=0.4, label="plans")
@@ -224,6 +303,13 @@ def plot_sdr_vs_snr(
     ``rows`` are dicts with ``snr_db``, ``sdr_db``, optionally ``sdr_ci_db`` (drawn as error
     bars) and ``curve`` (a recipe's ``results``). ``bound`` is ``(snr_db, sdr_db)`` values of
     a bound (such as OPTA), drawn dashed as ``bound_label``. Returns the written path.
+
+    >>> import tempfile
+    >>> rows = [{"setting": "per-snr", "snr_db": 0.0, "sdr_db": 2.96, "sdr_ci_db": 0.004},
+    ...         {"setting": "per-snr", "snr_db": 10.0, "sdr_db": 10.29, "sdr_ci_db": 0.004}]
+    >>> path = Path(tempfile.mkdtemp()) / "gaussian.png"
+    >>> plot_sdr_vs_snr(rows, path, bound=([0.0, 10.0], [3.01, 10.41])).name
+    'gaussian.png'
     """
     if not rows:
         raise ValueError("rows must hold at least one row")

@@ -47,3 +47,69 @@ def test_train_step_bench_times_both_steps(capsys):
     assert len(json.loads(capsys.readouterr().out)) == 2
     with pytest.raises(SystemExit, match="must be >= 1"):
         main(["bench", "train-step", "--batch", "0"])
+
+
+def test_timing_helpers_refuse_no_repeats_and_take_device_strings():
+    """repeats=0 raised IndexError from an empty median, a device string AttributeError, a NaN
+    sample length a conversion error."""
+    assert median_seconds(lambda: None, "cpu", repeats=1, warmup=0) > 0
+    assert sorted(interleaved_medians({"a": lambda: None}, "cpu", repeats=1)) == ["a"]
+    with pytest.raises(ValueError, match="repeats must be an int >= 1; got 0"):
+        median_seconds(lambda: None, torch.device("cpu"), repeats=0)
+    with pytest.raises(ValueError, match="repeats must be an int >= 1; got 0"):
+        interleaved_medians({"a": lambda: None}, torch.device("cpu"), repeats=0)
+    with pytest.raises(ValueError, match="min_sample_seconds must be finite"):
+        interleaved_medians({"a": lambda: None}, "cpu", 1, min_sample_seconds=float("nan"))
+
+
+def test_bench_helpers_refuse_devices_that_are_not_here():
+    """A device string torch cannot parse, the meta device, or CUDA without CUDA: a
+    ValueError naming it (RuntimeError or AssertionError from deep inside torch before)."""
+    from aiflow_comm.bench.ber import bench_ber
+    from aiflow_comm.bench.fused import bench_fused
+    from aiflow_comm.bench.timing import resolve_device
+    from aiflow_comm.bench.train_step import bench_train_step
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    bad = ["nosuch", "meta"] + ([] if torch.cuda.is_available() else ["cuda"])
+    for device in bad:
+        with pytest.raises(ValueError, match=f"device '{device}'"):
+            resolve_device(device)
+    with pytest.raises(ValueError, match="device 'meta'"):
+        bench_train_step(batch=1, width=1, repeats=1, device="meta")
+    with pytest.raises(ValueError, match="device 'nosuch'"):
+        bench_ber(num_bits=2048, repeats=1, device="nosuch")
+    with pytest.raises(ValueError, match="device 'meta'"):
+        bench_fused({"tiny": (8, 4, 2)}, group_size=2, repeats=1, backend="torch", device="meta")
+    with pytest.raises(ValueError, match="device 'nosuch'"):
+        bench_quant(0.01, device="nosuch", compile_reference=False, repeats=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"size_mib": float("nan")}, "size_mib must be a finite number > 0"),
+        ({"size_mib": float("inf")}, "size_mib must be a finite number > 0"),
+        ({"size_mib": -1.0}, "size_mib must be a finite number > 0"),
+        ({"repeats": 0}, "repeats and group_size must be >= 1"),
+        ({"group_size": 0}, "repeats and group_size must be >= 1"),
+        ({"backends": ["nosuch"]}, r"backends \['nosuch'\] cannot be timed on cpu"),
+        ({"backends": ["triton"]}, r"backends \['triton'\] cannot be timed on cpu"),
+    ],
+)
+def test_bench_quant_checks_its_arguments(kwargs, message):
+    """It timed a one-row input for a negative size, raised IndexError for repeats=0 and
+    ZeroDivisionError for group_size=0, and returned no rows for a backend it cannot time."""
+    options = {"size_mib": 0.01, "dtypes": (torch.float32,), "bits_list": (8,),
+               "compile_reference": False, "repeats": 1, **kwargs}  # fmt: skip
+    with pytest.raises(ValueError, match=message):
+        bench_quant(**options)
+
+
+def test_bench_fused_with_no_shapes_times_none(monkeypatch):
+    """An empty shapes dict is falsy: ``shapes or SHAPES`` timed every default shape."""
+    from aiflow_comm.bench import fused
+
+    monkeypatch.setattr(fused, "SHAPES", {"default": (4, 4, 2)})
+    assert fused.bench_fused({}, group_size=2, repeats=1, backend="torch") == []
+    assert len(fused.bench_fused(None, group_size=2, repeats=1, backend="torch")) == 2

@@ -131,3 +131,90 @@ def test_demo_split_point_sizes_count_every_tensor_crossing_a_cut():
     assert rows["b"]["float32_bits"] == 2 * single["float32_bits"]
     assert rows["b"]["bits_8"] == 2 * single["bits_8"]
     assert "16+16" in format_split_point_table(list(rows.values()), marked="b")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["bench", "quant", "--size-mib", "nan"], "--size-mib finite"),
+        (["bench", "quant", "--size-mib", "inf"], "--size-mib finite"),
+        (["bench", "quant", "--size-mib", "0.01", "--backends", "nosuch"], "cannot be timed"),
+        (["bench", "quant", "--size-mib", "0.01", "--device", "nosuch"], "device 'nosuch'"),
+        (["bench", "quant", "--size-mib", "1e9", "--no-compile"], "bench quant: out of memory"),
+        (["bench", "ber", "--device", "nosuch"], "bench ber: device 'nosuch'"),
+        (["bench", "fused", "--device", "meta"], "bench fused: device 'meta'"),
+        (["bench", "train-step", "--device", "meta"], "bench train-step: device 'meta'"),
+        (["ber", "--num-bits", "2000", "--device", "nosuch"], "ber: device 'nosuch'"),
+        (["demo", "--smoke", "--seed", "-1"], "demo: seed must be in"),
+    ],
+)
+def test_user_errors_exit_with_one_line_not_a_traceback(argv, message):
+    """Each raised an exception from deep inside (ValueError, RuntimeError, AssertionError,
+    IndexError): a Python traceback for a typing mistake."""
+    with pytest.raises(SystemExit, match=message) as stop:
+        main(argv)
+    assert isinstance(stop.value.code, str) and "\n" not in stop.value.code
+
+
+def test_ber_plot_path_is_checked_before_the_simulation(capsys, tmp_path):
+    """A plot file matplotlib cannot write raised a traceback after the whole simulation."""
+    pytest.importorskip("matplotlib")
+    (tmp_path / "file").write_text("")
+    for path in (tmp_path / "ber.xyz", tmp_path / "file" / "ber.png"):
+        with pytest.raises(SystemExit, match=r"ber: --plot: cannot plot to"):
+            main(["ber", "--num-bits", "2000", "--plot", str(path)])
+        assert capsys.readouterr().out == ""  # nothing simulated
+
+
+def test_ber_plot_without_any_error_draws_no_warning(tmp_path):
+    """With no errors at any point nothing is drawn on the log scale: legend() warned."""
+    pytest.importorskip("matplotlib")
+    import warnings
+
+    from aiflow_comm.channel.ber import BerPoint
+    from aiflow_comm.plotting import plot_ber
+
+    points = [BerPoint(30.0, 0.0, 0, 2048, None, None, None, 0.0)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plot_ber(points, tmp_path / "zero.png").stat().st_size > 1000
+
+
+def _fake_run(result):
+    def run(args):
+        return result
+
+    return run
+
+
+def test_train_out_is_checked_before_training(monkeypatch, tmp_path):
+    """An --out that is a file raised FileExistsError's traceback after the training."""
+    from aiflow_comm.recipes import gaussian
+
+    ran = []
+    monkeypatch.setattr(gaussian, "run", lambda args: ran.append(args) or {})
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit, match=r"gaussian: --out .*a file, not a folder"):
+        main(["train", "gaussian", "--smoke", "--out", str(tmp_path / "file")])
+    with pytest.raises(SystemExit, match=r"gaussian: --out .*results'"):
+        main(["train", "gaussian", "--smoke", "--out", str(tmp_path / "file" / "results")])
+    assert not ran
+    with pytest.raises(SystemExit, match="gaussian: --device 'meta'"):
+        main(["train", "gaussian", "--smoke", "--out", str(tmp_path), "--device", "meta"])
+
+
+def test_train_json_is_strict_when_training_diverges(monkeypatch, capsys, tmp_path):
+    """A diverged run's NaN metrics were written as NaN: not JSON, and readers refuse it."""
+    from aiflow_comm.recipes import gaussian
+
+    nan = float("nan")
+    result = {"recipe": "gaussian", "results": [{"snr_db": 5.0, "sdr_db": nan}], "x": [nan]}
+    monkeypatch.setattr(gaussian, "run", _fake_run(result))
+
+    def strict(text: str) -> dict:
+        return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+
+    assert main(["train", "gaussian", "--out", str(tmp_path), "--json", "--no-plot"]) == 0
+    printed = strict(capsys.readouterr().out)
+    assert printed["results"] == [{"snr_db": 5.0, "sdr_db": None}] and printed["x"] == [None]
+    assert strict((tmp_path / "gaussian.json").read_text()) == printed

@@ -140,3 +140,26 @@ def test_measure_accuracy_through_split_links():
     assert (INPUT_CUT, Codec(32)) not in table.values  # lossless over a perfect link
     assert table.values[("1", Codec(8))][0] > 0.9
     assert table.values[("1", Codec(2))][0] <= table.values[("1", Codec(8))][0]
+
+
+def test_search_plot_path_is_checked_before_the_search(capsys, tmp_path):
+    """A plot file matplotlib cannot write raised a traceback after the search and its table."""
+    pytest.importorskip("matplotlib")
+    with pytest.raises(SystemExit, match=r"search: --plot: cannot plot to .*no format 'xyz'"):
+        main(["search", "--snr-db", "20", "--plot", str(tmp_path / "front.xyz")])
+    assert capsys.readouterr().out == ""
+
+
+def test_search_plot_with_no_feasible_plan_draws_no_warning(capsys, tmp_path):
+    """Every plan infeasible: the latency panel had no bars and legend() warned."""
+    pytest.importorskip("matplotlib")
+    import warnings
+
+    table = tmp_path / "acc.json"
+    table.write_text(json.dumps({"lossless": 0.5}))
+    path = tmp_path / "search.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["search", "--snr-db", "10", "--accuracy", str(table), "--min-accuracy",
+                     "0.9", "--plot", str(path)]) == 0  # fmt: skip
+    assert "no feasible plan" in capsys.readouterr().out and path.stat().st_size > 1000

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from aiflow_comm.bench.timing import median_seconds
+from aiflow_comm.bench.timing import median_seconds, resolve_device
 
 __all__ = ["BerBenchRow", "bench_ber", "format_ber_bench"]
 
@@ -85,7 +85,7 @@ def bench_ber(
     """
     if num_bits < ROW_BITS or repeats < 1:
         raise ValueError(f"num_bits must be >= {ROW_BITS} and repeats >= 1")
-    device = torch.device(device)
+    device = resolve_device(device)
     rows = num_bits // ROW_BITS
     names = ("sionna (by hand)", "aiflow_comm DigitalLink")
     runs = [make(rows, snr_db, device) for make in (_by_hand, _library)]

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from aiflow_comm.bench.timing import interleaved_medians
+from aiflow_comm.bench.timing import interleaved_medians, resolve_device
 from aiflow_comm.codec.quantized import QuantizedTensor, dequantize
 from aiflow_comm.kernels import quantize_packed
 from aiflow_comm.kernels.fused import dequantize_project, project_quantize, resolve_fused_backend
@@ -121,6 +121,9 @@ def bench_fused(
 ) -> list[FusedBenchRow]:
     """Time :func:`fused_runs` and :func:`dequantize_runs` per shape on ``device``, with bias.
 
+    ``shapes`` maps names to ``(rows, in_features, out_features)``; ``None`` takes
+    :data:`SHAPES`.
+
     ``backend`` is a fused backend (``cpp``, ``triton``, ``cuda``, ``torch``) or ``auto``, the
     fastest one usable on ``device``; ``x``, the weights and the biases are of ``dtype``. With
     ``transposed_weights`` every weight ``(out, in)`` is stored transposed (``weight.T``
@@ -136,11 +139,11 @@ def bench_fused(
     """
     if repeats < 1 or group_size < 1:
         raise ValueError(f"repeats and group_size must be >= 1; got {repeats}, {group_size}")
-    device = torch.device(device)
+    device = resolve_device(device)
     backend = resolve_fused_backend(backend, device)
     rows = []
     generator = torch.Generator().manual_seed(0)
-    for name, (count, inp, out) in (shapes or SHAPES).items():
+    for name, (count, inp, out) in (SHAPES if shapes is None else shapes).items():
         x = torch.randn(count, inp, generator=generator)
         weight = torch.randn(out, inp, generator=generator) / inp**0.5
         bias = torch.randn(out, generator=generator)

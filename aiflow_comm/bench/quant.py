@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
 
-from aiflow_comm.bench.timing import interleaved_medians, median_seconds
+from aiflow_comm.bench.timing import interleaved_medians, median_seconds, resolve_device
 from aiflow_comm.kernels import (
     GroupLayout,
     available_backends,
@@ -163,16 +164,30 @@ def bench_quant(
     memory-bandwidth floor), so its fraction of the copy's bandwidth compares the two under the
     same machine load; unless ``compile_reference`` is false, ``torch.compile`` of the reference
     runs on the same input.
-    Triton is skipped on the CPU, where it only runs interpreted.
+    Triton is skipped on the CPU, where it only runs interpreted. ``ValueError`` for a
+    ``size_mib`` that is not a finite number > 0, ``repeats`` or ``group_size`` < 1, a device
+    that is not here, or a name in ``backends`` that cannot be timed on it.
 
     Example:
         >>> rows = bench_quant(0.25, bits_list=(8,), compile_reference=False, repeats=2)
         >>> sorted({r.op for r in rows})
         ['dequantize', 'quantize']
     """
-    where = torch.device(device)
+    if not (isinstance(size_mib, int | float) and math.isfinite(size_mib) and size_mib > 0):
+        raise ValueError(f"size_mib must be a finite number > 0; got {size_mib!r}")
+    if repeats < 1 or group_size < 1:
+        raise ValueError(f"repeats and group_size must be >= 1; got {repeats}, {group_size}")
+    where = resolve_device(device)
     usable = [b for b in available_backends(where) if not (b == "triton" and where.type == "cpu")]
-    chosen = usable if backends is None else [b for b in backends if b in usable]
+    if isinstance(backends, str):
+        backends = [backends]
+    unusable = [] if backends is None else [b for b in backends if b not in usable]
+    if unusable:
+        raise ValueError(
+            f"backends {unusable} cannot be timed on {where.type} here; usable: {usable}"
+            + (" (triton runs only interpreted on the CPU)" if "triton" in unusable else "")
+        )
+    chosen = usable if backends is None else list(dict.fromkeys(backends))
     rows: list[QuantBenchRow] = []
     for dtype in dtypes:
         numel = int(size_mib * 2**20) // (torch.finfo(dtype).bits // 8)

@@ -3,18 +3,52 @@
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable
 
 import torch
 
-__all__ = ["interleaved_medians", "median_seconds"]
+__all__ = ["interleaved_medians", "median_seconds", "resolve_device"]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``device`` as a :class:`torch.device` that exists here: the CPU, or a CUDA device when
+    CUDA is available (``cuda:N`` with ``N`` below the device count). ``ValueError`` otherwise,
+    its message starting ``device 'NAME'``.
+
+    Example:
+        >>> resolve_device("cpu")
+        device(type='cpu')
+        >>> resolve_device("gpu")
+        Traceback (most recent call last):
+        ...
+        ValueError: device 'gpu' is not 'cpu', 'cuda' or 'cuda:N'
+    """
+    try:
+        where = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        where = None
+    if where is None or where.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {str(device)!r} is not 'cpu', 'cuda' or 'cuda:N'")
+    if where.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {str(device)!r}: CUDA is not available here")
+        if where.index is not None and where.index >= count:
+            raise ValueError(f"device {str(device)!r}: this machine has {count} CUDA device(s)")
+    return where
+
+
+def _check_repeats(repeats: int) -> None:
+    if isinstance(repeats, bool) or not isinstance(repeats, numbers.Integral) or repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1; got {repeats!r}")
 
 
 def median_seconds(
-    fn: Callable[[], object], device: torch.device, repeats: int = 10, warmup: int = 2
+    fn: Callable[[], object], device: str | torch.device, repeats: int = 10, warmup: int = 2
 ) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` runs after ``warmup`` warm-up runs.
+    """Median seconds of ``fn()`` over ``repeats`` (>= 1) runs after ``warmup`` warm-up runs.
 
     On CUDA this is ``triton.testing.do_bench``'s median (device events); on the CPU, wall time.
 
@@ -22,7 +56,8 @@ def median_seconds(
         >>> median_seconds(lambda: sum(range(100)), torch.device("cpu"), repeats=3) > 0
         True
     """
-    if device.type == "cuda":
+    _check_repeats(repeats)
+    if torch.device(device).type == "cuda":
         from triton.testing import do_bench
 
         return do_bench(fn, return_mode="median") / 1e3
@@ -38,7 +73,7 @@ def median_seconds(
 
 def interleaved_medians(
     runs: dict[str, Callable[[], object]],
-    device: torch.device,
+    device: str | torch.device,
     repeats: int = 10,
     warmup: int = 1,
     min_sample_seconds: float = 0.0,
@@ -49,13 +84,18 @@ def interleaved_medians(
 
     A sample is one call, or with ``min_sample_seconds`` as many back-to-back calls as fill that
     long (counted once per run after the warm-up): a single call of a few hundred microseconds
-    is at the mercy of the timer and of whatever ran just before it.
+    is at the mercy of the timer and of whatever ran just before it. ``repeats`` must be >= 1
+    and ``min_sample_seconds`` a finite number (``ValueError`` otherwise).
 
     Example:
         >>> times = interleaved_medians({"a": lambda: 1, "b": lambda: 2}, torch.device("cpu"), 3)
         >>> sorted(times)
         ['a', 'b']
     """
+    _check_repeats(repeats)
+    if not math.isfinite(min_sample_seconds):
+        raise ValueError(f"min_sample_seconds must be finite; got {min_sample_seconds!r}")
+    device = torch.device(device)
     if device.type == "cuda":
         return {name: median_seconds(run, device, repeats) for name, run in runs.items()}
     for _ in range(warmup):

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from aiflow_comm.bench.timing import interleaved_medians
+from aiflow_comm.bench.timing import interleaved_medians, resolve_device
 
 __all__ = ["TrainStepRow", "bench_train_step", "format_train_step", "sgd_step", "small_cnn"]
 
@@ -64,7 +64,7 @@ def bench_train_step(
 
     if batch < 1 or width < 1 or repeats < 1:
         raise ValueError("batch, width and repeats must be >= 1")
-    device = torch.device(device)
+    device = resolve_device(device)
     torch.manual_seed(0)
     plain = small_cnn(width).to(device)
     cut = split_model(small_cnn(width), "5")

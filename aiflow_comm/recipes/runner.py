@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +14,8 @@ from types import ModuleType
 
 import torch
 
+from aiflow_comm.bench.timing import resolve_device
+from aiflow_comm.plotting import check_plot_path
 from aiflow_comm.recipes import RECIPES
 
 __all__ = [
@@ -52,30 +56,60 @@ def build_parser(name: str, prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(name: str, argv: list[str] | None = None, prog: str | None = None) -> int:
-    """Run recipe ``name`` with command-line ``argv``; write its JSON and PNG; print it."""
+    """Run recipe ``name`` with command-line ``argv``; write its JSON and PNG; print it.
+
+    ``--device`` and ``--out`` are checked before the run; the JSON (file and ``--json``) is
+    strict: a NaN or infinite number (a diverged training's metrics) is written ``null``."""
     args = build_parser(name, prog).parse_args(argv)
     module = recipe_module(name)
     try:
-        device = torch.device(args.device)
-    except RuntimeError as error:
-        raise SystemExit(f"{name}: --device {args.device!r}: {error}") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"{name}: --device {args.device}: CUDA is not available here")
+        resolve_device(args.device)
+    except ValueError as error:
+        raise SystemExit(f"{name}: --{error}") from error  # "--device 'NAME' ..."
+    out = Path(args.out)
+    try:  # before training: a folder that cannot be written fails now, not after the run
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError("a file, not a folder")
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise PermissionError("not writable")
+        if not args.no_plot:
+            check_plot_path(out / f"{name}.png")
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"{name}: --out {args.out!r}: {error}") from error
     try:
         result = module.run(args)
     except ValueError as error:
         raise SystemExit(f"{name}: {error}") from error
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    if not args.no_plot:
-        module.plot(result, out / f"{name}.png")
+    text = json.dumps(_finite(result), indent=2, allow_nan=False)
+    try:
+        (out / f"{name}.json").write_text(text + "\n")
+        if not args.no_plot:
+            module.plot(result, out / f"{name}.png")
+    except OSError as error:
+        raise SystemExit(f"{name}: --out {args.out!r}: {error}") from error
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(text)
     else:
         print(module.format_table(result))
         print(f"wrote {out / f'{name}.json'}" + ("" if args.no_plot else f" and {name}.png"))
     return 0
+
+
+def _finite(value: object) -> object:
+    """``value`` (a recipe's result) with every NaN or infinite float replaced by ``None``, so
+    that its JSON is strict (``null``, never ``NaN``: a diverged training writes NaN metrics).
+
+    >>> _finite({"sdr_db": float("nan"), "snr_db": [0.0, float("inf")]})
+    {'sdr_db': None, 'snr_db': [0.0, None]}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def check_positive(args: argparse.Namespace, *names: str) -> None:
