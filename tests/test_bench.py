@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from aiflow_comm.bench.fused import bench_fused
 from aiflow_comm.bench.quant import bench_quant, format_table
 from aiflow_comm.bench.timing import interleaved_medians, median_seconds
 
@@ -66,7 +67,6 @@ def test_bench_helpers_refuse_devices_that_are_not_here():
     """A device string torch cannot parse, the meta device, or CUDA without CUDA: a
     ValueError naming it (RuntimeError or AssertionError from deep inside torch before)."""
     from aiflow_comm.bench.ber import bench_ber
-    from aiflow_comm.bench.fused import bench_fused
     from aiflow_comm.bench.timing import resolve_device
     from aiflow_comm.bench.train_step import bench_train_step
 
@@ -113,3 +113,12 @@ def test_bench_fused_with_no_shapes_times_none(monkeypatch):
     monkeypatch.setattr(fused, "SHAPES", {"default": (4, 4, 2)})
     assert fused.bench_fused({}, group_size=2, repeats=1, backend="torch") == []
     assert len(fused.bench_fused(None, group_size=2, repeats=1, backend="torch")) == 2
+
+
+def test_long_benches_show_progress_on_request(capsys):
+    bench_fused({"tiny": (8, 4, 2)}, group_size=2, repeats=1, backend="torch", progress=True)
+    assert "bench fused" in capsys.readouterr().err
+    bench_quant(0.01, bits_list=(8,), compile_reference=False, repeats=1, progress=True)
+    assert "bench quant" in capsys.readouterr().err
+    bench_fused({"tiny": (8, 4, 2)}, group_size=2, repeats=1, backend="torch", progress=False)
+    assert capsys.readouterr().err == ""

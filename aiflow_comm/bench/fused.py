@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 from aiflow_comm.bench.timing import interleaved_medians, resolve_device
 from aiflow_comm.codec.quantized import QuantizedTensor, dequantize
@@ -118,6 +119,7 @@ def bench_fused(
     dtype: torch.dtype = torch.float32,
     transposed_weights: bool = False,
     check_finite: bool = True,
+    progress: bool | None = None,
 ) -> list[FusedBenchRow]:
     """Time :func:`fused_runs` and :func:`dequantize_runs` per shape on ``device``, with bias.
 
@@ -130,7 +132,8 @@ def bench_fused(
     contiguous), as a deployment may keep a frozen encoder: the ``cpp`` skinny kernel then reads
     it without packing. ``check_finite=False`` times the quantizing calls without their NaN/Inf
     check, which on a GPU is a device sync per call. On CUDA the times are
-    ``triton.testing.do_bench`` medians (device events).
+    ``triton.testing.do_bench`` medians (device events). ``progress``: a bar on stderr, one step
+    per shape and op (``None``: only on a terminal).
 
     Example:
         >>> rows = bench_fused({"tiny": (8, 4, 2)}, group_size=2, repeats=1, backend="torch")
@@ -143,7 +146,10 @@ def bench_fused(
     backend = resolve_fused_backend(backend, device)
     rows = []
     generator = torch.Generator().manual_seed(0)
-    for name, (count, inp, out) in (SHAPES if shapes is None else shapes).items():
+    chosen = SHAPES if shapes is None else shapes
+    quiet = None if progress is None else not progress
+    bar = tqdm(total=2 * len(chosen), desc="bench fused", unit="op", disable=quiet)
+    for name, (count, inp, out) in chosen.items():
         x = torch.randn(count, inp, generator=generator)
         weight = torch.randn(out, inp, generator=generator) / inp**0.5
         bias = torch.randn(out, generator=generator)
@@ -182,6 +188,8 @@ def bench_fused(
                     seconds["fused"] / seconds["separate"],
                 )
             )
+            bar.update(1)
+    bar.close()
     return rows
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 from aiflow_comm.bench.timing import interleaved_medians, median_seconds, resolve_device
 from aiflow_comm.kernels import (
@@ -157,6 +158,7 @@ def bench_quant(
     backends: list[str] | None = None,
     compile_reference: bool = True,
     repeats: int = 10,
+    progress: bool | None = None,
 ) -> list[QuantBenchRow]:
     """Time quantize and dequantize on a ``size_mib`` input per backend, dtype and bit width.
 
@@ -166,7 +168,8 @@ def bench_quant(
     runs on the same input.
     Triton is skipped on the CPU, where it only runs interpreted. ``ValueError`` for a
     ``size_mib`` that is not a finite number > 0, ``repeats`` or ``group_size`` < 1, a device
-    that is not here, or a name in ``backends`` that cannot be timed on it.
+    that is not here, or a name in ``backends`` that cannot be timed on it. ``progress``: a bar
+    on stderr, one step per dtype and bit width (``None``: only on a terminal).
 
     Example:
         >>> rows = bench_quant(0.25, bits_list=(8,), compile_reference=False, repeats=2)
@@ -189,11 +192,15 @@ def bench_quant(
         )
     chosen = usable if backends is None else list(dict.fromkeys(backends))
     rows: list[QuantBenchRow] = []
+    quiet = None if progress is None else not progress
+    bar = tqdm(total=len(dtypes) * len(bits_list), desc="bench quant", unit="case", disable=quiet)
     for dtype in dtypes:
         numel = int(size_mib * 2**20) // (torch.finfo(dtype).bits // 8)
         x = torch.randn(max(1, numel // ROW_LEN), ROW_LEN, device=where).to(dtype)
         for bits in bits_list:
             rows += _bench_input(x, bits, group_size, chosen, compile_reference, repeats)
+            bar.update(1)
+    bar.close()
     return rows
 
 
