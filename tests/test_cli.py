@@ -218,3 +218,9 @@ def test_train_json_is_strict_when_training_diverges(monkeypatch, capsys, tmp_pa
     printed = strict(capsys.readouterr().out)
     assert printed["results"] == [{"snr_db": 5.0, "sdr_db": None}] and printed["x"] == [None]
     assert strict((tmp_path / "gaussian.json").read_text()) == printed
+
+
+@pytest.mark.parametrize("recipe", ["gaussian", "digits", "images"])
+def test_train_seed_is_checked_alike_for_every_recipe(recipe):
+    with pytest.raises(SystemExit, match=rf"{recipe}: --seed must be in \[0, 2\*\*63\); got -1"):
+        main(["train", recipe, "--smoke", "--seed", "-1", "--no-plot"])

@@ -58,10 +58,13 @@ def build_parser(name: str, prog: str | None = None) -> argparse.ArgumentParser:
 def main(name: str, argv: list[str] | None = None, prog: str | None = None) -> int:
     """Run recipe ``name`` with command-line ``argv``; write its JSON and PNG; print it.
 
-    ``--device`` and ``--out`` are checked before the run; the JSON (file and ``--json``) is
-    strict: a NaN or infinite number (a diverged training's metrics) is written ``null``."""
+    ``--seed``, ``--device`` and ``--out`` are checked before the run, for every recipe alike;
+    the JSON (file and ``--json``) is strict: a NaN or infinite number (a diverged training's
+    metrics) is written ``null``."""
     args = build_parser(name, prog).parse_args(argv)
     module = recipe_module(name)
+    if not 0 <= args.seed < 2**63:  # what torch.Generator().manual_seed takes
+        raise SystemExit(f"{name}: --seed must be in [0, 2**63); got {args.seed}")
     try:
         resolve_device(args.device)
     except ValueError as error:
