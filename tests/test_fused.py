@@ -58,11 +58,11 @@ def _summation_bound(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     return 2 * gamma * float(magnitude.max()) if magnitude.numel() else 0.0
 
 
-def _on_one_thread(run):
-    """``run()`` with torch on one thread, the thread count restored after."""
+def _on_threads(count, run):
+    """``run()`` with torch on ``count`` threads, the thread count restored after."""
     threads = torch.get_num_threads()
     try:
-        torch.set_num_threads(1)
+        torch.set_num_threads(count)
         return run()
     finally:
         torch.set_num_threads(threads)
@@ -240,17 +240,12 @@ def test_cpp_few_rows_same_codes_in_any_company():
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(31, 300, generator=gen)
     weight, bias = _projection(300, 41, torch.float32, True)  # odd: a lone last column
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        whole = project_quantize(x, weight, bias, 8, 16, backend="cpp")
-    finally:
-        torch.set_num_threads(threads)
+    whole = _on_threads(2, lambda: project_quantize(x, weight, bias, 8, 16, backend="cpp"))
     for start, stop in ((0, 1), (3, 12), (5, 31), (8, 16), (30, 31)):
         part = project_quantize(x[start:stop], weight, bias, 8, 16, backend="cpp")
         assert torch.equal(part.codes, whole.codes[start:stop])
         assert torch.equal(part.scales, whole.scales[start:stop])
-    one = _on_one_thread(lambda: project_quantize(x, weight, bias, 8, 16, backend="cpp"))
+    one = _on_threads(1, lambda: project_quantize(x, weight, bias, 8, 16, backend="cpp"))
     assert torch.equal(one.codes, whole.codes) and torch.equal(one.scales, whole.scales)
 
 
@@ -416,7 +411,7 @@ def test_cpp_same_codes_for_any_thread_count():
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(997, 200, generator=gen)
     weight, bias = _projection(200, 40, torch.float32, True)
-    one = _on_one_thread(lambda: project_quantize(x, weight, bias, 8, 16, backend="cpp"))
+    one = _on_threads(1, lambda: project_quantize(x, weight, bias, 8, 16, backend="cpp"))
     many = project_quantize(x, weight, bias, 8, 16, backend="cpp")
     assert torch.equal(one.codes, many.codes) and torch.equal(one.scales, many.scales)
 
