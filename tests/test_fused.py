@@ -406,14 +406,28 @@ def test_cpp_cancelling_projection_decodes_within_rounding_error(rows, inp, out,
 
 
 @needs_cpp
-def test_cpp_same_codes_for_any_thread_count():
-    """Each row's sums run in one order whichever task and strip it falls in."""
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cpp_same_codes_for_any_thread_count(dtype):
+    """Each row's sums run in one order whichever task and strip it falls in: the threads take
+    chunks of rows from a shared counter, so which thread takes a row changes from call to call."""
     gen = torch.Generator().manual_seed(2)
-    x = torch.randn(997, 200, generator=gen)
+    x = torch.randn(997, 200, generator=gen).to(dtype)
     weight, bias = _projection(200, 40, torch.float32, True)
     one = _on_threads(1, lambda: project_quantize(x, weight, bias, 8, 16, backend="cpp"))
-    many = project_quantize(x, weight, bias, 8, 16, backend="cpp")
-    assert torch.equal(one.codes, many.codes) and torch.equal(one.scales, many.scales)
+    for _ in range(3):
+        many = _on_threads(2, lambda: project_quantize(x, weight, bias, 8, 16, backend="cpp"))
+        assert torch.equal(one.codes, many.codes) and torch.equal(one.scales, many.scales)
+
+
+@needs_cpp
+def test_cpp_dequantize_project_same_for_any_thread_count():
+    gen = torch.Generator().manual_seed(4)
+    q = project_quantize(torch.randn(997, 40, generator=gen), torch.eye(40), None, 8, 16)
+    weight, bias = _projection(40, 200, torch.float32, True)
+    one = _on_threads(1, lambda: dequantize_project(q, weight, bias, backend="cpp"))
+    for _ in range(3):
+        many = _on_threads(2, lambda: dequantize_project(q, weight, bias, backend="cpp"))
+        assert torch.equal(one, many)
 
 
 @pytest.mark.parametrize("backend", ["torch", pytest.param("cpp", marks=needs_cpp)])
