@@ -7,7 +7,12 @@ import torch
 
 from aiflow_comm.bench.fused import bench_fused
 from aiflow_comm.bench.quant import bench_quant, format_table
-from aiflow_comm.bench.timing import interleaved_medians, median_seconds
+from aiflow_comm.bench.timing import (
+    interleaved_medians,
+    interleaved_samples,
+    median_seconds,
+    paired_ratio,
+)
 
 
 def test_median_seconds_is_the_median_of_the_runs():
@@ -22,6 +27,22 @@ def test_interleaved_medians_time_every_run_in_turns():
     times = interleaved_medians(runs, torch.device("cpu"), repeats=3, warmup=1)
     assert sorted(times) == ["a", "b"] and all(t > 0 for t in times.values())
     assert order == ["a", "b"] * 4
+
+
+def test_interleaved_samples_keep_each_turn_and_paired_ratio_is_per_turn():
+    clock = iter(range(1000))
+    runs = {"a": lambda: next(clock), "b": lambda: next(clock)}
+    samples = interleaved_samples(runs, "cpu", repeats=4)
+    assert [len(times) for times in samples.values()] == [4, 4]
+    # A drift between turns: "b" twice as slow as "a" in every turn, the turns 10x apart.
+    fast_then_slow = [1.0, 10.0, 100.0, 1000.0, 1.0]
+    doubled = [2 * t for t in fast_then_slow]
+    assert paired_ratio(doubled, fast_then_slow) == 2.0
+    assert paired_ratio([3.0, 1.0], [1.0, 1.0]) == 2.0  # an even count: the middle two's mean
+    with pytest.raises(ValueError, match="same turns; got 2 and 1"):
+        paired_ratio([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="got 0 and 0"):
+        paired_ratio([], [])
 
 
 def test_bench_rows_count_bytes_read_and_written():

@@ -6,12 +6,13 @@ encoder) and ``dequantize_project`` from ``out`` back to ``in`` (the edge's deco
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass
 
 import torch
 from tqdm.auto import tqdm
 
-from aiflow_comm.bench.timing import interleaved_medians, resolve_device
+from aiflow_comm.bench.timing import interleaved_samples, paired_ratio, resolve_device
 from aiflow_comm.codec.quantized import QuantizedTensor, dequantize
 from aiflow_comm.kernels import quantize_packed
 from aiflow_comm.kernels.fused import dequantize_project, project_quantize, resolve_fused_backend
@@ -39,7 +40,8 @@ _SAMPLE_SECONDS = 2e-3
 
 @dataclass
 class FusedBenchRow:
-    """One shape and op: median seconds of the matmul alone, the separate ops and the fused op."""
+    """One shape and op: median seconds of the matmul alone, the separate ops and the fused op,
+    and the fused op's time over the others' (medians of the ratios within a turn)."""
 
     shape: str
     op: str
@@ -121,7 +123,10 @@ def bench_fused(
     check_finite: bool = True,
     progress: bool | None = None,
 ) -> list[FusedBenchRow]:
-    """Time :func:`fused_runs` and :func:`dequantize_runs` per shape on ``device``, with bias.
+    """Time :func:`fused_runs` and :func:`dequantize_runs` per shape on ``device``, with bias:
+    the three calls take turns (:func:`~aiflow_comm.bench.timing.interleaved_samples`), the
+    seconds are medians and the ratios medians of each turn's ratio
+    (:func:`~aiflow_comm.bench.timing.paired_ratio`; on CUDA, ratios of medians).
 
     ``shapes`` maps names to ``(rows, in_features, out_features)``; ``None`` takes
     :data:`SHAPES`.
@@ -168,7 +173,8 @@ def bench_fused(
             ),
             ("dequantize_project", dequantize_runs(q, back, back_bias, backend)),
         ):
-            seconds = interleaved_medians(runs, device, repeats, min_sample_seconds=_SAMPLE_SECONDS)
+            samples = interleaved_samples(runs, device, repeats, min_sample_seconds=_SAMPLE_SECONDS)
+            seconds = {name: statistics.median(times) for name, times in samples.items()}
             rows.append(
                 FusedBenchRow(
                     name,
@@ -184,8 +190,8 @@ def bench_fused(
                     seconds["matmul"],
                     seconds["separate"],
                     seconds["fused"],
-                    seconds["fused"] / seconds["matmul"],
-                    seconds["fused"] / seconds["separate"],
+                    paired_ratio(samples["fused"], samples["matmul"]),
+                    paired_ratio(samples["fused"], samples["separate"]),
                 )
             )
             bar.update(1)

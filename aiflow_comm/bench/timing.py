@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import math
 import numbers
+import statistics
 import time
 from collections.abc import Callable
 
 import torch
 
-__all__ = ["interleaved_medians", "median_seconds", "resolve_device"]
+__all__ = [
+    "interleaved_medians",
+    "interleaved_samples",
+    "median_seconds",
+    "paired_ratio",
+    "resolve_device",
+]
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -71,16 +78,18 @@ def median_seconds(
     return sorted(samples)[len(samples) // 2]
 
 
-def interleaved_medians(
+def interleaved_samples(
     runs: dict[str, Callable[[], object]],
     device: str | torch.device,
     repeats: int = 10,
     warmup: int = 1,
     min_sample_seconds: float = 0.0,
-) -> dict[str, float]:
-    """Median seconds per call of each run, the runs taking turns (on the CPU), so that all of
-    them see the same machine load: on a shared VM it drifts over seconds, which skews ratios of
-    runs timed one after the other. On CUDA each run is timed by :func:`median_seconds`.
+) -> dict[str, list[float]]:
+    """``repeats`` samples of seconds per call of each run, the runs taking turns (on the CPU),
+    so that all of them see the same machine load: on a shared VM it drifts over seconds, which
+    skews ratios of runs timed one after the other. Sample ``i`` of every run comes from turn
+    ``i`` (see :func:`paired_ratio`). On CUDA each run has one sample, its
+    :func:`median_seconds`.
 
     A sample is one call, or with ``min_sample_seconds`` as many back-to-back calls as fill that
     long (counted once per run after the warm-up): a single call of a few hundred microseconds
@@ -88,16 +97,16 @@ def interleaved_medians(
     and ``min_sample_seconds`` a finite number (``ValueError`` otherwise).
 
     Example:
-        >>> times = interleaved_medians({"a": lambda: 1, "b": lambda: 2}, torch.device("cpu"), 3)
-        >>> sorted(times)
-        ['a', 'b']
+        >>> samples = interleaved_samples({"a": lambda: 1, "b": lambda: 2}, "cpu", 3)
+        >>> {name: len(times) for name, times in samples.items()}
+        {'a': 3, 'b': 3}
     """
     _check_repeats(repeats)
     if not math.isfinite(min_sample_seconds):
         raise ValueError(f"min_sample_seconds must be finite; got {min_sample_seconds!r}")
     device = torch.device(device)
     if device.type == "cuda":
-        return {name: median_seconds(run, device, repeats) for name, run in runs.items()}
+        return {name: [median_seconds(run, device, repeats)] for name, run in runs.items()}
     for _ in range(warmup):
         for run in runs.values():
             run()
@@ -109,7 +118,43 @@ def interleaved_medians(
             for _ in range(calls[name]):
                 run()
             samples[name].append((time.perf_counter() - start) / calls[name])
-    return {name: sorted(times)[len(times) // 2] for name, times in samples.items()}
+    return samples
+
+
+def interleaved_medians(
+    runs: dict[str, Callable[[], object]],
+    device: str | torch.device,
+    repeats: int = 10,
+    warmup: int = 1,
+    min_sample_seconds: float = 0.0,
+) -> dict[str, float]:
+    """The median of each run's :func:`interleaved_samples` (same arguments).
+
+    Example:
+        >>> times = interleaved_medians({"a": lambda: 1, "b": lambda: 2}, torch.device("cpu"), 3)
+        >>> sorted(times)
+        ['a', 'b']
+    """
+    samples = interleaved_samples(runs, device, repeats, warmup, min_sample_seconds)
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """The median over turns of ``numerator[i] / denominator[i]``: two runs' time ratio from
+    :func:`interleaved_samples`, each turn's pair timed under the same load. When the machine's
+    speed drifts between turns, the ratio of the two medians may pair a fast turn of one run with
+    a slow turn of the other. ``ValueError`` for lists of other lengths or empty ones.
+
+    Example:
+        >>> paired_ratio([2.0, 4.0, 9.0], [1.0, 4.0, 3.0])
+        2.0
+    """
+    if len(numerator) != len(denominator) or not numerator:
+        raise ValueError(
+            f"numerator and denominator must be samples of the same turns; got "
+            f"{len(numerator)} and {len(denominator)} samples"
+        )
+    return statistics.median(n / d for n, d in zip(numerator, denominator, strict=True))
 
 
 def _calls_filling(run: Callable[[], object], seconds: float) -> int:
