@@ -196,3 +196,37 @@ def test_scaled_dot_product_attention_flops_counted():
     assert profile.cut("scaled_dot_product_attention").head_flops == qkv + scores
     encoder, linear, scores = _attention_models()[0]  # batch 2, 5 tokens
     assert profile_model(encoder, ids[:, :5]).total_flops == linear + scores
+
+
+class _Recurrent(nn.Module):
+    """A recurrent layer over a (batch, steps, features) input, then a linear head."""
+
+    def __init__(self, rnn: nn.Module, hidden: int) -> None:
+        super().__init__()
+        self.rnn, self.head = rnn, nn.Linear(hidden, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.rnn(x)[0][:, -1])
+
+
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, True)])
+def test_lstm_flops_counted(layers, bidirectional):
+    """nn.LSTM runs one fused oneDNN kernel per layer and direction on the CPU, which torch's
+    counter has no formula for: an LSTM counted 0 FLOPs, and the search put it on the device
+    for free."""
+    b, t, inp, hidden = 2, 7, 12, 10
+    rnn = nn.LSTM(inp, hidden, num_layers=layers, bidirectional=bidirectional, batch_first=True)
+    directions = 2 if bidirectional else 1
+    gates = 4 * hidden
+    flops = sum(
+        directions * 2 * b * t * gates * ((inp if layer == 0 else directions * hidden) + hidden)
+        for layer in range(layers)
+    )
+    head = 2 * b * directions * hidden * 3
+    model = _Recurrent(rnn, directions * hidden)
+    assert profile_model(model, torch.randn(b, t, inp)).total_flops == flops + head
+    gru = _Recurrent(nn.GRU(inp, hidden, batch_first=True), hidden)  # ordinary matmuls
+    assert (
+        profile_model(gru, torch.randn(b, t, inp)).total_flops
+        == 2 * b * t * 3 * hidden * (inp + hidden) + 2 * b * hidden * 3
+    )

@@ -288,17 +288,23 @@ def _attribute(module: nn.Module, target: str) -> Any:
 
 
 def flop_counter() -> FlopCounterMode:
-    """A ``FlopCounterMode`` that also counts scaled dot-product attention on the CPU.
+    """A ``FlopCounterMode`` that also counts scaled dot-product attention and LSTM layers on
+    the CPU, two fused kernels torch's counter has no formula for (they would count 0).
 
     ``F.scaled_dot_product_attention`` (which ``nn.MultiheadAttention`` calls with
     ``need_weights=False``, as ``nn.TransformerEncoderLayer`` does) runs
-    ``aten._scaled_dot_product_flash_attention_for_cpu`` on the CPU, which torch's counter has
-    no formula for: its two matmuls (``q k^T`` and the weights times ``v``) would count 0. It
-    gets the count torch gives the other fused attention kernels:
+    ``aten._scaled_dot_product_flash_attention_for_cpu``: its two matmuls (``q k^T`` and the
+    weights times ``v``) get the count torch gives the other fused attention kernels,
     ``2 * batch * heads * s_q * s_k * (d_qk + d_v)`` (a causal mask not discounted).
+    ``nn.LSTM`` runs ``aten.mkldnn_rnn_layer`` once per layer and direction: its gate matmuls
+    count ``2 * steps * batch * 4 * hidden * (in + hidden)`` (``nn.GRU``, ``nn.RNN`` and an LSTM
+    with ``proj_size`` run ordinary matmuls, which torch counts).
     """
-    cpu_attention = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
-    return FlopCounterMode(display=False, custom_mapping={cpu_attention: _attention_flops})
+    mapping = {
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _attention_flops,
+        torch.ops.aten.mkldnn_rnn_layer: _rnn_layer_flops,
+    }
+    return FlopCounterMode(display=False, custom_mapping=mapping)
 
 
 def _attention_flops(query: Any, key: Any, value: Any, *args: Any, **kwargs: Any) -> int:
@@ -306,6 +312,15 @@ def _attention_flops(query: Any, key: Any, value: Any, *args: Any, **kwargs: Any
     *lead, s_q, d_qk = query
     s_k, d_v = key[-2], value[-1]
     return 2 * math.prod(lead) * s_q * s_k * (d_qk + d_v)
+
+
+def _rnn_layer_flops(inputs: Any, input_weight: Any, hidden_weight: Any, *args: Any,
+                     **kwargs: Any) -> int:  # fmt: skip
+    """FLOPs of one recurrent layer's gate matmuls from the shapes of its input ``(..., in)``
+    and weights ``(gates * hidden, in)``, ``(gates * hidden, hidden)``: every step of every
+    sequence multiplies its input and its previous hidden state."""
+    steps = math.prod(inputs[:-1])
+    return 2 * steps * input_weight[0] * (input_weight[1] + hidden_weight[1])
 
 
 @contextmanager
