@@ -113,8 +113,11 @@ def test_search_bad_arguments(argv, message):
         ("[1, 2]", "must hold a JSON object"),
         ('{"0@x": 0.5}', "keys must be 'cut@bits'"),
         ('{"inptu@8": 0.5}', "no cut 'inptu' in the model; its cuts: <input>"),  # misspelt
-        ('{"<input>@8": "high"}', "values must be numbers; got 'high' for '<input>@8'"),
-        ('{"lossless": true}', "values must be numbers; got True for 'lossless'"),
+        ('{"<input>@8": "high"}', "values must be finite numbers; got 'high' for '<input>@8'"),
+        ('{"lossless": true}', "values must be finite numbers; got True for 'lossless'"),
+        ('{"<input>@8": Infinity}', "values must be finite numbers; got inf for '<input>@8'"),
+        ('{"lossless": NaN}', "values must be finite numbers; got nan for 'lossless'"),
+        ('{"<input>@8": }', r"acc.json: not JSON \(Expecting value: line 1 column 15"),
     ],
 )
 def test_search_bad_accuracy_files(tmp_path, content, message):
@@ -122,6 +125,25 @@ def test_search_bad_accuracy_files(tmp_path, content, message):
     table.write_text(content)
     with pytest.raises(SystemExit, match=message):
         main(["search", "--accuracy", str(table)])
+
+
+def test_search_model_from_the_working_directory(capsys, tmp_path, monkeypatch):
+    """The console script does not put the working directory on sys.path (python -m does):
+    a module beside the user was not found. A constructor raising anything but ValueError,
+    TypeError or KeyError ended in a traceback."""
+    (tmp_path / "models_beside_me.py").write_text(
+        "from torch import nn\n"
+        "def mlp():\n    return nn.Sequential(nn.Flatten(), nn.Linear(12, 4))\n"
+        "def broken():\n    raise RuntimeError('no weights file')\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "models_beside_me", raising=False)
+    out = run_json(capsys, "--model", "models_beside_me:mlp", "--input-shape", "1,3,4")
+    assert {p["cut"] for p in out["plans"]} == {None, "<input>", "0"}
+    assert str(tmp_path) not in sys.path  # only while loading
+    with pytest.raises(SystemExit, match="calling it raised RuntimeError: no weights file"):
+        main(["search", "--model", "models_beside_me:broken", "--input-shape", "1,3,4"])
 
 
 def test_search_plot_path_without_suffix_or_folder(capsys, tmp_path):

@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +30,10 @@ __all__ = ["format_search", "load_model", "parse_shape", "run_search", "search_j
 
 def load_model(spec: str) -> nn.Module:
     """A built-in model name (``small-cnn``, ``small-resnet``, ``deep-mlp``) or
-    ``module:callable``, a callable (no arguments) returning an ``nn.Module``.
+    ``module:callable``, a callable (no arguments) returning an ``nn.Module``. The module may
+    lie in the working directory, as with ``python -m`` (looked up after the installed
+    packages). ``ValueError`` naming ``--model`` when it cannot be loaded or built, its cause
+    chained.
 
     >>> type(load_model("torch.nn:Identity")).__name__
     'Identity'
@@ -37,18 +45,40 @@ def load_model(spec: str) -> nn.Module:
             f"--model must be one of {sorted(BUILTIN_MODELS)} or module:callable; got {spec!r}"
         )
     module_name, _, attr = spec.partition(":")
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"--model {spec!r}: cannot load it ({error})") from error
-    if not callable(target):
-        raise ValueError(f"--model {spec!r} is not callable")
-    model = target()
+    with _working_directory_importable():
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                target = getattr(target, part)
+        except Exception as error:  # the user's module: ImportError, or whatever it raises
+            raise ValueError(f"--model {spec!r}: cannot load it ({_describe(error)})") from error
+        if not callable(target):
+            raise ValueError(f"--model {spec!r} is not callable")
+        try:
+            model = target()
+        except Exception as error:
+            raise ValueError(f"--model {spec!r}: calling it raised {_describe(error)}") from error
     if not isinstance(model, nn.Module):
         raise ValueError(f"--model {spec!r} returned {type(model).__name__}, not an nn.Module")
     return model
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+@contextmanager
+def _working_directory_importable() -> Iterator[None]:
+    """The working directory on ``sys.path`` (last) inside, unless it is there already."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.append(cwd)
+    try:
+        yield
+    finally:
+        if added:
+            sys.path.remove(cwd)
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -86,6 +116,8 @@ def _accuracy(path: str | None, cuts: list[str]) -> AccuracyTable | None:
         raw = json.loads(Path(path).read_text())
     except OSError as error:
         raise ValueError(f"--accuracy {path}: {error.strerror or error}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--accuracy {path}: not JSON ({error})") from None
     if not isinstance(raw, dict):
         raise ValueError(f"--accuracy must hold a JSON object of 'cut@bits' keys; got {raw!r}")
     values = {}
@@ -106,9 +138,10 @@ def _accuracy(path: str | None, cuts: list[str]) -> AccuracyTable | None:
 
 
 def _number(key: str, value: object) -> float:
-    """``value`` of ``--accuracy``'s ``key`` as a float, or ``ValueError`` naming both."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"--accuracy values must be numbers; got {value!r} for {key!r}")
+    """``value`` of ``--accuracy``'s ``key`` as a float, or ``ValueError`` naming both. Any
+    finite number (a fraction, a percentage, a PSNR); JSON's ``NaN`` and ``Infinity`` are not."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"--accuracy values must be finite numbers; got {value!r} for {key!r}")
     return float(value)
 
 
