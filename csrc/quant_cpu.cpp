@@ -176,11 +176,15 @@ struct GroupScale {
   float scale, safe, shift;
 };
 
+// +0 for either zero (a select: NaN keeps its bits). The spec's max and min of a group are +0
+// when zero, whichever zero the group holds: the keys order -0 below +0.
+inline float positive_zero(float x) { return x == 0.0f ? 0.0f : x; }
+
 template <int BITS, bool SYM>
 GroupScale group_scale(int32_t low_key, int32_t high_key) {
   using R = CodeRange<BITS, SYM>;
-  const float high = float_of_key(high_key);  // symmetric: |x|'s bits are its key
-  const float low = float_of_key(low_key);
+  const float high = positive_zero(float_of_key(high_key));  // symmetric: |x|'s bits, its key
+  const float low = positive_zero(float_of_key(low_key));
   const float scale = SYM ? high / R::qmax : (high - low) / R::levels;
   // The minimum is NaN when the group holds a NaN, as torch's amin makes it: a negative NaN's key
   // is the lowest already; a positive NaN's is the highest, beyond +inf's.

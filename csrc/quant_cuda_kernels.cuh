@@ -573,11 +573,14 @@ struct GroupQuant {
 template <class M>
 QC_DEV GroupQuant group_quant(const QuantParams& p, const Reduce& s) {
   GroupQuant g;
-  const float spread = M::kSym ? s.a0 : f_sub(s.a0, s.a1);  // amax, or amax(-1) - minimum
+  // The spec's max and min are +0 when zero, whichever zero the group holds (a select: NaN
+  // keeps its bits); amax (symmetric) is never -0.
+  const float high = (s.a0 == 0.0f) ? 0.0f : s.a0, low = (s.a1 == 0.0f) ? 0.0f : s.a1;
+  const float spread = M::kSym ? s.a0 : f_sub(high, low);  // amax, or amax(-1) - minimum
   const float scale = f_div(spread, p.scale_div);
   g.scale_out = f_add(scale, s.bad);
   g.d = (scale > 0.0f) ? scale : 1.0f;  // torch.where(scales > 0, scales, 1.0)
-  g.minimum = M::kSym ? 0.0f : s.a1;
+  g.minimum = M::kSym ? 0.0f : low;
   g.seed = p.seed;
   g.fast = !is_nan(s.bad) && g.d >= 0x1p-40f && g.d <= 0x1p40f;
   g.y = g.fast ? f_rcp(g.d) : 1.0f;

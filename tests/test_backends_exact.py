@@ -176,3 +176,30 @@ def test_unchecked_non_finite_groups_are_the_references_bit_for_bit(backend, dev
                     assert torch.equal(e, g.cpu()) or torch.allclose(
                         e, g.cpu(), rtol=0, atol=0, equal_nan=True
                     ), f"{name}: {backend} {dtype} {bits=} {symmetric=}"
+
+
+@pytest.mark.parametrize(("backend", "device"), FAST)
+def test_signed_zero_groups_give_the_references_bytes(backend, device):
+    """A group whose max or min is zero, holding both +0.0 and -0.0: the zero point (and scale)
+    was +0.0 in one backend and -0.0 in another, which torch.equal does not see but the wire
+    bytes and their CRC do. The spec makes a zero max or min +0.0."""
+    zero, neg = 0.0, -0.0
+    x = torch.tensor(
+        [
+            [zero, neg, zero, neg],
+            [neg, zero, neg, zero],
+            [zero, neg, 1.0, 2.0],
+            [neg, neg, neg, neg],
+            [-1.0, neg, -2.0, zero],
+        ]
+    )
+    for dtype in DTYPES:
+        for bits in (2, 4, 8):
+            expect = quantize_reference(x.to(dtype), bits, 4, False, -1)
+            got = quantize_packed(x.to(dtype).to(device), bits, 4, False, backend=backend)
+            for name, e, g in zip(("codes", "scales", "zero_points"), expect, got, strict=True):
+                bits_e = e.view(torch.int32) if e.dtype == torch.float32 else e
+                bits_g = g.cpu().view(torch.int32) if g.dtype == torch.float32 else g.cpu()
+                assert torch.equal(bits_e, bits_g), f"{name}: {backend} {dtype} {bits=}"
+            for stat in expect[1:]:
+                assert not torch.signbit(stat[stat == 0]).any()

@@ -10,6 +10,8 @@ every group is quantized on its own, in float32:
 * **asymmetric**: ``scale = (max - min) / (2**bits - 1)``, ``zero_point = min``;
   ``q = clamp(round((x - min) / scale), 0, 2**bits - 1)``; decoded value
   ``code * scale + zero_point`` (a multiply, then an add: two roundings, no fused multiply-add).
+  A ``max`` or ``min`` that is zero is ``+0.0``, whichever zeros the group holds: its bytes then
+  do not depend on which zero a reduction meets first.
 
 ``round`` is round-half-to-even. A group whose scale is 0 (all zeros, or a constant group in the
 asymmetric scheme) gets code ``q = 0`` and decodes exactly. Stochastic rounding replaces
@@ -78,6 +80,12 @@ def hash_bits(seed: int, index: torch.Tensor) -> torch.Tensor:
     return hash32((index & _MASK32) ^ high)
 
 
+def _positive_zero(values: torch.Tensor) -> torch.Tensor:
+    """``values`` with ``-0.0`` replaced by ``+0.0`` (a select, no arithmetic: NaNs keep their
+    bits)."""
+    return torch.where(values == 0, 0.0, values)
+
+
 def pack_codes(codes: torch.Tensor, layout: GroupLayout) -> torch.Tensor:
     """Pack ``(R, num_groups, G)`` codes (padding positions zero) into ``(R, row_bytes)`` uint8."""
     per = layout.values_per_byte
@@ -132,8 +140,8 @@ def quantize_reference(
         shifted = grouped
         low, high, code_offset = -layout.qmax, layout.qmax, 2 ** (bits - 1)
     else:
-        minimum = grouped.amin(-1)
-        scales = (grouped.amax(-1) - minimum) / torch.full((), layout.levels, device=x.device)
+        minimum, maximum = _positive_zero(grouped.amin(-1)), _positive_zero(grouped.amax(-1))
+        scales = (maximum - minimum) / torch.full((), layout.levels, device=x.device)
         shifted = grouped - minimum[..., None]
         low, high, code_offset = 0, layout.levels, 0
     scaled = shifted / torch.where(scales > 0, scales, 1.0)[..., None]

@@ -15,7 +15,7 @@ import triton.language as tl
 
 from aiflow_comm.kernels.layout import empty_packed
 from aiflow_comm.kernels.topk_reference import SparseLayout
-from aiflow_comm.kernels.triton_quant import rounded_codes
+from aiflow_comm.kernels.triton_quant import positive_zero, rounded_codes
 
 __all__ = ["MAX_GROUP_SIZE", "topk_quantize_triton"]
 
@@ -76,8 +76,8 @@ def _topk_quantize_kernel(
         scale = tl.math.div_rn(tl.max(tl.where(kept, a, 0.0), 1), HALF - 1)
         shifted = x
     else:
-        low = tl.min(tl.where(kept, x, float("inf")), 1)
-        high = tl.max(tl.where(kept, x, float("-inf")), 1)
+        low = positive_zero(tl.min(tl.where(kept, x, float("inf")), 1))
+        high = positive_zero(tl.max(tl.where(kept, x, float("-inf")), 1))
         scale = tl.math.div_rn(high - low, 2 * HALF - 1)
         shifted = x - low[:, None]
     v = tl.math.div_rn(shifted, tl.where(scale > 0, scale, 1.0)[:, None])

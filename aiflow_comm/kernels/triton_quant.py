@@ -22,6 +22,7 @@ __all__ = [
     "group_scale",
     "nan_max",
     "nan_min",
+    "positive_zero",
     "quantize_triton",
     "rounded_codes",
     "store_scales",
@@ -108,14 +109,23 @@ def code_byte_mask(valid, j, first_byte, group_bytes, row_bytes):
 
 @triton.jit
 def tile_stats(x, mask, SYMMETRIC: tl.constexpr, PADDED: tl.constexpr):
-    """NaN-propagating per-group ``(max, min)`` of a tile; symmetric: ``(max|x|, -max|x|)``."""
+    """NaN-propagating per-group ``(max, min)`` of a tile; symmetric: ``(max|x|, -max|x|)``.
+    A zero max or min is ``+0.0`` (the reference's rule), whichever zero the tile holds."""
     if SYMMETRIC:
         high = tl.reduce(tl.abs(x), 1, nan_max)  # masked-out values were loaded as 0
         return high, -high
     if PADDED:
         high = tl.reduce(tl.where(mask, x, float("-inf")), 1, nan_max)
-        return high, tl.reduce(tl.where(mask, x, float("inf")), 1, nan_min)
-    return tl.reduce(x, 1, nan_max), tl.reduce(x, 1, nan_min)
+        low = tl.reduce(tl.where(mask, x, float("inf")), 1, nan_min)
+    else:
+        high, low = tl.reduce(x, 1, nan_max), tl.reduce(x, 1, nan_min)
+    return positive_zero(high), positive_zero(low)
+
+
+@triton.jit
+def positive_zero(v):
+    """``v`` with ``-0.0`` as ``+0.0`` (a select: NaN keeps its bits)."""
+    return tl.where(v == 0.0, 0.0, v)
 
 
 @triton.jit
