@@ -6,6 +6,7 @@ pickling, attention and U-Net skips.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pytest
@@ -271,3 +272,71 @@ def test_listing_restores_buffers_the_model_reassigns():
     with evaluating(model):
         model(torch.randn(2, 4))
     assert float(model.calls) == 0.0
+
+
+@dataclasses.dataclass
+class _Features:
+    feat: torch.Tensor
+    ids: torch.Tensor
+
+
+class _ToContainer(nn.Module):
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, x: torch.Tensor):
+        ids = torch.arange(x.shape[0])
+        return {"feat": x, "ids": ids} if self.kind == "dict" else _Features(x, ids)
+
+
+class _FromContainer(nn.Module):
+    def forward(self, value) -> torch.Tensor:
+        feat, ids = (value["feat"], value["ids"]) if isinstance(value, dict) else (
+            value.feat, value.ids)  # fmt: skip
+        return feat.sum(-1) + ids
+
+
+class _Negate(nn.Module):
+    """A link that is easy to see: every floating-point tensor it gets comes back negated."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -x
+
+
+@pytest.mark.parametrize("kind", ["dict", "dataclass"])
+def test_the_link_reaches_tensors_in_dicts_and_dataclasses(kind):
+    """A dict or a dataclass crossing the cut went through SplitModel untouched: a 2-bit link
+    (or a channel) did nothing, and training saw no quantization or noise."""
+    from aiflow_comm.split import SplitModel
+
+    model = nn.Sequential(nn.Linear(4, 4), _ToContainer(kind), _FromContainer())
+    x = torch.randn(3, 4)
+    split = split_model(model, "1")
+    linked = SplitModel(split.head, _Negate(), split.tail)
+    want = -model[0](x).sum(-1) + torch.arange(3)  # the float features negated, ids unchanged
+    torch.testing.assert_close(linked(x), want)
+
+
+class _DoublesItsInput(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(self.a(x.mul_(2)))
+
+
+def _relu_in_place_first() -> nn.Module:
+    return nn.Sequential(nn.ReLU(inplace=True), nn.Linear(4, 4), nn.Linear(4, 2))
+
+
+@pytest.mark.parametrize("build", [_relu_in_place_first, _DoublesItsInput])
+def test_listing_and_splitting_leave_the_example_input_alone(build):
+    """The shape run wrote into the caller's example tensor when the model writes its input
+    (an in-place ReLU first, x.mul_)."""
+    x = torch.randn(3, 4) - 0.5
+    before = x.clone()
+    points = list_split_points(build(), x)
+    split_model(build(), points[0].name, x)
+    assert torch.equal(x, before)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from typing import Any
 
 import torch
@@ -23,8 +25,8 @@ class SplitModel(nn.Module):
     Args:
         head: the device side.
         link: a module applied to every floating-point tensor crossing (each element of a
-            tuple separately; other values such as integer tensors pass unchanged), or ``None``
-            for a perfect link.
+            tuple, list, dict or dataclass separately; other values such as integer tensors
+            pass unchanged), or ``None`` for a perfect link.
         tail: the edge side.
         point: the :class:`SplitPoint` of the cut, when known (else ``None``).
 
@@ -55,7 +57,9 @@ class SplitModel(nn.Module):
         self.point = point
 
     def transmit(self, features: Any) -> Any:
-        """``features`` through the link: each floating-point tensor, tuples element-wise."""
+        """``features`` through the link: each floating-point tensor, also inside tuples, lists,
+        dicts and dataclass instances (a new container of the same type); anything else as
+        it is."""
         if self.link is None:
             return features
         if isinstance(features, torch.Tensor):
@@ -65,6 +69,14 @@ class SplitModel(nn.Module):
             if hasattr(features, "_fields"):  # a namedtuple
                 return type(features)(*sent)
             return type(features)(sent)
+        if isinstance(features, dict):
+            sent = copy.copy(features)  # a dict subclass keeps its type and settings
+            sent.update((key, self.transmit(value)) for key, value in features.items())
+            return sent
+        if dataclasses.is_dataclass(features) and not isinstance(features, type):
+            fields = dataclasses.fields(features)
+            changes = {f.name: self.transmit(getattr(features, f.name)) for f in fields if f.init}
+            return dataclasses.replace(features, **changes)
         return features
 
     def forward(self, *inputs: Any, **named: Any) -> Any:

@@ -151,7 +151,7 @@ def sequential_points(model: nn.Sequential, inputs: tuple[torch.Tensor, ...]) ->
         )
     children = sequential_steps(model)
     points: list[SplitPoint] = []
-    value = inputs[0]
+    value = inputs[0].clone()  # a model may write its input: the caller's stays as it is
     with evaluating(model):
         for name, child in children[:-1]:
             value = child(value)
@@ -168,7 +168,7 @@ def graph_points(
     but for those a link would break (:func:`~aiflow_comm.split.aliasing.shares_written_memory`).
     """
     with evaluating(gm):
-        StorageProp(gm).propagate(*inputs)
+        StorageProp(gm).propagate(*(t.clone() for t in inputs))  # the caller's inputs untouched
     points: list[SplitPoint] = []
     for cut in cuts:
         metas = [n.meta.get("tensor_meta") for n in cut.crossing]
