@@ -340,3 +340,56 @@ def test_listing_and_splitting_leave_the_example_input_alone(build):
     points = list_split_points(build(), x)
     split_model(build(), points[0].name, x)
     assert torch.equal(x, before)
+
+
+class _ContainerDefaults(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn, self.fc = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Linear(4, 2)
+
+    def forward(self, x, dims=(2, 3), cfg={"scale": 2.0, "axes": [1]}):  # noqa: B006
+        pooled = torch.relu(self.bn(self.conv(x))).mean(dims) * cfg["scale"]
+        return self.fc(pooled).flip(cfg["axes"])
+
+
+def test_tuple_list_and_dict_defaults_are_traced_at_their_value():
+    """A tuple or dict default was traced as a graph input: a non-tensor crossing every cut
+    before its use, so list_split_points dropped those cuts (only 'mean' was left)."""
+    model, x = _ContainerDefaults().eval(), torch.randn(2, 3, 8, 8)
+    names = [p.name for p in list_split_points(model, x)]
+    assert names[:4] == ["conv", "bn", "relu", "mean"]
+    for name in names:
+        split = split_model(model, name, x)
+        assert torch.equal(split(x), model(x))
+        assert all(isinstance(t, torch.Tensor) for t in _as_tuple(split.head(x)))
+
+
+def _as_tuple(value):
+    return value if isinstance(value, tuple) else (value,)
+
+
+class _LazyNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn, self.fc = nn.LazyConv2d(4, 3), nn.LazyBatchNorm2d(), nn.LazyLinear(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
+
+
+@pytest.mark.parametrize("build", [_LazyNet, lambda: nn.Sequential(
+    nn.LazyConv2d(4, 3), nn.LazyBatchNorm2d(), nn.Flatten(), nn.LazyLinear(2))])  # fmt: skip
+def test_lazy_modules_not_yet_called(build):
+    """A lazy BatchNorm's buffers have no value before its first call: listing and splitting
+    with an example raised torch's 'uninitialized parameter' error from deep inside."""
+    x = torch.randn(2, 3, 8, 8)
+    names = [p.name for p in list_split_points(build(), x)]
+    assert len(names) >= 3
+    model = build()
+    split = split_model(model, names[1], x)
+    bn = model.bn if hasattr(model, "bn") else model[1]
+    assert torch.equal(bn.running_mean, torch.zeros(4))  # the example run left them fresh
+    model.eval()
+    assert torch.equal(split(x), model(x))
+    with pytest.raises(TypeError, match="got the string 'Linear'"):
+        list_split_points(_LazyNet(), x, leaf_modules="Linear")

@@ -22,6 +22,7 @@ from aiflow_comm.split.points import (
     SplitPoint,
     example_inputs,
     graph_points,
+    materialize_lazy,
     sequential_points,
 )
 from aiflow_comm.split.trace import is_plain_sequential, sequential_steps, trace_model
@@ -82,6 +83,8 @@ def split_model(
     else:
         raise TypeError(f"at must be a cut name (str) or a SplitPoint; got {type(at).__name__}")
     inputs = None if example_input is None else example_inputs(example_input)
+    if inputs is not None:
+        materialize_lazy(model, inputs)
 
     if is_plain_sequential(model):
         children = sequential_steps(model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import TensorMetadata
+from torch.nn.parameter import UninitializedTensorMixin
 
 from aiflow_comm.split.aliasing import StorageProp, shares_written_memory
 from aiflow_comm.split.fidelity import check_trace
@@ -116,6 +118,7 @@ def list_split_points(
     [('0', (5, 3), 60), ('1', (5, 3), 60)]
     """
     inputs = example_inputs(example_input)
+    materialize_lazy(model, inputs)
     if is_plain_sequential(model):
         return sequential_points(model, inputs)
     gm = trace_model(model, leaf_modules, num_inputs=len(inputs))
@@ -196,6 +199,16 @@ def _runtime_tensors(name: str, value: object) -> tuple[CrossingTensor, ...] | N
             CrossingTensor(f"{name}[{i}]", tuple(v.shape), v.dtype) for i, v in enumerate(value)
         )
     return None
+
+
+def materialize_lazy(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+    """Run ``model`` once on copies of ``inputs`` (:func:`evaluating`) if it holds lazy modules
+    not yet called (``nn.LazyLinear``, ``nn.LazyBatchNorm2d``...): their parameters and buffers
+    have no shape or value before, and neither tracing nor a shape run can read them."""
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    if any(isinstance(t, UninitializedTensorMixin) for t in tensors):
+        with evaluating(model):
+            model(*(t.clone() for t in inputs))
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import torch
 from torch import fx, nn
+from torch.nn.parameter import UninitializedBuffer
 
 __all__ = ["UntraceableModelError", "is_plain_sequential", "sequential_steps", "trace_model"]
 
@@ -106,9 +107,48 @@ def _fixed_defaults(model: nn.Module, num_inputs: int | None) -> dict[str, objec
     for i, p in enumerate(parameters):
         skip = p.kind is inspect.Parameter.POSITIONAL_ONLY or (p in positional and i < first)
         has_default = p.default is not inspect.Parameter.empty
-        if not skip and has_default and isinstance(p.default, _FIXABLE_DEFAULTS):
+        if (
+            not skip
+            and has_default
+            and (isinstance(p.default, _FIXABLE_DEFAULTS) or _constant_container(p.default))
+        ):
             fixed[p.name] = p.default
     return fixed
+
+
+def _constant_container(value: object) -> bool:
+    """Whether ``value`` is a tuple, list or dict (string keys) of None, bools, numbers and
+    strings, nested or not: a default fx cannot take as a concrete argument (it flattens it into
+    inputs of its own), which :func:`_inline_defaults` writes into the graph instead."""
+
+    def plain(v: object) -> bool:
+        if isinstance(v, tuple | list):
+            return all(plain(item) for item in v)
+        if isinstance(v, dict):
+            return all(isinstance(k, str) and plain(item) for k, item in v.items())
+        return isinstance(v, type(None) | bool | int | float | str)
+
+    return isinstance(value, tuple | list | dict) and plain(value)
+
+
+def _inline_defaults(graph: fx.Graph, defaults: dict[str, object]) -> None:
+    """Write each of ``defaults`` (constant containers, by input name) into the nodes that read
+    its input, and remove that input: traced as an input, a ``dims=(2, 3)`` would be a
+    non-tensor value crossing every cut before its use, and no such cut could be listed."""
+    for node in [n for n in graph.nodes if n.op == "placeholder" and n.target in defaults]:
+        _read_as_constant(node, defaults[node.target])
+        graph.erase_node(node)
+
+
+def _read_as_constant(node: fx.Node, value: object) -> None:
+    """Every user of ``node`` reads ``value`` in its place."""
+
+    def swap(arg: fx.Node) -> object:
+        return value if arg is node else arg
+
+    for user in list(node.users):
+        user.args = fx.node.map_arg(user.args, swap)
+        user.kwargs = fx.node.map_arg(user.kwargs, swap)
 
 
 def _drop_tensor_defaults(graph: fx.Graph) -> None:
@@ -156,7 +196,9 @@ def buffer_state(model: nn.Module) -> _BufferState:
         (module, prefix, key, b, b._version, b.detach().clone())
         for prefix, module in model.named_modules()
         for key, b in module._buffers.items()
-        if b is not None and not b.is_inference()  # an inference tensor has no version
+        # An inference tensor has no version; a lazy module's buffer has no value before the
+        # module's first call, which makes it.
+        if b is not None and not isinstance(b, UninitializedBuffer) and not b.is_inference()
     ]
 
 
@@ -177,9 +219,14 @@ def restore_buffers(state: _BufferState) -> list[str]:
 
 
 def _trace(tracer: fx.Tracer, model: nn.Module, fixed: dict[str, object]) -> fx.Graph:
+    """``model``'s graph with the ``fixed`` inputs at their value: concrete arguments, but for
+    constant containers, traced as inputs and then written into the graph."""
+    concrete = {k: v for k, v in fixed.items() if not _constant_container(v)}
     with warnings.catch_warnings():  # fx cannot check a tensor fixed at its default
         warnings.filterwarnings("ignore", "Was not able to add assertion", UserWarning)
-        return tracer.trace(model, concrete_args=fixed or None)
+        graph = tracer.trace(model, concrete_args=concrete or None)
+    _inline_defaults(graph, {k: v for k, v in fixed.items() if k not in concrete})
+    return graph
 
 
 def is_plain_sequential(model: nn.Module) -> bool:
@@ -212,6 +259,11 @@ def check_leaf_modules(
         return ()
     if isinstance(leaf_modules, type):
         leaf_modules = (leaf_modules,)
+    if isinstance(leaf_modules, str):  # iterating it would name its first character
+        raise TypeError(
+            "leaf_modules must be an iterable of nn.Module subclasses (the classes themselves, "
+            f"e.g. [nn.MultiheadAttention]) or None; got the string {leaf_modules!r}"
+        )
     try:
         types = tuple(leaf_modules)
     except TypeError:
@@ -331,7 +383,8 @@ def trace_model(
             "leaf_modules=[ItsClass]."
         )
     _drop_tensor_defaults(graph)
-    if fixed:
-        _drop_fixed_inputs(graph, fixed)
+    concrete = [name for name, value in fixed.items() if not _constant_container(value)]
+    if concrete:
+        _drop_fixed_inputs(graph, concrete)
     graph.lint()
     return fx.GraphModule(tracer.root, graph, name)
