@@ -109,6 +109,17 @@ def test_normalize_power_per_example_and_zero_example() -> None:
         normalize_power(x, batch_dims=3)
 
 
+@pytest.mark.parametrize("magnitude", [1e-36, 1e-20, 1e-7, 1e18, 1e30])
+def test_normalize_power_at_any_magnitude(magnitude: float) -> None:
+    """Below an RMS of 1e-6 the gain was floored there (1e-7: energy 0.01, the SNR 20 dB below
+    the one asked); past about 1e18 the float32 sum of squares overflowed (energy 0, gain inf)."""
+    x = torch.randn(3, 1000, dtype=torch.complex64, generator=torch.Generator().manual_seed(0))
+    y, gain = normalize_power(x * magnitude)
+    energy = y.abs().pow(2).mean(dim=1)
+    torch.testing.assert_close(energy, torch.ones(3), rtol=1e-4, atol=0)
+    torch.testing.assert_close(gain.flatten() / magnitude, x.abs().pow(2).mean(1).sqrt())
+
+
 @pytest.mark.parametrize("bad", [torch.zeros(3), torch.zeros(3, dtype=torch.float16), [1j]])
 def test_channels_reject_non_complex_input(bad: object) -> None:
     for channel in (AWGN(), RayleighFading(), RicianFading(1.0)):

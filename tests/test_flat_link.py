@@ -107,6 +107,25 @@ def test_an_all_zero_example_gets_finite_gradients() -> None:
         assert torch.isfinite(grad).all() and torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("magnitude", [1e-30, 1e-7, 1e25])
+@pytest.mark.parametrize("denormalize", [True, False])
+def test_features_of_any_magnitude_see_the_snr_asked(magnitude: float, denormalize: bool) -> None:
+    """Features below an RMS of 1e-6 were sent below unit power (1e-7: a relative error of 5
+    at 10 dB instead of 0.1), past 1e19 the sum of squares overflowed (a non-finite output), and
+    below 1e-19 without denormalization the gradient overflowed."""
+    x = torch.randn(8, 4096, generator=torch.Generator().manual_seed(1)) * magnitude
+    x.requires_grad_(True)
+    link = AnalogLink(AWGN(generator=0), equalizer="zf", denormalize=denormalize)
+    y = link(x, 10.0)
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    assert torch.isfinite(grad).all()
+    sent = x.detach().double()
+    if not denormalize:  # unit energy per complex symbol: pairs of values
+        sent = sent / (sent.pow(2).sum(1, keepdim=True) / (sent.shape[1] / 2)).sqrt()
+    relative = float((y.detach().double() - sent).pow(2).mean() / sent.pow(2).mean())
+    assert abs(relative - 0.1) < 0.01  # zero forcing over AWGN: the error is no = 0.1
+
+
 @pytest.mark.parametrize("name", sorted(CHANNELS))
 def test_error_variance_is_the_equalized_noise(name: str) -> None:
     """Zero-forcing error over AWGN and fading: ``no * gain^2 / |h|^2`` per real dimension x 2."""

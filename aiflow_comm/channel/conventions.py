@@ -130,13 +130,16 @@ def _check_rate(bits_per_symbol: int, code_rate: float) -> None:
 
 
 def normalize_power(
-    x: torch.Tensor, batch_dims: int = 1, eps: float = 1e-12
+    x: torch.Tensor, batch_dims: int = 1, eps: float | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Scale each example of complex ``x`` to unit average energy per complex symbol.
 
     The first ``batch_dims`` dimensions index examples; the mean of ``|x|**2`` is taken over the
-    rest. Returns ``(x / gain, gain)`` with ``gain = sqrt(mean |x|**2)`` shaped to broadcast
-    against ``x``; an all-zero example stays zero. Differentiable.
+    rest (summed in float64: float32 squares overflow past about 1e19 and lose their digits
+    below 1e-19). Returns ``(x / gain, gain)`` with ``gain = sqrt(mean |x|**2)`` shaped to
+    broadcast against ``x``, at least ``sqrt(eps)`` (``None``: the dtype's smallest normal
+    number, so that any example but an all-zero one, which stays zero, gets unit energy).
+    Differentiable.
 
     >>> x = torch.tensor([[3 + 4j, 0j], [1j, 1j]])
     >>> y, gain = normalize_power(x)
@@ -148,9 +151,31 @@ def normalize_power(
         raise ValueError(
             f"batch_dims must be in [0, {x.dim() - 1}] for a {x.dim()}-D x; got {batch_dims}"
         )
-    dims = tuple(range(batch_dims, x.dim()))
-    count = math.prod(x.shape[batch_dims:])
-    # One fused reduction (and a cheap backward): the root of the summed energy over the count.
-    norm = torch.linalg.vector_norm(torch.view_as_real(x), dim=(*dims, x.dim()), keepdim=True)
-    gain = (norm[..., 0] / math.sqrt(max(count, 1))).clamp_min(math.sqrt(eps))
+    pairs = torch.view_as_real(x)
+    rms = root_mean_square(pairs, tuple(range(batch_dims, pairs.dim())))
+    gain = rms[..., 0].clamp_min(rms_floor(pairs.dtype, eps))
     return scale(x, 1.0 / gain), gain
+
+
+def root_mean_square(pairs: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """``sqrt(sum(pairs**2 over dims) / count)`` per example, ``count`` the number of complex
+    symbols (the last dimension of ``pairs``, a real view, holds their two parts), kept
+    dimensions. Summed in float64 (in ``pairs``' dtype after), so that no float32 or narrower
+    value overflows or underflows when squared.
+
+    >>> root_mean_square(torch.tensor([[[3.0, 4.0], [0.0, 0.0]]]), (1, 2)).flatten().tolist()
+    [3.535533905029297]
+    """
+    count = math.prod(pairs.shape[d] for d in dims) // 2
+    norm = torch.linalg.vector_norm(pairs, dim=dims, keepdim=True, dtype=torch.float64)
+    return (norm / math.sqrt(max(count, 1))).to(pairs.dtype)
+
+
+def rms_floor(dtype: torch.dtype, eps: float | None) -> float:
+    """The least gain a power normalization divides by: ``sqrt(eps)``, or with ``None`` the
+    smallest normal number of ``dtype`` (``1 / floor`` still fits it).
+
+    >>> rms_floor(torch.float32, 1e-12), rms_floor(torch.float32, None) == 2.0**-126
+    (1e-06, True)
+    """
+    return math.sqrt(eps) if eps is not None else torch.finfo(dtype).tiny

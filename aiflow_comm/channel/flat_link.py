@@ -19,7 +19,7 @@ from torch import nn
 
 from aiflow_comm.channel.awgn import AWGN
 from aiflow_comm.channel.complex_ops import energy
-from aiflow_comm.channel.conventions import snr_db_to_no
+from aiflow_comm.channel.conventions import rms_floor, root_mean_square, snr_db_to_no
 from aiflow_comm.channel.fading import RayleighFading
 from aiflow_comm.channel.noise import standard_normal
 
@@ -79,9 +79,9 @@ def _factor_gradient(grad: torch.Tensor, x: torch.Tensor, factor: torch.Tensor) 
     """The gradient of ``_times(x, factor)`` with respect to ``factor`` (``(batch, 1)`` or
     ``(batch, n)``, real or complex), given the output's gradient ``grad``."""
     if factor.is_complex():
-        product = torch.view_as_complex(grad.contiguous()) * torch.view_as_complex(
-            x.contiguous()
-        ).conj()
+        product = (
+            torch.view_as_complex(grad.contiguous()) * torch.view_as_complex(x.contiguous()).conj()
+        )
     else:
         product = (grad * x).sum(-1)
     return product.sum(1, keepdim=True) if factor.shape[1] == 1 else product
@@ -96,17 +96,16 @@ class _EqualizedEstimate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pairs, signal, deviation, noise, denormalize, eps):
         count = math.prod(pairs.shape[1:-1])
-        dims = tuple(range(1, pairs.dim()))
-        norm = torch.linalg.vector_norm(pairs, dim=dims, keepdim=True)
-        rms = norm / math.sqrt(max(count, 1))
-        gamma = rms.clamp_min(math.sqrt(eps))
+        rms = root_mean_square(pairs, tuple(range(1, pairs.dim())))
+        floor = rms_floor(pairs.dtype, eps)
+        gamma = rms.clamp_min(floor)
         # ``signal`` and ``deviation`` are per symbol (``(batch, m)``): add the real axis.
         deviation = deviation.unsqueeze(-1)
         if denormalize:
             out = _times(pairs, signal).addcmul_(noise, gamma * deviation)
         else:
             out = _times(pairs, signal / gamma.squeeze(-1)).addcmul_(noise, deviation)
-        live = (rms > math.sqrt(eps)).to(pairs.dtype)
+        live = (rms > floor).to(pairs.dtype)
         ctx.save_for_backward(pairs, signal, deviation, noise, gamma, live)
         ctx.denormalize, ctx.count = denormalize, max(count, 1)
         return out
@@ -122,15 +121,18 @@ class _EqualizedEstimate(torch.autograd.Function):
             scaled = noise * gamma if ctx.denormalize else noise
             grad_deviation = _factor_gradient(grad, scaled, deviation.squeeze(-1))
         back = signal.conj() if signal.is_complex() else signal
-        if ctx.denormalize:  # d gamma / d x = x / (count * gamma) where gamma is not clamped
+        # d gamma / d x = x / (count * gamma) where gamma is not clamped; x / gamma (of unit
+        # power) first, so that a tiny gamma never divides anything twice.
+        unit = pairs / gamma
+        if ctx.denormalize:
             weighted = noise if deviation.shape[1] == 1 else noise * deviation
             scale = deviation[:, :1] if deviation.shape[1] == 1 else 1.0
-            pull = _per_example_dot(grad, weighted) * scale * live / (ctx.count * gamma)
-            grad_x = _times(grad, back).addcmul_(pairs, pull)
+            pull = _per_example_dot(grad, weighted) * scale * live / ctx.count
+            grad_x = _times(grad, back).addcmul_(unit, pull)
         else:
             through = _times(grad, back / gamma.squeeze(-1))  # the gradient of x / gamma ...
-            pull = _per_example_dot(through, pairs) * live / (ctx.count * gamma.square())
-            grad_x = through.addcmul_(pairs, -pull)  # ... projected
+            pull = _per_example_dot(through, unit) * live / ctx.count
+            grad_x = through.addcmul_(unit, -pull)  # ... projected
         return grad_x, grad_signal, grad_deviation, None, None, None
 
 
@@ -140,13 +142,14 @@ def equalized_estimate(
     deviation: torch.Tensor,
     noise: torch.Tensor,
     denormalize: bool = True,
-    eps: float = 1e-12,
+    eps: float | None = None,
 ) -> torch.Tensor:
     """The link's output for real views ``pairs`` ``(batch, n, 2)`` and a given ``noise``.
 
     ``signal`` (real or complex) and ``deviation`` (real) are :func:`equalized_response`'s
     factors, shaped ``(batch, 1)`` or ``(batch, n)``. Differentiable in all three (``signal``
-    and ``deviation`` carry an SNR's gradient).
+    and ``deviation`` carry an SNR's gradient). ``eps``: the floor of the normalizing gain, as
+    in :func:`~aiflow_comm.channel.conventions.normalize_power`.
 
     >>> pairs = torch.ones(1, 2, 2)
     >>> out = equalized_estimate(pairs, torch.ones(1, 1), torch.zeros(1, 1), torch.randn(1, 2, 2))
