@@ -96,6 +96,16 @@ def test_ebno_and_snr_conversions() -> None:
         ebno_db_to_snr_db(0.0, 2, 1.5)
     with pytest.raises(ValueError, match="bits_per_symbol"):
         ebno_db_to_snr_db(0.0, 0)
+    # A string failed inside the addition, NaN and inf passed through.
+    with pytest.raises(TypeError, match="ebno_db must be a number"):
+        ebno_db_to_snr_db("3", 2)
+    with pytest.raises(ValueError, match="ebno_db must be finite; got nan"):
+        ebno_db_to_snr_db(float("nan"), 2)
+    with pytest.raises(ValueError, match="snr_db must be finite; got inf"):
+        snr_db_to_ebno_db(float("inf"), 2)
+    with pytest.raises(TypeError, match="snr_db must be a real floating-point tensor"):
+        snr_db_to_ebno_db(torch.tensor([3]), 2)
+    assert torch.equal(ebno_db_to_snr_db(torch.tensor([0.0]), 1), torch.tensor([0.0]))
 
 
 def test_normalize_power_per_example_and_zero_example() -> None:

@@ -110,6 +110,18 @@ def test_coded_bler_matches_sionna_and_beats_uncoded() -> None:
     assert result.ber < raw.ber / 2, (result.ber, raw.ber, float(compute_ber(u, u_hat)))
 
 
+@pytest.mark.parametrize("coded", [False, True])
+def test_llrs_stay_finite_at_the_lowest_snrs(coded: bool) -> None:
+    """Near -380 dB |y - s|**2 overflows float32 in the demapper: the LLRs came out NaN (all of
+    them once decoded) and every decision 0, where no information means an LLR of 0."""
+    link = DigitalLink("qpsk", ldpc_k=100, ldpc_n=200, generator=0) if coded else DigitalLink(
+        "qpsk", generator=0)  # fmt: skip
+    bits = torch.randint(0, 2, (4, 400), generator=torch.Generator().manual_seed(0))
+    received = link(bits, -380.0)
+    assert torch.isfinite(received.llr).all()
+    assert 0.3 < float((received.bits != bits).float().mean()) < 0.7
+
+
 def test_padding_to_codewords_and_symbols() -> None:
     link = DigitalLink("16qam", ldpc_k=100, ldpc_n=210, generator=0)
     bits = random_bits(3, 250, seed=6).bool()

@@ -105,6 +105,7 @@ def ebno_db_to_snr_db(
     3.0103
     """
     _check_rate(bits_per_symbol, code_rate)
+    _check_db(ebno_db, "ebno_db")
     return ebno_db + 10.0 * math.log10(bits_per_symbol * code_rate)
 
 
@@ -117,7 +118,20 @@ def snr_db_to_ebno_db(
     0.0
     """
     _check_rate(bits_per_symbol, code_rate)
+    _check_db(snr_db, "snr_db")
     return snr_db - 10.0 * math.log10(bits_per_symbol * code_rate)
+
+
+def _check_db(value: object, name: str) -> None:
+    """Raise unless ``value`` is a real number (finite) or a real floating-point tensor."""
+    if isinstance(value, torch.Tensor):
+        if not value.is_floating_point():
+            raise TypeError(f"{name} must be a real floating-point tensor; got {value.dtype}")
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number (dB) or a tensor; got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite; got {value}")
 
 
 def _check_rate(bits_per_symbol: int, code_rate: float) -> None:

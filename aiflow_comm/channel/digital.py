@@ -256,6 +256,9 @@ class DigitalLink(nn.Module):
         y, state = self.channel(x, snr_db, return_state=True)
         x_hat, no_eff = equalize(y, state, self.equalizer)
         llr = demapper(x_hat, no_eff.to(torch.float32))[:, : coded.shape[1]]
+        # Below about -370 dB, |y - s|**2 overflows float32 in the demapper (inf - inf): the
+        # symbols carry no information there, which an LLR of 0 says.
+        llr = torch.nan_to_num(llr, nan=0.0)
         if self.coded:
             llr = decoder(llr.reshape(batch, codewords, self.ldpc_n)).reshape(batch, -1)
             # The decoder's own hard decision is 1 for a logit >= 0 (its LLR <= 0).
