@@ -48,3 +48,43 @@ def test_group_size_limits():
             check_quant_args(8, bad)
     with pytest.raises(TypeError, match="group_size must be a positive int"):
         check_quant_args(8, 4.0)
+
+
+def _symmetric_users():
+    import torch
+
+    from aiflow_comm.codec import fake_quantize, quantize, sparsify
+    from aiflow_comm.kernels import (
+        dequantize_packed,
+        project_quantize,
+        quantize_packed,
+        topk_quantize_packed,
+    )
+    from aiflow_comm.search import Codec
+    from aiflow_comm.split import SplitLink
+
+    x = torch.randn(2, 8)
+    packed = quantize_packed(x, 8, 4)
+    return {
+        "quantize": lambda s: quantize(x, 8, 4, symmetric=s),
+        "fake_quantize": lambda s: fake_quantize(x, 8, 4, symmetric=s),
+        "sparsify": lambda s: sparsify(x, 2, 8, 4, symmetric=s),
+        "quantize_packed": lambda s: quantize_packed(x, 8, 4, s),
+        "dequantize_packed": lambda s: dequantize_packed(*packed, 8, 4, 8, s),
+        "topk_quantize_packed": lambda s: topk_quantize_packed(x, 2, 8, 4, s),
+        "project_quantize": lambda s: project_quantize(x, torch.eye(8), symmetric=s),
+        "SplitLink": lambda s: SplitLink(bits=8, group_size=4, symmetric=s),
+        "Codec": lambda s: Codec(8, 4, symmetric=s),
+    }
+
+
+@pytest.mark.parametrize("user", sorted(_symmetric_users()))
+def test_symmetric_must_be_a_bool(user):
+    """symmetric='asymmetric' read as true: the symmetric scheme, without a word."""
+    import numpy as np
+
+    run = _symmetric_users()[user]
+    for bad in ("asymmetric", None, 1):
+        with pytest.raises(TypeError, match=r"symmetric must be a bool .*got"):
+            run(bad)
+    run(np.bool_(True))

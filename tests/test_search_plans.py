@@ -225,7 +225,7 @@ def test_vectorized_search_equals_exhaustive_loop(fading, coherence, mcs):
         (lambda: Tier("edge", 1e9, power_w=-1.0), "power_w"),
         (lambda: Codec(3), "bits must be one of"),
         (lambda: Codec(8, ratio=1.5), "ratio"),
-        (lambda: Codec(8, symmetric="no"), "symmetric must be True or False"),
+        (lambda: Codec(8, symmetric="no"), "symmetric must be a bool"),
         (lambda: BlerCurve(True, (0.0, 1.0), (0.1, 0.01)), "efficiency must be a finite number"),
         (lambda: LinkModel(1e6).tx_s(-5), "bits must be finite numbers >= 0"),
         (lambda: LinkModel(1e6).tx_s([1e3, math.nan]), "bits must be finite numbers >= 0"),

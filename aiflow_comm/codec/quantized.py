@@ -276,7 +276,7 @@ def quantize(
         raise ValueError(f"rounding must be one of {ROUNDINGS}; got {rounding!r}")
     seed = seed_from(generator) if rounding == "stochastic" else -1
     outputs = quantize_packed(
-        x, bits, group_size, bool(symmetric), seed, backend, check_finite=check_finite
+        x, bits, group_size, symmetric, seed, backend, check_finite=check_finite
     )
     return QuantizedTensor.from_kernel(outputs, x.shape, x.dtype, bits, group_size, symmetric)
 

@@ -147,7 +147,7 @@ def sparsify(
     """
     check_float_tensor(x)
     indices, codes, scales, zero_points = topk_quantize_packed(
-        x, k, bits, group_size, bool(symmetric), backend
+        x, k, bits, group_size, symmetric, backend
     )
     return SparseQuantizedTensor(
         codes,

@@ -52,6 +52,7 @@ from aiflow_comm.kernels.layout import (
     GroupLayout,
     check_float_tensor,
     check_quant_args,
+    check_symmetric,
     empty_packed,
     row_group_size,
 )
@@ -273,6 +274,7 @@ def project_quantize(
     """
     check_float_tensor(x)
     check_quant_args(bits, group_size)
+    symmetric = check_symmetric(symmetric)
     if x.dim() == 0:
         raise ValueError("x must have at least one dimension (..., in_features); got a 0-d tensor")
     device = x.device
@@ -284,13 +286,13 @@ def project_quantize(
         detached(bias),
         bits,
         group_size,
-        bool(symmetric),
+        symmetric,
         chosen,
         bool(check_finite),
     )
     shape = (*x.shape[:-1], out_features)
     dtype = x.dtype if x.dtype == weight.dtype else torch.promote_types(x.dtype, weight.dtype)
-    return QuantizedTensor.from_kernel(outputs, shape, dtype, bits, group_size, bool(symmetric))
+    return QuantizedTensor.from_kernel(outputs, shape, dtype, bits, group_size, symmetric)
 
 
 def dequantize_project(

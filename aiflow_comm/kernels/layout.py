@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "check_float_tensor",
     "check_group_size",
     "check_quant_args",
+    "check_symmetric",
     "empty_packed",
     "row_group_size",
 ]
@@ -179,6 +181,22 @@ def check_group_size(group_size: object) -> None:
         raise TypeError(f"group_size must be a positive int; got {group_size!r}")
     if not 1 <= group_size <= MAX_GROUP_SIZE:
         raise ValueError(f"group_size must be in [1, {MAX_GROUP_SIZE}]; got {group_size}")
+
+
+def check_symmetric(symmetric: object) -> bool:
+    """``symmetric`` if it is a bool (NumPy's too), else ``TypeError``: a scheme's name such as
+    ``"asymmetric"`` would read as true and pick the other scheme.
+
+    Example:
+        >>> check_symmetric(False)
+        False
+    """
+    if not isinstance(symmetric, bool | np.bool_):
+        raise TypeError(
+            "symmetric must be a bool (True: symmetric scales, False: asymmetric with a zero "
+            f"point); got {symmetric!r}"
+        )
+    return bool(symmetric)
 
 
 def check_quant_args(bits: int, group_size: int) -> None:

@@ -17,6 +17,7 @@ from aiflow_comm.kernels.layout import (
     GroupLayout,
     check_float_tensor,
     check_quant_args,
+    check_symmetric,
     empty_packed,
     row_group_size,
 )
@@ -185,7 +186,13 @@ def quantize_packed(
         raise ValueError("x must have at least one dimension; got a 0-d tensor (use x.reshape(1))")
     chosen = resolve_backend(backend, x.device)
     return _quantize_op(
-        detached(x), bits, group_size, bool(symmetric), max(seed, -1), chosen, bool(check_finite)
+        detached(x),
+        bits,
+        group_size,
+        check_symmetric(symmetric),
+        max(seed, -1),
+        chosen,
+        bool(check_finite),
     )
 
 
@@ -210,6 +217,7 @@ def dequantize_packed(
         True
     """
     check_quant_args(bits, group_size)
+    symmetric = check_symmetric(symmetric)
     tensors = {"codes": codes, "scales": scales, "zero_points": zero_points}
     for name, tensor in tensors.items():
         if not isinstance(tensor, torch.Tensor):
@@ -267,5 +275,13 @@ def dequantize_fields(
         )
     chosen = resolve_backend(backend, codes.device)
     return _dequantize_op(
-        codes, scales, zero_points, bits, group_size, row_len, bool(symmetric), dtype, chosen
+        codes,
+        scales,
+        zero_points,
+        bits,
+        group_size,
+        row_len,
+        check_symmetric(symmetric),
+        dtype,
+        chosen,
     )

@@ -14,6 +14,7 @@ from aiflow_comm.kernels.dispatch import custom_op
 from aiflow_comm.kernels.layout import (
     check_float_tensor,
     check_quant_args,
+    check_symmetric,
     empty_packed,
     row_group_size,
 )
@@ -121,7 +122,8 @@ def topk_quantize_packed(
     if x.dim() == 0:
         raise ValueError("x must have at least one dimension; got a 0-d tensor (use x.reshape(1))")
     chosen = resolve_topk_backend(backend, x.device, group_size)
-    return _topk_quantize_op(detached(x), k, bits, group_size, bool(symmetric), chosen)
+    symmetric = check_symmetric(symmetric)
+    return _topk_quantize_op(detached(x), k, bits, group_size, symmetric, chosen)
 
 
 def topk_dequantize_packed(

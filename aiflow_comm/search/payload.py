@@ -7,7 +7,12 @@ import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from aiflow_comm.kernels.layout import SUPPORTED_BITS, GroupLayout, check_group_size
+from aiflow_comm.kernels.layout import (
+    SUPPORTED_BITS,
+    GroupLayout,
+    check_group_size,
+    check_symmetric,
+)
 from aiflow_comm.split.points import CrossingTensor
 
 __all__ = ["RAW_BITS", "Codec", "payload_bits", "projection_flops"]
@@ -58,8 +63,7 @@ class Codec:
             and 0.0 < self.ratio <= 1.0
         ):
             raise ValueError(f"ratio must be a number in (0, 1]; got {self.ratio!r}")
-        if not isinstance(self.symmetric, bool):  # "no" is truthy: it would mean symmetric
-            raise TypeError(f"symmetric must be True or False; got {self.symmetric!r}")
+        object.__setattr__(self, "symmetric", check_symmetric(self.symmetric))
 
     @property
     def lossless(self) -> bool:

@@ -19,7 +19,7 @@ from aiflow_comm.kernels.fused_layers import (
     project_quantize_conv1x1,
     project_quantize_linear,
 )
-from aiflow_comm.kernels.layout import check_quant_args
+from aiflow_comm.kernels.layout import check_quant_args, check_symmetric
 from aiflow_comm.split.points import evaluating
 
 __all__ = ["ON_ERROR", "SplitLink"]
@@ -189,7 +189,7 @@ class SplitLink(nn.Module):
             raise ValueError("a link needs snr_db: a number or a (low, high) range in dB")
         self.bits = bits
         self.group_size = group_size
-        self.symmetric = symmetric
+        self.symmetric = check_symmetric(symmetric)
         self.on_error = on_error
         self.encoder = encoder
         self.decoder = decoder
