@@ -129,6 +129,8 @@ def test_fake_quantize_gradient_reaches_earlier_layers():
         ({"generator": 5.0, "rounding": "stochastic"}, TypeError, "generator"),
         ({"generator": True, "rounding": "stochastic"}, TypeError, "generator"),
         ({"generator": -1, "rounding": "stochastic"}, ValueError, "generator"),
+        ({"generator": "abc"}, TypeError, "generator"),  # unused by nearest rounding: was silent
+        ({"generator": -1}, ValueError, "generator"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):

@@ -352,6 +352,18 @@ def test_indices_out_of_order_or_range_are_rejected_even_with_a_valid_checksum(i
         from_bytes(_with_valid_crc(negative[:-4] + struct.pack("<2h", -1, 5)))
 
 
+@pytest.mark.parametrize("indices", [[2, 4, 2, 3], [1, 0, 0, 1], [0, 1, 0, 9]])
+def test_to_bytes_refuses_indices_from_bytes_would_refuse(indices):
+    """A hand-built tensor with an index past its group (decoded into the next group) or out of
+    order was written, and its own bytes then failed to read back."""
+    s = sparsify(torch.arange(1.0, 9.0).reshape(1, 8), 2, 8, 4)
+    bad = SparseQuantizedTensor(s.codes, s.scales, None, torch.tensor([indices], dtype=torch.uint8),
+                                s.shape, s.dtype, s.bits, s.group_size, s.k)  # fmt: skip
+    with pytest.raises(WireFormatError, match="invalid indices"):
+        bad.to_bytes()
+    assert SparseQuantizedTensor.from_bytes(s.to_bytes()).indices.tolist() == s.indices.tolist()
+
+
 def test_header_layout_is_little_endian_as_documented():
     s = sparsify(torch.randn(2, 300), 40, 4, 128, symmetric=False)
     buf = s.to_bytes()

@@ -210,6 +210,20 @@ class QuantizedTensor(PackedTensor):
         return decode(buf)
 
 
+def check_generator(generator: object) -> None:
+    """Raise unless ``generator`` is an int seed in ``[0, 2**63)``, a ``torch.Generator`` or
+    ``None``."""
+    if isinstance(generator, bool) or not (
+        generator is None or isinstance(generator, int | torch.Generator)
+    ):
+        raise TypeError(
+            "generator must be an int seed, a torch.Generator or None; "
+            f"got {type(generator).__name__}"
+        )
+    if isinstance(generator, int) and not 0 <= generator < 2**63:
+        raise ValueError(f"generator seed must be in [0, 2**63); got {generator}")
+
+
 def seed_from(generator: int | torch.Generator | None) -> int:
     """A 32-bit rounding seed drawn from ``generator``: a ``torch.Generator``, an int seed (a
     generator seeded with it: the same seed, the same rounding seed) or ``None`` (the global RNG).
@@ -218,16 +232,8 @@ def seed_from(generator: int | torch.Generator | None) -> int:
         >>> seed_from(7) == seed_from(torch.Generator().manual_seed(7))
         True
     """
-    if isinstance(generator, bool) or not (
-        generator is None or isinstance(generator, int | torch.Generator)
-    ):
-        raise TypeError(
-            "generator must be an int seed, a torch.Generator or None; "
-            f"got {type(generator).__name__}"
-        )
+    check_generator(generator)
     if isinstance(generator, int):
-        if not 0 <= generator < 2**63:
-            raise ValueError(f"generator seed must be in [0, 2**63); got {generator}")
         generator = torch.Generator().manual_seed(generator)
     device = generator.device if generator is not None else "cpu"
     return int(torch.randint(0, 2**32, (1,), generator=generator, device=device).item())
@@ -274,6 +280,7 @@ def quantize(
     check_quant_args(bits, group_size)
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {ROUNDINGS}; got {rounding!r}")
+    check_generator(generator)  # checked with nearest rounding too, where it goes unused
     seed = seed_from(generator) if rounding == "stochastic" else -1
     outputs = quantize_packed(
         x, bits, group_size, symmetric, seed, backend, check_finite=check_finite

@@ -56,7 +56,9 @@ _INDEX_FORMATS = {torch.uint8: "u1", torch.int16: "<i2", torch.int32: "<i4"}
 
 
 def encode_sparse(s: SparseQuantizedTensor) -> bytes:
-    """Serialize ``s``; :func:`decode_sparse` returns an identical tensor.
+    """Serialize ``s``; :func:`decode_sparse` returns an identical tensor. Indices that
+    :func:`decode_sparse` would refuse (not ascending inside their group, or past its end: a
+    hand-built tensor) raise :class:`WireFormatError` here instead.
 
     Example:
         >>> from aiflow_comm.codec import sparsify
@@ -67,6 +69,7 @@ def encode_sparse(s: SparseQuantizedTensor) -> bytes:
     if not isinstance(s, SparseQuantizedTensor):
         raise TypeError(f"s must be a SparseQuantizedTensor; got {type(s).__name__}")
     check_ndim(s.shape)
+    _check_indices(s.indices.cpu(), s.layout)
     header = _HEADER.pack(
         SPARSE_MAGIC,
         SPARSE_VERSION,
