@@ -163,7 +163,6 @@ def _add_search_parser(commands: argparse._SubParsersAction) -> None:
     tiers.add_argument("--device-power", type=float, default=2.0, help="W while computing")
     tiers.add_argument("--tx-power", type=float, default=1.0, help="device W while sending")
     tiers.add_argument("--idle-power", type=float, default=0.1, help="device W while waiting")
-    tiers.add_argument("--edge-power", type=float, default=0.0)
     tiers.add_argument("--measure", action="store_true", help="time the steps here")
     for tier in ("device", "edge", "cloud"):
         tiers.add_argument(
@@ -198,6 +197,8 @@ def _add_search_parser(commands: argparse._SubParsersAction) -> None:
 
 def _check_plot(command: str, path: str | None) -> None:
     """Exit with a one-line message, before any work, when ``--plot`` cannot be written."""
+    if path == "":  # the option given, its value empty: nothing would be drawn
+        raise SystemExit(f"aiflow-comm {command}: --plot needs a file path; got ''")
     if path:
         from aiflow_comm.plotting import check_plot_path
 

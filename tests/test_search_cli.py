@@ -65,6 +65,13 @@ def test_search_table_and_plot(capsys, tmp_path):
     assert path.stat().st_size > 1000
 
 
+def test_search_counts_each_codec_once(capsys):
+    """--bits 32 32 4 4 searched every plan twice, and counted the copies in the front."""
+    twice = run_json(capsys, "--snr-db", "20", "--bits", "32", "32", "4", "4")
+    once = run_json(capsys, "--snr-db", "20", "--bits", "32", "4")
+    assert twice == once
+
+
 def test_search_with_an_accuracy_file(capsys, tmp_path):
     table = tmp_path / "acc.json"
     table.write_text(json.dumps({"<input>@4b": 0.5, "<input>@8b": 0.91, "lossless": 0.92}))
@@ -100,6 +107,10 @@ def test_search_table_names_the_pareto_axes(capsys, tmp_path):
         (["--cloud-flops", "1e12", "--backhaul-snr-db", "nan"], "--backhaul-snr-db .*snr_db"),
         (["--cloud-flops", "1e12", "--backhaul-bandwidth-hz", "-5"], "--backhaul-bandwidth-hz"),
         (["--cloud-flops", "1e12", "--backhaul-propagation-s", "-1"], "--backhaul-propagation-s"),
+        # Options the others made meaningless were ignored without a word.
+        (["--device-scale", "2"], "--device-scale scales the times --measure takes"),
+        (["--measure", "--cloud-scale", "5"], "--cloud-scale needs a cloud tier"),
+        (["--plot", ""], "--plot needs a file path"),
     ],
 )
 def test_search_bad_arguments(argv, message):

@@ -103,6 +103,15 @@ _BACKHAUL_OPTIONS = {
 }
 
 
+def _check_unused_options(args: argparse.Namespace) -> None:
+    """``ValueError`` for an option that the others make meaningless (it was ignored)."""
+    for tier in ("device", "edge", "cloud"):
+        if getattr(args, f"{tier}_scale") is not None and not args.measure:
+            raise ValueError(f"--{tier}-scale scales the times --measure takes: add --measure")
+    if args.cloud_scale is not None and args.cloud_flops is None:
+        raise ValueError("--cloud-scale needs a cloud tier: add --cloud-flops")
+
+
 def _tier(name: str, flops: float, power: float, scale: float | None, **extra: float) -> Tier:
     return Tier(name, flops, power, time_scale=scale, **extra)
 
@@ -147,6 +156,7 @@ def _number(key: str, value: object) -> float:
 
 def run_search(args: argparse.Namespace) -> SearchResult:
     """Profile the model and search with the command's options."""
+    _check_unused_options(args)
     model = load_model(args.model)
     x = torch.randn(parse_shape(args.input_shape), generator=torch.Generator().manual_seed(0))
     try:
@@ -160,7 +170,7 @@ def run_search(args: argparse.Namespace) -> SearchResult:
         ) from None
     device = _tier("device", args.device_flops, args.device_power, args.device_scale,
                    tx_power_w=args.tx_power, idle_power_w=args.idle_power)  # fmt: skip
-    edge = _tier("edge", args.edge_flops, args.edge_power, args.edge_scale)
+    edge = _tier("edge", args.edge_flops, 0.0, args.edge_scale)  # energy is the device's
     link = LinkModel(
         args.bandwidth_hz, args.snr_db, args.fading, args.coherence, args.mcs,
         args.retransmissions, args.propagation_s, args.rician_k,
@@ -174,7 +184,7 @@ def run_search(args: argparse.Namespace) -> SearchResult:
         except ValueError as error:  # LinkModel's message starts with its argument's name
             option = _BACKHAUL_OPTIONS.get(str(error).split(" ", 1)[0], "--backhaul-*")
             raise ValueError(f"{option} (the edge -> cloud backhaul): {error}") from None
-    codecs = [Codec(b, args.group_size) for b in args.bits]
+    codecs = [Codec(b, args.group_size) for b in dict.fromkeys(args.bits)]  # each once
     return search_plans(
         profile, device, edge, link, codecs, cloud=cloud, backhaul=backhaul,
         accuracy=_accuracy(args.accuracy, profile.names), min_accuracy=args.min_accuracy,
