@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from aiflow_comm.channel.ber import BerPoint
 
 __all__ = [
@@ -281,12 +283,22 @@ def plot_search(
         order = front[np.argsort(lat[front])]
         right.plot(1e3 * lat[order], 1e3 * energy[order], "r.-", label="Pareto front")
     right.set_xscale("log")
-    right.set_yscale("log")
+    # A log axis needs positive values: with every power 0 each energy is 0.
+    right.set_yscale("log" if (energy[ok] > 0).all() else "symlog", **_linthresh(energy[ok]))
     right.set_xlabel("expected latency (ms)")
     right.set_ylabel("expected device energy (mJ)")
     right.grid(True, which="both", alpha=0.3)
     right.legend(fontsize="small")
     return _save(figure, path, title)
+
+
+def _linthresh(energy_j: np.ndarray) -> dict:
+    """``symlog``'s linear range when some energies are 0: down to the least positive one
+    (in mJ), or 1 mJ when none is."""
+    positive = energy_j[energy_j > 0]
+    if positive.size == energy_j.size:
+        return {}
+    return {"linthresh": 1e3 * float(positive.min()) if positive.size else 1.0}
 
 
 def plot_sdr_vs_snr(

@@ -183,6 +183,20 @@ def test_search_plot_path_is_checked_before_the_search(capsys, tmp_path):
     assert capsys.readouterr().out == ""
 
 
+def test_search_plot_with_every_power_zero_draws_no_warning(capsys, tmp_path):
+    """Every energy 0 on a log axis: matplotlib warned and drew a broken energy axis."""
+    pytest.importorskip("matplotlib")
+    import warnings
+
+    path = tmp_path / "search.png"
+    argv = ["search", "--snr-db", "20", "--device-power", "0", "--tx-power", "0",
+            "--idle-power", "0", "--plot", str(path)]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(argv) == 0
+    assert path.stat().st_size > 1000
+
+
 def test_search_plot_with_no_feasible_plan_draws_no_warning(capsys, tmp_path):
     """Every plan infeasible: the latency panel had no bars and legend() warned."""
     pytest.importorskip("matplotlib")
