@@ -183,6 +183,17 @@ def test_search_plot_path_is_checked_before_the_search(capsys, tmp_path):
     assert capsys.readouterr().out == ""
 
 
+def test_a_dead_backhaul_warns_nothing(capsys):
+    """0 bits x inf seconds a bit over a dead backhaul: numpy's 'invalid value' warning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = run_json(capsys, "--snr-db", "20", "--cloud-flops", "1e12", "--backhaul-snr-db",
+                       "-300")  # fmt: skip
+    assert all(out["plans"][i]["cut2"] is None for i in out["pareto"])  # no cloud plan
+
+
 def test_search_plot_with_every_power_zero_draws_no_warning(capsys, tmp_path):
     """Every energy 0 on a log axis: matplotlib warned and drew a broken energy axis."""
     pytest.importorskip("matplotlib")

@@ -61,7 +61,9 @@ class LinkState:
         size = np.asarray(bits, dtype=np.float64)[..., None]
         if not np.all(np.isfinite(size) & (size >= 0)):  # a negative size gives negative time
             raise ValueError(f"bits must be finite numbers >= 0; got {bits!r}")
-        return size * self.seconds_per_bit + self.fixed_s
+        with np.errstate(invalid="ignore"):  # 0 bits over a dead link: 0 x inf, set below
+            sending = np.where(size > 0, size * self.seconds_per_bit, 0.0)
+        return sending + self.fixed_s
 
 
 @dataclass(frozen=True)
