@@ -393,3 +393,52 @@ def test_lazy_modules_not_yet_called(build):
     assert torch.equal(split(x), model(x))
     with pytest.raises(TypeError, match="got the string 'Linear'"):
         list_split_points(_LazyNet(), x, leaf_modules="Linear")
+
+
+class _Temperature(nn.Module):
+    """A learned temperature used on both sides of every cut: exp(log_t) depends on a
+    parameter alone."""
+
+    def __init__(self, dropout: bool = False) -> None:
+        super().__init__()
+        self.log_t = nn.Parameter(torch.tensor(0.3))
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 2)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.log_t.exp()
+        if self.dropout:  # random: computed twice, it would differ
+            t = F.dropout(t, 0.5, self.training)
+        return self.b(self.a(x) * t) / t
+
+
+def test_values_of_parameters_alone_are_computed_again_in_the_tail():
+    """exp(log_t) crossed every cut as a 0-d tensor: the cuts' payloads counted it, and a
+    SplitLink refused it (features must be (batch, ...))."""
+    from aiflow_comm.split import SplitLink, SplitModel
+    from aiflow_comm.split.graph import parameter_values
+
+    model, x = _Temperature().eval(), torch.randn(3, 8)
+    assert {n.name for n in parameter_values(trace_model(model).graph)} == {"exp"}
+    points = list_split_points(model, x)
+    assert [p.name for p in points] == ["exp", "a", "mul", "b"]
+    assert all(t.shape[0] == 3 for p in points for t in p.tensors)
+    for point in points:
+        split = split_model(model, point.name, x)
+        assert torch.equal(split(x), model(x))
+        linked = SplitModel(split.head, SplitLink(bits=8, group_size=8), split.tail).eval()
+        torch.testing.assert_close(linked(x), model(x), rtol=0.05, atol=0.05)
+    (grad,) = torch.autograd.grad(split_model(model, "a", x)(x).sum(), model.log_t)
+    (want,) = torch.autograd.grad(model(x).sum(), model.log_t)
+    torch.testing.assert_close(grad, want)
+
+
+def test_random_values_of_parameters_cross_once():
+    """A dropout of a parameter computed again in the tail would draw another mask."""
+    from aiflow_comm.split.graph import parameter_values
+
+    graph = trace_model(_Temperature(dropout=True)).graph
+    assert {n.name for n in parameter_values(graph)} == {"exp"}
+    model, x = _Temperature(dropout=True).train(), torch.randn(3, 8)
+    crossing = {t.name for p in list_split_points(model, x) if p.name == "a" for t in p.tensors}
+    assert crossing == {"dropout", "a"}

@@ -16,6 +16,7 @@ __all__ = [
     "follow_model_attributes",
     "graph_cuts",
     "node_labels",
+    "parameter_values",
 ]
 
 COMPUTE_OPS = ("call_module", "call_function", "call_method")
@@ -27,7 +28,8 @@ class GraphCut:
 
     ``crossing`` holds every placeholder or compute node at or before ``node`` (graph order)
     that a node after it uses, in graph order; ``crossing_names`` their labels. Parameters and
-    buffers (``get_attr`` nodes) never cross: the tail reads them itself.
+    buffers (``get_attr`` nodes) never cross: the tail reads them itself, and computes again
+    what is computed from them alone (:func:`parameter_values`).
     """
 
     name: str
@@ -61,6 +63,49 @@ def node_labels(graph: fx.Graph) -> dict[fx.Node, str]:
     return labels
 
 
+def parameter_values(graph: fx.Graph) -> set[fx.Node]:
+    """The compute nodes whose value depends on parameters and buffers alone, never on the
+    inputs (``self.log_t.exp()``): the tail computes them again rather than receive them, for a
+    link could not send them (they have no batch dimension) and the edge holds the same
+    parameters. Not those that draw random numbers or write in place, which would then run twice.
+
+    >>> class Scale(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.log_t = torch.nn.Parameter(torch.zeros(()))
+    ...     def forward(self, x):
+    ...         return x * self.log_t.exp()
+    >>> sorted(n.name for n in parameter_values(fx.symbolic_trace(Scale()).graph))
+    ['exp']
+    """
+    found: set[fx.Node] = set()
+    for n in graph.nodes:
+        inputs = n.all_input_nodes
+        if (
+            n.op in COMPUTE_OPS
+            and inputs
+            and all(m.op == "get_attr" or m in found for m in inputs)
+            and not _random_or_in_place(n)
+        ):
+            found.add(n)
+    return found
+
+
+def _random_or_in_place(n: fx.Node) -> bool:
+    """Whether ``n`` may draw random numbers (dropout, ``rand*``, a module of either) or write
+    in place (a method or function whose name ends in ``_``, or ``inplace=True``)."""
+    if n.op == "call_module":
+        module = n.graph.owning_module.get_submodule(n.target)
+        return not isinstance(module, _PURE_MODULES)
+    name = n.target if isinstance(n.target, str) else getattr(n.target, "__name__", "")
+    random = any(word in name for word in ("rand", "dropout", "bernoulli", "normal", "poisson"))
+    return random or name.endswith("_") or n.kwargs.get("inplace", False) is True
+
+
+# Modules that compute a function of their input and parameters, nothing random or in place.
+_PURE_MODULES = (nn.Linear, nn.Identity, nn.Flatten, nn.Softplus, nn.Sigmoid, nn.Tanh)
+
+
 def graph_cuts(gm: fx.GraphModule) -> list[GraphCut]:
     """Every cut of ``gm``: after each compute node but the last, in graph (execution) order.
 
@@ -75,10 +120,11 @@ def graph_cuts(gm: fx.GraphModule) -> list[GraphCut]:
     labels = node_labels(gm.graph)
     compute = [n for n in nodes if n.op in COMPUTE_OPS]
     final = compute[-1] if compute else None
+    recomputed = parameter_values(gm.graph)
     live: dict[fx.Node, None] = {}  # defined so far and used later, in graph order
     cuts = []
     for i, n in enumerate(nodes):
-        if n.op in ("placeholder", *COMPUTE_OPS) and last_use[n] > i:
+        if n.op in ("placeholder", *COMPUTE_OPS) and last_use[n] > i and n not in recomputed:
             live[n] = None
         for done in [m for m in live if last_use[m] <= i]:
             del live[done]
@@ -124,8 +170,15 @@ def cut_graph_module(gm: fx.GraphModule, cut: GraphCut) -> tuple[fx.GraphModule,
             for i, n in enumerate(cut.crossing)
         }
     after = set(nodes[stop + 1 :])
+    # What the tail reads of the head's side without receiving it: parameters and buffers, and
+    # values computed from them alone (computed again), back from their users after the cut.
+    own = parameter_values(gm.graph)
+    needed: set[fx.Node] = set()
+    for n in reversed(nodes[: stop + 1]):
+        if (n.op == "get_attr" or n in own) and not (after | needed).isdisjoint(n.users):
+            needed.add(n)
     for n in nodes:
-        if n in after or (n.op == "get_attr" and not after.isdisjoint(n.users)):
+        if n in after or n in needed:
             env[n] = tail_graph.node_copy(n, env.__getitem__)
     return (
         fx.GraphModule(gm, head_graph, f"{owner}Head"),
