@@ -3,6 +3,7 @@ bytes of the wire format over the link; seeds and bad input."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from sionna.phy.channel import AWGN as SionnaAWGN
@@ -334,6 +335,12 @@ def test_same_seed_same_bits_other_seed_other_bits() -> None:
 def test_bad_construction(kwargs: dict, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         DigitalLink(**kwargs)
+
+
+def test_numpy_integer_code_sizes() -> None:
+    """np.int64 sizes (from a NumPy sweep) were refused as not ints."""
+    link = DigitalLink("qpsk", ldpc_k=np.int64(100), ldpc_n=np.int64(200))
+    assert (link.ldpc_k, link.ldpc_n) == (100, 200) and type(link.ldpc_k) is int
 
 
 @pytest.mark.parametrize(

@@ -536,9 +536,11 @@ def _check_ldpc_sizes(k: object, n: object) -> tuple[int | None, int | None]:
             f"ldpc_k={k!r}, ldpc_n={n!r}"
         )
     for name, value in (("ldpc_k", k), ("ldpc_n", n)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, numbers.Integral)
+        ):
             raise TypeError(f"{name} must be an int or None; got {type(value).__name__}")
-    return k, n
+    return (None, None) if k is None else (int(k), int(n))  # NumPy ints as Python ints
 
 
 def _check_bits(bits: object) -> torch.Tensor:
