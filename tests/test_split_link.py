@@ -303,6 +303,41 @@ def test_forward_snr_values_are_checked() -> None:
     assert SplitLink(bits=4, link=AnalogLink(), snr_db=np.int64(10)).snr_db == 10.0
 
 
+def test_one_snr_value_in_a_tensor_of_shape_1_and_nan_named() -> None:
+    """A (1,)-shaped SNR was refused over an AnalogLink, with the inner complex shape quoted;
+    a NaN in a tensor SNR was reported as 'ebno_db' by the digital surrogate."""
+    analog = SplitLink(bits=4, group_size=8, link=AnalogLink(RayleighFading(generator=0)),
+                       snr_db=10.0, generator=0)  # fmt: skip
+    features = torch.randn(4, 32)
+    assert analog(features, snr_db=torch.tensor([5.0])).shape == (4, 32)
+    digital = SplitLink(bits=4, group_size=8, link=DigitalLink(generator=0), snr_db=10.0)
+    with pytest.raises(ValueError, match=r"snr_db must be finite; got \[nan, 10.0\]"):
+        digital.train()(torch.randn(2, 8), snr_db=torch.tensor([float("nan"), 10.0]))
+    with pytest.raises(ValueError, match="group_size"):  # checked without bits too
+        SplitLink(bits=None, group_size=0)
+
+
+def test_digital_eval_decodes_with_the_fused_decoder() -> None:
+    """Over a DigitalLink eval decoded the packets, then ran the decoder on the floats: never
+    the fused dequantize_project that decode() runs."""
+    torch.manual_seed(3)
+    encoder, decoder = nn.Linear(32, 16), nn.Linear(16, 32)
+    digital = SplitLink(bits=8, group_size=8, encoder=encoder, decoder=decoder,
+                        link=DigitalLink("16qam", generator=0), snr_db=40.0).eval()  # fmt: skip
+    features = torch.randn(3, 32)
+    want = torch.cat([digital.decode(digital.encode(f[None])) for f in features])
+    assert torch.equal(digital(features), want) and digital.erasures == 0
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_training_over_a_channel_without_a_surrogate_says_what_to_do() -> None:
+    """The error told the user to pass a measured error rate, which SplitLink cannot take."""
+    ofdm = DigitalLink("qpsk", channel=OFDMChannel("tdl", "A", generator=0))
+    link = SplitLink(bits=4, group_size=8, link=ofdm, snr_db=30.0).train()
+    with pytest.raises(NotImplementedError, match="SplitLink trains over a DigitalLink by"):
+        link(torch.randn(3, 40))
+
+
 def test_keep_mode_over_an_analog_link_counts_the_message() -> None:
     analog = SplitLink(bits=4, group_size=16, link=AnalogLink(), snr_db=10.0, on_error="keep")
     features = torch.randn(2, 64)
@@ -324,6 +359,13 @@ def test_eval_under_autocast_returns_autocast_dtype_as_training_does(conv):
         deployed = link.eval()(x)
     assert trained.dtype == deployed.dtype == torch.bfloat16
     assert link.eval()(x).dtype == torch.float32  # autocast off: float32 as before
+    # The fused encoder's codes are recorded as the encoder's own output would be; with the
+    # decoder left out, eval returned float32 while training returned bfloat16.
+    encoder_only = SplitLink(8, 8, encoder=link.encoder)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert encoder_only.eval()(x).dtype == torch.bfloat16
+        assert QuantizedTensor.from_bytes(encoder_only.encode(x)).dtype == torch.bfloat16
+        assert encoder_only.train()(x).dtype == torch.bfloat16
 
 
 def _spectral_norm_after_a_step() -> nn.Module:

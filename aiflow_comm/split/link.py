@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 
@@ -19,7 +20,7 @@ from aiflow_comm.kernels.fused_layers import (
     project_quantize_conv1x1,
     project_quantize_linear,
 )
-from aiflow_comm.kernels.layout import check_quant_args, check_symmetric
+from aiflow_comm.kernels.layout import check_group_size, check_quant_args, check_symmetric
 from aiflow_comm.split.points import evaluating
 
 __all__ = ["ON_ERROR", "SplitLink"]
@@ -80,6 +81,15 @@ def _as_autocast(y: torch.Tensor) -> torch.Tensor:
     if torch.is_autocast_enabled(kind):
         return y.to(torch.get_autocast_dtype(kind))
     return y
+
+
+def _as_autocast_codes(q: QuantizedTensor) -> QuantizedTensor:
+    """``q`` recorded as of autocast's dtype where autocast is on for its device (the dtype the
+    encoder layer itself would have returned), else as it is."""
+    kind = q.codes.device.type
+    if torch.is_autocast_enabled(kind):
+        return dataclasses.replace(q, dtype=torch.get_autocast_dtype(kind))
+    return q
 
 
 def _finite(snr_db: numbers.Real) -> float:
@@ -173,6 +183,8 @@ class SplitLink(nn.Module):
         super().__init__()
         if bits is not None:
             check_quant_args(bits, group_size)
+        else:  # unused without bits, but shown by repr and used once bits are set
+            check_group_size(group_size)
         if link is not None and not isinstance(link, AnalogLink | DigitalLink):
             raise TypeError(
                 f"link must be an AnalogLink, a DigitalLink or None; got {type(link).__name__}"
@@ -228,7 +240,9 @@ class SplitLink(nn.Module):
                 f"snr_db must hold one value or one per example ({batch}); got shape "
                 f"{tuple(snr_db.shape)}"
             )
-        return snr_db
+        if snr_db.is_cpu and not bool(torch.isfinite(snr_db).all()):  # no device sync
+            raise ValueError(f"snr_db must be finite; got {snr_db.tolist()}")
+        return snr_db.reshape(()) if snr_db.numel() == 1 else snr_db  # one value for all
 
     def encode(self, features: torch.Tensor) -> bytes:
         """Deployment, device side: encoder, quantization and the wire format's bytes."""
@@ -274,7 +288,7 @@ class SplitLink(nn.Module):
         if self.training:
             z = self._train_path(self._encoded(features), snr)
         elif isinstance(self.link, DigitalLink):
-            z = self._send_packets(features, snr)
+            return self._send_packets(features, snr)
         else:
             z = self._encoded(features) if self.bits is None else self._sent_codes(features)
             if self.link is not None:
@@ -283,7 +297,16 @@ class SplitLink(nn.Module):
 
     def _train_path(self, z: torch.Tensor, snr: float | torch.Tensor | None) -> torch.Tensor:
         if isinstance(self.link, DigitalLink):
-            p = self.link.surrogate_error_rate(snr)
+            try:
+                p = self.link.surrogate_error_rate(snr)
+            except NotImplementedError as error:
+                raise NotImplementedError(
+                    "SplitLink trains over a DigitalLink by flipping code bits at the link's "
+                    f"closed-form error rate, and this one has none ({error}). Train over an "
+                    "AWGN, Rayleigh or Rician DigitalLink (or an OFDMChannel with "
+                    "normalize_channel=False, csi='perfect', profiles A-C) or an AnalogLink, "
+                    "and evaluate over this link (eval mode sends the real packets)."
+                ) from error
             if isinstance(p, torch.Tensor):
                 p = p.reshape(p.shape + (1,) * (z.dim() - p.dim()))
             return quantized_bit_flip_ste(
@@ -297,30 +320,34 @@ class SplitLink(nn.Module):
         return z if self.link is None else self.link(z, snr)
 
     def _send_packets(self, features: torch.Tensor, snr: float | torch.Tensor) -> torch.Tensor:
-        """Each example as its own packet; the decoded codes, in the encoder's layout."""
+        """Each example as its own packet, received per ``on_error`` and decoded as
+        :meth:`decode` does (the decoder fused with dequantization where it can be)."""
         if features.shape[0] == 0:  # no packet to send
-            return self._sent_codes(features)
+            return self._decoded_codes(self._quantized(features))
         received = []
         if isinstance(snr, torch.Tensor):
             snr = snr.reshape(-1).expand(features.shape[0])  # one value or one per example
         for i in range(features.shape[0]):
             snr_i = snr[i] if isinstance(snr, torch.Tensor) else snr
             received.append(self._receive(self._quantized(features[i : i + 1]), snr_i))
-        return torch.cat(received).movedim(-1, self.group_dim)
+        return torch.cat(received)
 
     def _receive(self, q: QuantizedTensor, snr_db: float | torch.Tensor) -> torch.Tensor:
-        """One example's packet over the digital link, decoded per ``on_error``."""
+        """One example's packet over the digital link, received per ``on_error`` and decoded;
+        an erased packet decodes as zero features."""
         if self.on_error == "keep":
             sent = q.codes.cpu().numpy().tobytes()
             codes, _ = self.link.send_bytes(sent, snr_db, device=q.device)
             q.codes.view(-1).copy_(torch.frombuffer(bytearray(codes), dtype=torch.uint8))
-            return q.dequantize()
+            return self._decoded_codes(q)
         payload, _ = self.link.send_bytes(q.to_bytes(), snr_db, device=q.device)
         try:
-            return QuantizedTensor.from_bytes(payload).to(q.device).dequantize()
+            return self._decoded_codes(QuantizedTensor.from_bytes(payload).to(q.device))
         except WireFormatError:
             self.erasures += 1
-            return torch.zeros(q.shape, dtype=q.dtype, device=q.device)
+            zeros = torch.zeros(q.shape, dtype=q.dtype, device=q.device)
+            with torch.no_grad():
+                return self._decoded(zeros.movedim(-1, self.group_dim))
 
     def _encoded(self, features: torch.Tensor) -> torch.Tensor:
         _check_features(features)
@@ -369,10 +396,12 @@ class SplitLink(nn.Module):
         with torch.no_grad():
             kind = _fusable(self.encoder)
             if kind == "linear":
-                return project_quantize_linear(features, self.encoder, **options)
-            if kind == "conv1x1" and features.dim() == 4:
-                return project_quantize_conv1x1(features, self.encoder, **options)
-            return self._quantize(self._encoded(features))
+                q = project_quantize_linear(features, self.encoder, **options)
+            elif kind == "conv1x1" and features.dim() == 4:
+                q = project_quantize_conv1x1(features, self.encoder, **options)
+            else:
+                return self._quantize(self._encoded(features))
+            return _as_autocast_codes(q)
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, group_size={self.group_size}, snr_db={self.snr_db}"
