@@ -47,3 +47,24 @@ def test_fake_tensors_get_the_layout_shapes():
         decoded = dequantize_packed(codes, scales, zero_points, 2, 8, 33, False, torch.float16)
     assert codes.shape == (28, 9) and scales.shape == (28, 5) and zero_points.shape == (28, 5)
     assert decoded.shape == (28, 33) and decoded.dtype == torch.float16
+
+
+def test_a_split_link_compiles_over_an_analog_link_and_in_deployment():
+    """torch.compile raised inside dynamo: over an AnalogLink ("Tensor must have a last
+    dimension of size 2", the complex view of real pairs) and in eval mode (numpy's astype on a
+    fake tensor in to_bytes). Both now run those parts eagerly."""
+    import warnings
+
+    from aiflow_comm.channel import AWGN, AnalogLink
+    from aiflow_comm.split import SplitLink
+
+    features = torch.randn(4, 32, requires_grad=True)
+    analog = SplitLink(bits=4, group_size=8, link=AnalogLink(AWGN(generator=0)), snr_db=40.0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", ".*lru_cache")  # the backend resolver's cache warned
+        out = torch.compile(analog)(features)
+    out.sum().backward()
+    assert out.shape == (4, 32) and features.grad is not None
+    torch.testing.assert_close(out, features.detach(), rtol=0.1, atol=0.5)  # 4 bits, 40 dB
+    deployed = SplitLink(bits=4, group_size=8).eval()
+    assert torch.equal(torch.compile(deployed)(features), deployed(features))

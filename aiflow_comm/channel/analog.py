@@ -106,6 +106,9 @@ class AnalogLink(nn.Module):
         """Complex channel uses per example for ``features``: ``ceil(values per example / 2)``."""
         return math.ceil(math.prod(features.shape[1:]) / 2)
 
+    # torch.compile runs the link eagerly (a graph break): dynamo cannot make fake tensors of
+    # the complex views of real pairs it works on ("last dimension of size 2").
+    @torch.compiler.disable
     def forward(self, features: torch.Tensor, snr_db: float | torch.Tensor) -> torch.Tensor:
         if isinstance(snr_db, torch.Tensor) and snr_db.dim() > 1:  # symbols are internal
             raise ValueError(

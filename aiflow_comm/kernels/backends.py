@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import importlib
 import os
 import warnings
@@ -105,7 +104,10 @@ def backend_resolver(
         'cpp'
     """
 
-    @functools.cache
+    # A plain dict, not functools.cache: torch.compile traces into a cache wrapper with a
+    # warning ("silent incorrectness is a potential risk") on every compiled call site.
+    resolved: dict[tuple[str, str], str] = {}
+
     def on_type(backend: str, device_type: str) -> str:
         if backend not in (*names, "auto"):
             raise ValueError(f"backend must be 'auto' or one of {names}; got {backend!r}")
@@ -119,7 +121,10 @@ def backend_resolver(
     def resolve(backend: str, device: torch.device) -> str:
         if not isinstance(backend, str):  # before the cache: it may not even hash
             raise ValueError(f"backend must be 'auto' or one of {names}; got {backend!r}")
-        return on_type(backend, device.type)
+        key = (backend, device.type)
+        if key not in resolved:
+            resolved[key] = on_type(*key)
+        return resolved[key]
 
     return resolve
 

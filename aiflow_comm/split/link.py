@@ -244,10 +244,13 @@ class SplitLink(nn.Module):
             raise ValueError(f"snr_db must be finite; got {snr_db.tolist()}")
         return snr_db.reshape(()) if snr_db.numel() == 1 else snr_db  # one value for all
 
+    # The byte paths run eagerly under torch.compile (a graph break): bytes are host data.
+    @torch.compiler.disable
     def encode(self, features: torch.Tensor) -> bytes:
         """Deployment, device side: encoder, quantization and the wire format's bytes."""
         return self._quantized(features).to_bytes()
 
+    @torch.compiler.disable
     def decode(self, payload: bytes | bytearray | memoryview) -> torch.Tensor:
         """Deployment, edge side: bytes back to features (dequantize, then the decoder)."""
         return self._decoded_codes(QuantizedTensor.from_bytes(payload))
@@ -319,6 +322,7 @@ class SplitLink(nn.Module):
             z = z.movedim(-1, self.group_dim)
         return z if self.link is None else self.link(z, snr)
 
+    @torch.compiler.disable
     def _send_packets(self, features: torch.Tensor, snr: float | torch.Tensor) -> torch.Tensor:
         """Each example as its own packet, received per ``on_error`` and decoded as
         :meth:`decode` does (the decoder fused with dequantization where it can be)."""
