@@ -397,6 +397,23 @@ def test_half_precision_models_say_what_to_run_in(dtype: torch.dtype) -> None:
         model(torch.randn(2, 6, dtype=dtype), 10.0)
 
 
+@pytest.mark.parametrize("snr_db", [-300.0, -20.0, 0.0, 13.0, 300.0, 3100.0])
+def test_opta_at_any_finite_snr(snr_db: float) -> None:
+    """10**(snr_db/10) overflowed past about 3083 dB: `train gaussian --snr-db 4000` ended in
+    an OverflowError traceback after training (and 1 + 1e-30 lost a tiny SNR's capacity)."""
+    from decimal import Decimal, getcontext
+
+    from aiflow_comm.recipes.gaussian import opta_db
+    from aiflow_comm.semantic.metrics import one_plus_snr_db
+
+    getcontext().prec = 60
+    exact = float(10 * (1 + Decimal(10) ** (Decimal(snr_db) / 10)).log10())
+    assert one_plus_snr_db(snr_db) == pytest.approx(exact, rel=1e-12, abs=1e-300)
+    assert opta_sdr_db(0.5, snr_db) == pytest.approx(exact, rel=1e-12, abs=1e-300)
+    assert opta_db("awgn", 2.0, snr_db) == pytest.approx(2 * exact, rel=1e-12, abs=1e-300)
+    assert one_plus_snr_db(1e10) == 1e10  # far past Decimal's range: the asymptote
+
+
 def test_opta_refuses_infinite_arguments_and_takes_numpy_numbers() -> None:
     assert opta_sdr_db(0.5, np.float32(3.0)) == pytest.approx(opta_sdr_db(0.5, 3.0))
     with pytest.raises(ValueError, match="ratio must be a finite number > 0"):

@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from aiflow_comm.recipes.runner import check_positive, torch_threads, tqdm_disable
+from aiflow_comm.semantic.metrics import one_plus_snr_db
 
 __all__ = [
     "CHANNELS",
@@ -85,7 +86,7 @@ def opta_db(channel: str, ratio: float, snr_db: float) -> float:
     if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not ratio > 0:
         raise ValueError(f"ratio must be a number > 0 (real channel dims per value); got {ratio!r}")
     if channel == "awgn":
-        return ratio * 10.0 * math.log10(1.0 + 10.0 ** (snr_db / 10.0))
+        return ratio * one_plus_snr_db(snr_db)
     capacity = float(ergodic_capacity_rayleigh(snr_db))  # bits per complex channel use
     return ratio * capacity * 10.0 * math.log10(2.0)
 

@@ -7,7 +7,7 @@ import numbers
 
 import torch
 
-__all__ = ["accuracy", "opta_sdr_db", "psnr_db", "sdr_db"]
+__all__ = ["accuracy", "one_plus_snr_db", "opta_sdr_db", "psnr_db", "sdr_db"]
 
 
 def _check_tensor(name: str, value: object) -> None:
@@ -106,4 +106,19 @@ def opta_sdr_db(ratio: float, snr_db: float) -> float:
         raise TypeError(f"snr_db must be a number; got {type(snr_db).__name__}")
     if not math.isfinite(snr_db):
         raise ValueError(f"snr_db must be finite; got {snr_db}")
-    return 2.0 * ratio * 10.0 * math.log10(1.0 + 10.0 ** (snr_db / 10.0))
+    return 2.0 * ratio * one_plus_snr_db(snr_db)
+
+
+def one_plus_snr_db(snr_db: float) -> float:
+    """``10 log10(1 + 10**(snr_db / 10))``, capacity in dB terms, at any finite ``snr_db``:
+    above 0 dB as ``snr_db + 10 log10(1 + 10**(-snr_db / 10))``, whose power never overflows
+    (``10**(snr_db / 10)`` does past about 3083 dB), and through ``log1p``, which keeps the
+    digits of a tiny SNR (``1 + 1e-30`` is 1).
+
+    >>> round(one_plus_snr_db(0.0), 4), one_plus_snr_db(5000.0)
+    (3.0103, 5000.0)
+    """
+    tens = 10.0 / math.log(10.0)
+    if snr_db > 0:
+        return snr_db + tens * math.log1p(10.0 ** (-snr_db / 10.0))
+    return tens * math.log1p(10.0 ** (snr_db / 10.0))
