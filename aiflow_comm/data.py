@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import numbers
 from collections.abc import Iterable
@@ -32,8 +33,8 @@ def sample_images(names: Iterable[str] | str = SAMPLE_IMAGES) -> list[torch.Tens
         ) from error
     images = []
     for name in [names] if isinstance(names, str) else names:
-        loader = getattr(data, name, None)
-        if loader is None or not callable(loader):
+        loader = None if name in _NOT_SAMPLES or name.startswith("_") else getattr(data, name, None)
+        if loader is None or not callable(loader) or _needs_arguments(loader):
             raise ValueError(f"unknown scikit-image sample {name!r}; try one of {SAMPLE_IMAGES}")
         array = loader()
         if not isinstance(array, np.ndarray) or not (
@@ -50,6 +51,25 @@ def sample_images(names: Iterable[str] | str = SAMPLE_IMAGES) -> list[torch.Tens
     return images
 
 
+# Callables of skimage.data that are not samples and take no argument: download_all fetches
+# every sample over the network.
+_NOT_SAMPLES = frozenset({"download_all"})
+
+
+def _needs_arguments(loader: object) -> bool:
+    """Whether ``loader`` has a parameter without a default (``file_hash(path)``: no sample)."""
+    try:
+        parameters = inspect.signature(loader).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(
+        p.default is inspect.Parameter.empty
+        and p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                       inspect.Parameter.KEYWORD_ONLY)
+        for p in parameters
+    )  # fmt: skip
+
+
 def _unit_range(pixels: torch.Tensor) -> torch.Tensor:
     """Integer pixels over their type's full range, booleans as 0/1, floats as they are."""
     if pixels.dtype == torch.bool or pixels.is_floating_point():
@@ -60,7 +80,7 @@ def _unit_range(pixels: torch.Tensor) -> torch.Tensor:
 def stack_dataset(dataset: Iterable, limit: int | None = None) -> torch.Tensor:
     """Stack the inputs of a map-style or iterable ``Dataset`` (items ``x`` or ``(x, ...)``).
 
-    ``limit`` (an int >= 0, or ``None`` for all) caps the items read. The inputs must be
+    ``limit`` (an int >= 1, or ``None`` for all) caps the items read. The inputs must be
     tensors, arrays or numbers of one shape; otherwise the error names the first bad item.
 
     Example:
@@ -68,11 +88,13 @@ def stack_dataset(dataset: Iterable, limit: int | None = None) -> torch.Tensor:
         torch.Size([2, 2])
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral)):
-        raise TypeError(f"limit must be an int >= 0 or None; got {type(limit).__name__}")
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit must be an int >= 0 or None; got {limit}")
+        raise TypeError(f"limit must be an int >= 1 or None; got {type(limit).__name__}")
+    if limit is not None and limit < 1:  # nothing to stack: no shape to give the result
+        raise ValueError(f"limit must be an int >= 1 or None; got {limit}")
     limit = None if limit is None else int(limit)  # a numpy integer, as range() and islice() take
-    if hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__"):
+    # An IterableDataset may define __len__, and inherits a __getitem__ that raises.
+    iterable = isinstance(dataset, torch.utils.data.IterableDataset)
+    if not iterable and hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__"):
         # Map-style: by index up to len(). Iterating one calls __getitem__ until IndexError,
         # past len() (or forever, for a dataset that makes item i from seed i).
         count = len(dataset) if limit is None else min(limit, len(dataset))

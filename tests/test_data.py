@@ -19,6 +19,11 @@ def test_sample_images_are_normalized_three_channel_tensors():
 def test_unknown_sample_raises():
     with pytest.raises(ValueError, match="unknown"):
         sample_images(["not_a_photo"])
+    # Callables of skimage.data that are not samples: file_hash(path) raised TypeError, and
+    # download_all would fetch every sample over the network.
+    for name in ("file_hash", "download_all", "__getattr__"):
+        with pytest.raises(ValueError, match=f"unknown scikit-image sample '{name}'"):
+            sample_images([name])
 
 
 def test_stack_dataset_from_a_torch_dataset():
@@ -53,16 +58,34 @@ def test_stack_dataset_stops_at_the_datasets_length():
 
 def test_stack_dataset_names_a_bad_limit_or_item():
     dataset = torch.utils.data.TensorDataset(torch.ones(3, 2))
-    with pytest.raises(ValueError, match=r"limit must be an int >= 0 or None; got -1"):
+    with pytest.raises(ValueError, match=r"limit must be an int >= 1 or None; got -1"):
         stack_dataset(iter(dataset), limit=-1)  # islice's own message did not name it
-    with pytest.raises(ValueError, match=r"limit must be an int >= 0 or None; got -1"):
+    with pytest.raises(ValueError, match=r"limit must be an int >= 1 or None; got -1"):
         stack_dataset(dataset, limit=-1)  # was "dataset is empty"
-    with pytest.raises(TypeError, match=r"limit must be an int >= 0 or None; got float"):
+    with pytest.raises(TypeError, match=r"limit must be an int >= 1 or None; got float"):
         stack_dataset(dataset, limit=2.0)
+    with pytest.raises(ValueError, match=r"limit must be an int >= 1 or None; got 0"):
+        stack_dataset(dataset, limit=0)  # was "dataset is empty", of a dataset that is not
     with pytest.raises(TypeError, match=r"item 0: .* got dict"):
         stack_dataset([{"image": torch.ones(2), "label": 0}])
     with pytest.raises(ValueError, match=r"item 1: .* one shape.*\(3,\) after \(2,\)"):
         stack_dataset([torch.ones(2), torch.ones(3)])
+
+
+class _Stream(torch.utils.data.IterableDataset):
+    """An iterable dataset that knows its length (PyTorch allows it)."""
+
+    def __len__(self) -> int:
+        return 3
+
+    def __iter__(self):
+        yield from ((torch.full((2,), float(i)), i) for i in range(3))
+
+
+def test_stack_dataset_iterates_an_iterable_dataset_with_a_length():
+    """It was indexed, through Dataset's own __getitem__, which raises NotImplementedError."""
+    assert torch.equal(stack_dataset(_Stream())[:, 0], torch.tensor([0.0, 1.0, 2.0]))
+    assert stack_dataset(_Stream(), limit=2).shape == (2, 2)
 
 
 def test_stack_dataset_takes_a_numpy_integer_limit():
