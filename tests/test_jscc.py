@@ -123,6 +123,16 @@ def test_vector_ratio_and_symbol_count(dim: int, ratio: float, k: int) -> None:
 
 
 @pytest.mark.parametrize(
+    ("dim", "ratio", "k"),
+    [(25, 0.58, 15), (45, 0.7, 32), (50, 0.29, 15), (50, 0.57, 29), (8, 0.5, 4), (3, 1 / 3, 1)],
+)
+def test_symbol_counts_round_decimal_halves_up(dim: int, ratio: float, k: int) -> None:
+    """0.58 x 25 is 14.499999999999998 in binary: 14 channel uses where the documented
+    rounding of 14.5 (halves up) gives 15."""  # fmt: skip
+    assert VectorEncoder(dim, ratio).num_symbols == k
+
+
+@pytest.mark.parametrize(
     ("channels", "ratio", "latent", "height", "width"),
     [
         (3, 1 / 6, 16, 8, 8),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from fractions import Fraction
 
 import torch
 
@@ -16,6 +17,7 @@ __all__ = [
     "check_real",
     "check_shape",
     "check_symbols",
+    "decimal_times",
     "halves_to_symbols",
     "round_half_up",
     "symbols_to_halves",
@@ -41,13 +43,23 @@ def check_ratio(ratio: object) -> float:
     return float(ratio)
 
 
-def round_half_up(value: float) -> int:
+def round_half_up(value: float | Fraction) -> int:
     """Nearest integer, halves rounded up (``round`` rounds halves to even).
 
     >>> round_half_up(2.5), round(2.5)
     (3, 2)
     """
-    return math.floor(value + 0.5)
+    return math.floor(value + Fraction(1, 2))
+
+
+def decimal_times(ratio: float, count: int) -> Fraction:
+    """``ratio * count`` exactly, ``ratio`` read as the decimal it prints as: in binary
+    ``0.58 * 25`` is 14.499999999999998, which rounds to 14 where 14.5 rounds to 15.
+
+    >>> decimal_times(0.58, 25)
+    Fraction(29, 2)
+    """
+    return Fraction(repr(float(ratio))) * count
 
 
 def check_real(x: object, name: str, rank: int) -> torch.Tensor:

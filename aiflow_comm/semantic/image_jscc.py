@@ -14,6 +14,7 @@ from aiflow_comm.semantic._common import (
     check_real,
     check_shape,
     check_symbols,
+    decimal_times,
     halves_to_symbols,
     round_half_up,
     symbols_to_halves,
@@ -40,7 +41,7 @@ def latent_channels(channels: int, ratio: float) -> int:
     (16, 8, 2)
     """
     check_positive_int("channels", channels)
-    return 2 * max(1, round_half_up(16 * channels * check_ratio(ratio)))
+    return 2 * max(1, round_half_up(decimal_times(check_ratio(ratio), 16 * channels)))
 
 
 class _ImageShape(nn.Module):

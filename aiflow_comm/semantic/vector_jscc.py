@@ -14,6 +14,7 @@ from aiflow_comm.semantic._common import (
     check_real,
     check_shape,
     check_symbols,
+    decimal_times,
     halves_to_symbols,
     round_half_up,
     symbols_to_halves,
@@ -39,7 +40,7 @@ class _VectorShape(nn.Module):
                 "and a linear model (hidden=0) has none"
             )
         self.hidden = hidden
-        self.num_symbols = max(1, round_half_up(self.requested_ratio * dim))
+        self.num_symbols = max(1, round_half_up(decimal_times(self.requested_ratio, dim)))
 
     @property
     def ratio(self) -> float:
@@ -68,8 +69,8 @@ class _VectorShape(nn.Module):
 class VectorEncoder(_VectorShape):
     """MLP encoder: real vectors ``(batch, dim)`` to power-normalized complex symbols.
 
-    ``k = max(1, round(ratio * dim))`` complex channel uses (halves rounded up); :attr:`ratio`
-    is the achieved ``k / dim``. Two hidden layers (``Linear`` + ``PReLU``), each followed by
+    ``k = max(1, round(ratio * dim))`` complex channel uses (halves rounded up, ``ratio`` read
+    as the decimal it prints as: 0.58 x 25 gives 15); :attr:`ratio` is the achieved ``k / dim``. Two hidden layers (``Linear`` + ``PReLU``), each followed by
     an :class:`~aiflow_comm.semantic.SNRAttention` when ``snr_adaptive``; a linear layer gives
     ``2k`` values, paired into ``k`` complex symbols and scaled to unit average energy per
     symbol, per example (:func:`~aiflow_comm.channel.normalize_power`). ``hidden=0`` leaves
