@@ -70,8 +70,9 @@ class VectorEncoder(_VectorShape):
     """MLP encoder: real vectors ``(batch, dim)`` to power-normalized complex symbols.
 
     ``k = max(1, round(ratio * dim))`` complex channel uses (halves rounded up, ``ratio`` read
-    as the decimal it prints as: 0.58 x 25 gives 15); :attr:`ratio` is the achieved ``k / dim``. Two hidden layers (``Linear`` + ``PReLU``), each followed by
-    an :class:`~aiflow_comm.semantic.SNRAttention` when ``snr_adaptive``; a linear layer gives
+    as the decimal it prints as: 0.58 x 25 gives 15); :attr:`ratio` is the achieved
+    ``k / dim``. Two hidden layers (``Linear`` + ``PReLU``), each followed by an
+    :class:`~aiflow_comm.semantic.SNRAttention` when ``snr_adaptive``; a linear layer gives
     ``2k`` values, paired into ``k`` complex symbols and scaled to unit average energy per
     symbol, per example (:func:`~aiflow_comm.channel.normalize_power`). ``hidden=0`` leaves
     out the hidden layers: one linear (affine) layer, then the power normalization.
