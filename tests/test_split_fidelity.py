@@ -249,7 +249,8 @@ def test_what_the_check_must_not_refuse():
 
     x = torch.randn(3, 4)
     assert [p.name for p in list_split_points(Noisy(), x, leaf_modules=[AnalogLink])] == [
-        "enc", "link"
+        "enc",
+        "link",
     ]
     model = WritesInput().eval()
     assert [p.name for p in list_split_points(model, x.clone())] == ["mul_", "relu"]
