@@ -424,6 +424,22 @@ def test_opta_at_any_finite_snr(snr_db: float) -> None:
     assert one_plus_snr_db(1e10) == 1e10  # far past Decimal's range: the asymptote
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_inputs_of_another_float_dtype_meet_the_models(dtype: torch.dtype) -> None:
+    """A float64 array from NumPy (or float16 data) failed inside the first layer: 'mat1 and
+    mat2 must have the same dtype'."""
+    torch.manual_seed(0)
+    vector = VectorJSCC(8, 0.5, AWGN(generator=0), hidden=8)
+    x = torch.randn(2, 8)
+    want = vector.encoder(x.to(dtype).float())
+    torch.testing.assert_close(vector.encoder(x.to(dtype)), want)
+    assert vector(x.to(dtype), 10.0).dtype == torch.float32
+    symbols = want.to(torch.complex128)
+    torch.testing.assert_close(vector.decoder(symbols), vector.decoder(want), rtol=1e-6, atol=1e-6)
+    image = ImageJSCC(3, 1 / 6, AWGN(generator=0), hidden=8)
+    assert image(torch.rand(2, 3, 8, 8).to(dtype), 10.0).dtype == torch.float32
+
+
 def test_opta_refuses_infinite_arguments_and_takes_numpy_numbers() -> None:
     assert opta_sdr_db(0.5, np.float32(3.0)) == pytest.approx(opta_sdr_db(0.5, 3.0))
     with pytest.raises(ValueError, match="ratio must be a finite number > 0"):

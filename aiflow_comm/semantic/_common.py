@@ -19,6 +19,7 @@ __all__ = [
     "check_symbols",
     "decimal_times",
     "halves_to_symbols",
+    "in_model_dtype",
     "round_half_up",
     "symbols_to_halves",
 ]
@@ -71,6 +72,18 @@ def check_real(x: object, name: str, rank: int) -> torch.Tensor:
     if x.dim() != rank:
         raise ValueError(f"{name} must have {rank} dimensions; got shape {tuple(x.shape)}")
     return x
+
+
+def in_model_dtype(x: torch.Tensor, model: torch.nn.Module) -> torch.Tensor:
+    """``x`` in the dtype of ``model``'s parameters (its complex counterpart for complex ``x``):
+    a float64 array from NumPy, or float16 data, meets a float32 model as its layers would
+    have it (a mismatch failed inside the first layer).
+
+    >>> in_model_dtype(torch.ones(1, dtype=torch.float64), torch.nn.Linear(1, 1)).dtype
+    torch.float32
+    """
+    dtype = next(model.parameters()).dtype
+    return x.to(dtype.to_complex() if x.is_complex() else dtype)
 
 
 def check_symbols(symbols: object, accepted: str) -> torch.Tensor:

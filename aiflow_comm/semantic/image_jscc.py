@@ -16,6 +16,7 @@ from aiflow_comm.semantic._common import (
     check_symbols,
     decimal_times,
     halves_to_symbols,
+    in_model_dtype,
     round_half_up,
     symbols_to_halves,
 )
@@ -146,7 +147,7 @@ class ImageEncoder(_ImageShape):
     def forward(self, x: torch.Tensor, snr_db: float | torch.Tensor | None = None) -> torch.Tensor:
         check_real(x, "x", rank=4)
         self.check_image_shape(tuple(x.shape), "x.shape")
-        return halves_to_symbols(self.head(self.body(x, snr_db)))
+        return halves_to_symbols(self.head(self.body(in_model_dtype(x, self), snr_db)))
 
 
 class ImageDecoder(_ImageShape):
@@ -227,7 +228,8 @@ class ImageDecoder(_ImageShape):
         *,
         output_shape: Sequence[int] | None = None,
     ) -> torch.Tensor:
-        check_symbols(symbols, f"= {self.latent_channels // 2} * H/4 * W/4")
+        symbols = check_symbols(symbols, f"= {self.latent_channels // 2} * H/4 * W/4")
+        symbols = in_model_dtype(symbols, self)
         height, width = self.latent_size(symbols, output_shape)
         maps = symbols_to_halves(symbols, (self.latent_channels // 2, height, width))
         return self.head(self.body(maps, snr_db))

@@ -16,6 +16,7 @@ from aiflow_comm.semantic._common import (
     check_symbols,
     decimal_times,
     halves_to_symbols,
+    in_model_dtype,
     round_half_up,
     symbols_to_halves,
 )
@@ -110,7 +111,7 @@ class VectorEncoder(_VectorShape):
         check_real(x, "x", rank=2)
         if x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (batch, {self.dim}); got {tuple(x.shape)}")
-        return halves_to_symbols(self.head(self.body(x, snr_db)))
+        return halves_to_symbols(self.head(self.body(in_model_dtype(x, self), snr_db)))
 
 
 class VectorDecoder(_VectorShape):
@@ -148,7 +149,7 @@ class VectorDecoder(_VectorShape):
         *,
         output_shape: Sequence[int] | None = None,
     ) -> torch.Tensor:
-        check_symbols(symbols, f"= {self.num_symbols}")
+        symbols = in_model_dtype(check_symbols(symbols, f"= {self.num_symbols}"), self)
         if symbols.shape[1] != self.num_symbols:
             raise ValueError(
                 f"symbols must have shape (batch, {self.num_symbols}); got {tuple(symbols.shape)}"
