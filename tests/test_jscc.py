@@ -502,6 +502,10 @@ def test_metrics_refuse_arrays_complex_tensors_and_odd_max_values_naming_them() 
         with pytest.raises(TypeError, match=r"max_value must be a number > 0; got"):
             psnr_db(x, x, max_value=bad)
     assert psnr_db(x, x + 0.1, max_value=torch.tensor(1.0)).tolist() == pytest.approx([20.0] * 2)
+    # A tensor of one peak per example failed in math.isfinite ("only one element tensors").
+    with pytest.raises(ValueError, match=r"max_value must be a number or a one-value tensor"):
+        psnr_db(x, x + 0.1, max_value=torch.tensor([1.0, 2.0]))
+    assert psnr_db(x, x + 0.1, max_value=torch.tensor([1.0])).tolist() == pytest.approx([20.0] * 2)
 
 
 def test_attention_refuses_a_scale_that_is_not_a_number_naming_it() -> None:

@@ -42,6 +42,10 @@ def psnr_db(
     _check_pair(reference, estimate)
     if isinstance(max_value, bool) or not isinstance(max_value, numbers.Real | torch.Tensor):
         raise TypeError(f"max_value must be a number > 0; got {type(max_value).__name__}")
+    if isinstance(max_value, torch.Tensor) and max_value.numel() != 1:  # one peak for all
+        raise ValueError(
+            f"max_value must be a number or a one-value tensor; got shape {tuple(max_value.shape)}"
+        )
     if not (math.isfinite(max_value) and max_value > 0):
         raise ValueError(f"max_value must be a finite number > 0; got {max_value}")
     if reference.dim() < 2:
