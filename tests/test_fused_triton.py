@@ -154,6 +154,23 @@ def test_non_finite_projection_raises(backend, device):
         project_quantize(x[:2] * 1e30, weight * 1e30, None, 4, 8, symmetric=False, backend=backend)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy (interpreter) on inf * 0
+@pytest.mark.parametrize(("backend", "device"), FUSED)
+def test_unchecked_inf_codes_in_a_padded_group_are_the_references(backend, device):
+    """Symmetric groups padded to a power of two took the padding's max: x @ 0 is NaN where x
+    holds Inf, so the divisor fell back to 1 and an Inf got code 255 where the reference's
+    inf / inf gives 128 (the scales were NaN either way)."""
+    from aiflow_comm.kernels.reference import unpack_codes
+
+    x, weight = torch.tensor([[1.0, float("inf")]]), torch.ones(3, 2)
+    for group_size in (2, 5):
+        want = project_quantize(x, weight, None, 8, group_size, backend="torch", check_finite=False)
+        got = project_quantize(x.to(device), weight.to(device), None, 8, group_size,
+                               backend=backend, check_finite=False).to("cpu")  # fmt: skip
+        assert unpack_codes(got.codes, got.layout).tolist() == [[128, 128, 128]]
+        assert torch.equal(got.codes, want.codes)
+
+
 def test_dispatch_names_the_usable_backends():
     for backend, device in FUSED:
         assert resolve_fused_backend(backend, torch.device(device)) == backend

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 
@@ -208,6 +209,34 @@ def test_triton_equals_reference(device, dtype, shape, bits):
     for group_size, k in cases:
         for symmetric in (True, False):
             _assert_triton_is_reference(x, k, bits, group_size, symmetric)
+
+
+@TRITON
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_a_nan_group_keeps_to_its_own_slots(device, symmetric, monkeypatch):
+    """Every NaN ranked 0 (it compares false with everything), so a group holding NaNs kept
+    more than k values and stored them past its slots: into the next group's (on a GPU, in any
+    order: a finite group overwritten) or, for the last group, past the end of the outputs."""
+    from aiflow_comm.kernels.topk_triton import topk_quantize_triton  # the kernel: no check
+
+    guarded = []
+
+    def with_guard(self, shape, *, dtype=None, **kwargs):  # 16 elements of 77 behind each
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        count = math.prod(shape)
+        buffer = torch.full((count + 16,), 77, dtype=dtype or self.dtype, device=self.device)
+        guarded.append((buffer, count))
+        return buffer[:count].view(shape)
+
+    monkeypatch.setattr(torch.Tensor, "new_empty", with_guard)
+    nan = float("nan")
+    x = torch.tensor([[2.0, -7.0, 4.0, 5.0, nan, nan, nan, 1.0]], device=device)
+    indices, codes, scales, _ = topk_quantize_triton(x, 1, 8, 4, symmetric)
+    monkeypatch.undo()
+    assert guarded and all((buffer[count:] == 77).all() for buffer, count in guarded)
+    want = topk_quantize_packed(x[:, :4].cpu(), 1, 8, 4, symmetric, backend="torch")
+    assert indices.cpu()[0, 0] == want[0][0, 0] and codes.cpu()[0, 0] == want[1][0, 0]
+    assert torch.equal(scales.cpu()[0, :1], want[2][0])
 
 
 @TRITON

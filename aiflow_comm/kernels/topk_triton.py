@@ -72,6 +72,10 @@ def _topk_quantize_kernel(
     kept = mask & (rank < kept_count[:, None])
     flag = kept.to(tl.int32)
     slot = tl.cumsum(flag, 1) - flag
+    # A NaN compares false with everything: every NaN ranks 0, and a group holding some would
+    # keep more than K values, their stores spilling into the next group's slots (or past the
+    # tensor). Such a group raises after the kernel; it must not write outside its own slots.
+    kept = kept & (slot < kept_count[:, None])
     if SYMMETRIC:
         scale = tl.math.div_rn(tl.max(tl.where(kept, a, 0.0), 1), HALF - 1)
         shifted = x

@@ -112,7 +112,10 @@ def tile_stats(x, mask, SYMMETRIC: tl.constexpr, PADDED: tl.constexpr):
     """NaN-propagating per-group ``(max, min)`` of a tile; symmetric: ``(max|x|, -max|x|)``.
     A zero max or min is ``+0.0`` (the reference's rule), whichever zero the tile holds."""
     if SYMMETRIC:
-        high = tl.reduce(tl.abs(x), 1, nan_max)  # masked-out values were loaded as 0
+        if PADDED:  # loaded as 0, or in the fused kernel x @ 0 columns: NaN where x holds Inf
+            high = tl.reduce(tl.where(mask, tl.abs(x), 0.0), 1, nan_max)
+        else:
+            high = tl.reduce(tl.abs(x), 1, nan_max)
         return high, -high
     if PADDED:
         high = tl.reduce(tl.where(mask, x, float("-inf")), 1, nan_max)
