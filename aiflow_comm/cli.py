@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 
 import torch
 
 import aiflow_comm
+from aiflow_comm.recipes.runner import strict_json
 
 __all__ = ["build_parser", "main"]
 
@@ -225,7 +225,7 @@ def _search(args: argparse.Namespace) -> None:
     except (ValueError, TypeError, KeyError) as error:
         raise SystemExit(f"aiflow-comm search: {error}") from error
     if args.json:
-        print(json.dumps(search_json(result)))
+        print(strict_json(search_json(result)))
     else:
         print(format_search(result))
     if args.plot:
@@ -258,7 +258,7 @@ def _ber(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise SystemExit(f"aiflow-comm ber: {error}") from error
     if args.json:
-        print(json.dumps([p.as_dict() for p in points], indent=2))
+        print(strict_json([p.as_dict() for p in points], indent=2))
     else:
         code = f", LDPC ({args.ldpc_k}, {args.ldpc_n})" if args.ldpc_k else ", uncoded"
         print(f"{args.modulation} over {args.channel}{code}")
@@ -294,8 +294,8 @@ def _demo(args: argparse.Namespace) -> None:
     points = split_point_sizes(digits_cnn(), torch.zeros(1, 1, 8, 8))
     rows = quantization_demo(group_size=args.group_size)
     if args.json:
-        print(json.dumps({"digits": result, "split_points": points,
-                          "quantization": [vars(r) for r in rows]}, indent=2))  # fmt: skip
+        print(strict_json({"digits": result, "split_points": points,
+                           "quantization": [vars(r) for r in rows]}, indent=2))  # fmt: skip
         return
     print(format_table(result))
     print(f"(trained and evaluated in {result['seconds']:.0f} s)\n")
@@ -331,7 +331,7 @@ def _bench_quant(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise SystemExit(f"aiflow-comm bench quant: {error}") from error
     if args.json:
-        print(json.dumps([r.as_dict() for r in rows], indent=2))
+        print(strict_json([r.as_dict() for r in rows], indent=2))
     else:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
         print(format_table(rows))
@@ -345,7 +345,7 @@ def _bench_ber(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise SystemExit(f"aiflow-comm bench ber: {error}") from error
     if args.json:
-        print(json.dumps([r.as_dict() for r in rows], indent=2))
+        print(strict_json([r.as_dict() for r in rows], indent=2))
     else:
         print(f"uncoded QPSK, Rayleigh per symbol, {args.snr_db} dB, device {args.device}")
         print(format_ber_bench(rows))
@@ -359,7 +359,7 @@ def _bench_train_step(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise SystemExit(f"aiflow-comm bench train-step: {error}") from error
     if args.json:
-        print(json.dumps([r.as_dict() for r in rows], indent=2))
+        print(strict_json([r.as_dict() for r in rows], indent=2))
     else:
         print(f"batch {args.batch} of 3x32x32, width {args.width}, device {args.device}, "
               f"{torch.get_num_threads()} threads")  # fmt: skip
@@ -383,7 +383,7 @@ def _bench_fused(args: argparse.Namespace) -> None:
     except (ValueError, RuntimeError) as error:
         raise SystemExit(f"aiflow-comm bench fused: {error}") from error
     if args.json:
-        print(json.dumps([r.as_dict() for r in rows], indent=2))
+        print(strict_json([r.as_dict() for r in rows], indent=2))
     else:
         print(f"{args.dtype} on {args.device}, {torch.get_num_threads()} threads, "
               f"bits {args.bits}, group size {args.group_size}"

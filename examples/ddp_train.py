@@ -63,6 +63,7 @@ def train_ddp(args: argparse.Namespace) -> dict[str, torch.Tensor]:
     model = DistributedDataParallel(build_model(rank_seed(args.seed), device))
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
     images, labels = digits(device)
+    loss = None  # --steps 0: no step, nothing to release
     for step in range(args.steps):
         idx = shard(step, rank, world, args.batch_size, len(labels)).to(device)
         loss = nn.functional.cross_entropy(model(images[idx]), labels[idx])
@@ -106,7 +107,9 @@ def main() -> None:
     parser.add_argument("--backend", default="gloo")
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
-        "--emulate-world-size", type=int, default=0,
+        "--emulate-world-size",
+        type=int,
+        default=0,
         help="train that many replicas in one process (default: 1 without torchrun)",
     )
     parser.add_argument("--out", help="save the trained weights here (rank 0)")
@@ -114,6 +117,8 @@ def main() -> None:
         "--watchdog-s", type=float, help="print every thread's stack and exit after this long"
     )
     args = parser.parse_args()
+    if args.steps < 0 or args.batch_size < 1 or args.emulate_world_size < 0:
+        parser.error("--steps must be >= 0, --batch-size >= 1 and --emulate-world-size >= 0")
     if args.watchdog_s:
         faulthandler.dump_traceback_later(args.watchdog_s, exit=True)
     distributed = "RANK" in os.environ and not args.emulate_world_size

@@ -38,9 +38,20 @@ def test_demo_prints_digits_split_points_and_quantization_tables(capsys):
     assert psnr[(8, "asymmetric")] > psnr[(4, "asymmetric")] > psnr[(2, "asymmetric")] > 10
 
 
+def _refuse(constant: str) -> None:
+    raise ValueError(f"not strict JSON: {constant}")
+
+
+def test_demo_json_is_strict(capsys):
+    """Groups of one value can decode exactly: a PSNR of inf, printed as Infinity (not JSON)."""
+    main(["demo", "--smoke", "--json", "--group-size", "1"])
+    result = json.loads(capsys.readouterr().out, parse_constant=_refuse)
+    assert None in {r["psnr_db"] for r in result["quantization"]}
+
+
 def test_demo_json(capsys):
     main(["demo", "--smoke", "--json"])
-    result = json.loads(capsys.readouterr().out)
+    result = json.loads(capsys.readouterr().out, parse_constant=_refuse)
     assert set(result) == {"digits", "split_points", "quantization"}
     rows = result["quantization"]
     assert {r["bits"] for r in rows} == {2, 4, 8}

@@ -30,7 +30,7 @@ def train(tmp_path: Path, name: str, launcher: list[str], *options: str) -> dict
     return torch.load(out)
 
 
-def train_two_ranks(tmp_path: Path) -> dict[str, torch.Tensor]:
+def train_two_ranks(tmp_path: Path, steps: int = 4) -> dict[str, torch.Tensor]:
     """Two workers with torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR/PORT, ...)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -38,9 +38,10 @@ def train_two_ranks(tmp_path: Path) -> dict[str, torch.Tensor]:
     out = tmp_path / "ddp.pt"
     shared = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2",
               "LOCAL_WORLD_SIZE": "2", "OMP_NUM_THREADS": "1"}  # fmt: skip
+    command = [sys.executable, str(SCRIPT), "--steps", str(steps), "--out", str(out)]
     workers = [
         subprocess.Popen(
-            [sys.executable, str(SCRIPT), "--steps", "4", "--out", str(out), "--watchdog-s", "150"],
+            [*command, "--watchdog-s", "150"],
             env=os.environ | shared | {"RANK": str(rank), "LOCAL_RANK": str(rank)},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -66,6 +67,16 @@ def test_ddp_matches_one_process_on_the_same_global_batch(tmp_path: Path) -> Non
     for key in ddp:
         assert torch.allclose(ddp[key], single[key], atol=1e-6), key
     assert any(not torch.allclose(ddp[k], other_noise[k], atol=1e-6) for k in ddp)
+
+
+def test_ddp_with_no_step_saves_the_initial_weights(tmp_path: Path) -> None:
+    """--steps 0 failed on every rank: `del loss` of a loss no step had made."""
+    ddp = train_two_ranks(tmp_path, steps=0)
+    single = train(tmp_path, "single", [sys.executable], "--emulate-world-size", "2",
+                   "--steps", "0")  # fmt: skip
+    assert ddp.keys() == single.keys() and all(torch.equal(ddp[k], single[k]) for k in ddp)
+    with pytest.raises(subprocess.CalledProcessError):  # a negative count is refused
+        train(tmp_path, "negative", [sys.executable], "--steps", "-1")
 
 
 def test_rank_seed_without_a_process_group() -> None:

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from aiflow_comm.bench.timing import median_seconds, resolve_device
+from aiflow_comm.channel.randomness import seeded_block
 
 __all__ = ["BerBenchRow", "bench_ber", "format_ber_bench"]
 
@@ -38,9 +39,11 @@ def _by_hand(rows: int, snr_db: float, device: torch.device) -> Callable[[], flo
 
     where = {"precision": "single", "device": str(device)}
     mapper, demapper = Mapper("qam", 2, **where), Demapper("app", "qam", 2, **where)
-    awgn = AWGN(**where)
     no = torch.tensor(10 ** (-snr_db / 10), device=device)
     generator = torch.Generator(device=device).manual_seed(0)
+    # Sionna's AWGN block drawing from the same generator: from Sionna's own global one, this
+    # row changed from run to run (the bits and fades were seeded, the noise was not).
+    awgn = seeded_block(AWGN, generator, **where)
 
     def run() -> float:
         bits = torch.randint(0, 2, (rows, ROW_BITS), generator=generator, device=device).float()

@@ -23,6 +23,7 @@ __all__ = [
     "check_positive",
     "main",
     "recipe_module",
+    "strict_json",
     "torch_threads",
     "tqdm_disable",
 ]
@@ -84,7 +85,7 @@ def main(name: str, argv: list[str] | None = None, prog: str | None = None) -> i
         result = module.run(args)
     except ValueError as error:
         raise SystemExit(f"{name}: {error}") from error
-    text = json.dumps(_finite(result), indent=2, allow_nan=False)
+    text = strict_json(result, indent=2)
     try:
         (out / f"{name}.json").write_text(text + "\n")
         if not args.no_plot:
@@ -97,6 +98,16 @@ def main(name: str, argv: list[str] | None = None, prog: str | None = None) -> i
         print(module.format_table(result))
         print(f"wrote {out / f'{name}.json'}" + ("" if args.no_plot else f" and {name}.png"))
     return 0
+
+
+def strict_json(value: object, indent: int | None = None) -> str:
+    """JSON text of ``value`` with every NaN or infinite float as ``null``: strict JSON, which
+    any parser reads (``json.dumps`` writes ``NaN`` and ``Infinity``, which are not JSON).
+
+    >>> strict_json({"psnr_db": float("inf"), "bits": 4})
+    '{"psnr_db": null, "bits": 4}'
+    """
+    return json.dumps(_finite(value), indent=indent, allow_nan=False)
 
 
 def _finite(value: object) -> object:
