@@ -94,9 +94,9 @@ def parameter_values(graph: fx.Graph) -> set[fx.Node]:
 def _random_or_in_place(n: fx.Node) -> bool:
     """Whether ``n`` may draw random numbers (dropout, ``rand*``, a module of either) or write
     in place (a method or function whose name ends in ``_``, or ``inplace=True``)."""
-    if n.op == "call_module":
-        module = n.graph.owning_module.get_submodule(n.target)
-        return not isinstance(module, _PURE_MODULES)
+    if n.op == "call_module":  # a graph without its module: the module is unknown
+        owner = n.graph.owning_module
+        return owner is None or not isinstance(owner.get_submodule(n.target), _PURE_MODULES)
     name = n.target if isinstance(n.target, str) else getattr(n.target, "__name__", "")
     random = any(word in name for word in ("rand", "dropout", "bernoulli", "normal", "poisson"))
     return random or name.endswith("_") or n.kwargs.get("inplace", False) is True
