@@ -33,6 +33,12 @@
 # About 6 to 10 minutes on an H100; SKIP_COMPILE=1, SKIP_EXACT=1 (step 3), SKIP_FUSED=1 (3b, 4b,
 # 4c), SKIP_BENCH=1 (4), SKIP_PYTEST=1, SKIP_SANITIZER=1 shorten it. Within one 600 s call of a
 # short lease, the fused target first: SKIP_EXACT=1 SKIP_BENCH=1 SKIP_PYTEST=1 SKIP_SANITIZER=1.
+# The build needs setuptools >= 77; a lent machine without internet gets it carried from here:
+#   echo /.whl/ >> .git/info/exclude
+#   .venv/bin/python -m pip download -q --no-deps --only-binary=:all: -d .whl setuptools==80.9.0
+# then, with .whl carried, prefix the command with
+#   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+#     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site || exit 1;
 #
 #   bash benchmarks/gpu_check.sh
 #   VENV=/path/venv BASE_PYTHON=/path/python3 bash benchmarks/gpu_check.sh   # VENV=none: no venv
