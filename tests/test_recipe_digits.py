@@ -94,6 +94,7 @@ def test_defaults():
         (["--ratios", "1.5"], "ratios must be in (0, 1]"),
         (["--train-snr-db", "10", "0"], "LOW <= HIGH"),
         (["--steps", "0"], "--steps must be >= 1"),
+        (["--snr-db", "0", "-500"], "--snr-db values must be finite and above about -383 dB"),
     ],
 )
 def test_bad_options_exit_with_a_clear_message(argv, message, tmp_path):

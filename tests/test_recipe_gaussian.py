@@ -147,6 +147,8 @@ def test_table_output(capsys, tmp_path) -> None:
         (["--hidden", "-1"], r"--hidden must be >= 0 \(0: linear model\); got -1"),
         (["--adaptive", "--train-snr-db", "10", "0"], r"LOW <= HIGH; got 10.0 0.0"),
         (["--snr-db", "nan"], r"--snr-db values must be finite"),
+        # Refused only once the first model met it, after the others had trained.
+        (["--snr-db", "10", "-500"], r"--snr-db values must be finite and above about -383 dB"),
         (["--test-vectors", "1"], r"--test-vectors must be >= 2; got 1"),
         (["--device", "banana"], r"gaussian: --device 'banana'"),
     ],

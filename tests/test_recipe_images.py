@@ -102,6 +102,7 @@ def test_digital_scheme_picks_the_smallest_fitting_modulation():
         (["--target-bler", "1.5"], "--target-bler must be in [0, 1)"),
         (["--test-photos", *images.PHOTOS], "must leave at least one"),
         (["--snr-db", "nan"], "--snr-db values must be finite"),
+        (["--snr-db", "-500"], "--snr-db values must be finite and above about -383 dB"),
     ],
 )
 def test_bad_options_exit_with_a_clear_message(tmp_path, argv, message):

@@ -14,7 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from aiflow_comm.recipes.runner import check_positive, torch_threads, tqdm_disable
+from aiflow_comm.recipes.runner import (
+    check_positive,
+    check_snr_values,
+    torch_threads,
+    tqdm_disable,
+)
 from aiflow_comm.semantic.metrics import accuracy
 from aiflow_comm.split import SplitLink, SplitModel, split_model
 
@@ -275,8 +280,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         snrs = list(_SMOKE_SNR_DB if args.smoke else _DEFAULT_SNR_DB)
     else:
         snrs = sorted(set(args.snr_db))  # a repeated SNR is one row
-    if not all(math.isfinite(s) for s in snrs):
-        raise ValueError(f"--snr-db values must be finite; got {snrs}")
+    check_snr_values("--snr-db", snrs)
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise ValueError(f"--lr must be a finite number > 0; got {args.lr}")
     return {

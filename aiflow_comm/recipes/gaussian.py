@@ -45,7 +45,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from aiflow_comm.recipes.runner import check_positive, torch_threads, tqdm_disable
+from aiflow_comm.recipes.runner import (
+    check_positive,
+    check_snr_values,
+    torch_threads,
+    tqdm_disable,
+)
 from aiflow_comm.semantic.metrics import one_plus_snr_db
 
 __all__ = [
@@ -198,8 +203,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     snrs = list(_DEFAULT_SNR_DB if args.snr_db is None else dict.fromkeys(args.snr_db))
     if not snrs:
         raise ValueError("--snr-db needs at least one SNR (dB)")
-    if not all(math.isfinite(s) for s in snrs):
-        raise ValueError(f"--snr-db values must be finite; got {snrs}")
+    check_snr_values("--snr-db", snrs)
     low, high = (min(snrs), max(snrs)) if args.train_snr_db is None else args.train_snr_db
     if not (math.isfinite(low) and math.isfinite(high) and low <= high):
         raise ValueError(f"--train-snr-db needs finite LOW <= HIGH; got {low} {high}")

@@ -17,7 +17,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from aiflow_comm.recipes.runner import check_positive, torch_threads, tqdm_disable
+from aiflow_comm.recipes.runner import (
+    check_positive,
+    check_snr_values,
+    torch_threads,
+    tqdm_disable,
+)
 
 __all__ = [
     "CHANNELS",
@@ -545,8 +550,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         snrs = list(_SMOKE_SNR_DB if args.smoke else _DEFAULT_SNR_DB)
     else:
         snrs = list(dict.fromkeys(args.snr_db))
-    if not all(math.isfinite(s) for s in snrs):
-        raise ValueError(f"--snr-db values must be finite; got {snrs}")
+    check_snr_values("--snr-db", snrs)
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise ValueError(f"--lr must be a finite number > 0; got {args.lr}")
     if not 0 <= args.target_bler < 1:

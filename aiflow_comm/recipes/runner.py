@@ -21,6 +21,7 @@ from aiflow_comm.recipes import RECIPES
 __all__ = [
     "build_parser",
     "check_positive",
+    "check_snr_values",
     "main",
     "recipe_module",
     "strict_json",
@@ -98,6 +99,27 @@ def main(name: str, argv: list[str] | None = None, prog: str | None = None) -> i
         print(module.format_table(result))
         print(f"wrote {out / f'{name}.json'}" + ("" if args.no_plot else f" and {name}.png"))
     return 0
+
+
+def check_snr_values(option: str, values: list[float]) -> None:
+    """Raise ``ValueError`` naming ``option`` unless every SNR in ``values`` is one the channels
+    take in float32: finite, and high enough that the noise variance ``10**(-snr_db/10)`` fits
+    (about -383 dB). Checked with the options, before any model trains: the channels refused a
+    -500 dB only once the first model met it, after the others had trained.
+
+    >>> check_snr_values("--snr-db", [-10.0, 30.0])
+    """
+    from aiflow_comm.channel.conventions import snr_db_to_no
+
+    symbols = torch.zeros(1, dtype=torch.complex64)
+    try:
+        for value in values:
+            snr_db_to_no(float(value), symbols)
+    except ValueError:
+        raise ValueError(
+            f"{option} values must be finite and above about -383 dB (the noise variance "
+            f"10**(-snr_db/10) must fit float32); got {values}"
+        ) from None
 
 
 def strict_json(value: object, indent: int | None = None) -> str:
