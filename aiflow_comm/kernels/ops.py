@@ -281,7 +281,7 @@ def dequantize_fields(
         bits,
         group_size,
         row_len,
-        check_symmetric(symmetric),
+        bool(symmetric),
         dtype,
         chosen,
     )

@@ -74,22 +74,23 @@ def _fusable(module: nn.Module | None) -> str | None:
     return None
 
 
+def _autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """What a linear or conv layer returns on ``device`` under autocast; ``None`` when off."""
+    on = torch.is_autocast_enabled(device.type)
+    return torch.get_autocast_dtype(device.type) if on else None
+
+
 def _as_autocast(y: torch.Tensor) -> torch.Tensor:
-    """``y`` in autocast's dtype where autocast is on for its device (what a linear or conv
-    layer returns there), else as it is."""
-    kind = y.device.type
-    if torch.is_autocast_enabled(kind):
-        return y.to(torch.get_autocast_dtype(kind))
-    return y
+    """``y`` in autocast's dtype where autocast is on for its device, else as it is."""
+    dtype = _autocast_dtype(y.device)
+    return y if dtype is None else y.to(dtype)
 
 
 def _as_autocast_codes(q: QuantizedTensor) -> QuantizedTensor:
     """``q`` recorded as of autocast's dtype where autocast is on for its device (the dtype the
     encoder layer itself would have returned), else as it is."""
-    kind = q.codes.device.type
-    if torch.is_autocast_enabled(kind):
-        return dataclasses.replace(q, dtype=torch.get_autocast_dtype(kind))
-    return q
+    dtype = _autocast_dtype(q.codes.device)
+    return q if dtype is None else dataclasses.replace(q, dtype=dtype)
 
 
 def _finite(snr_db: numbers.Real) -> float:
