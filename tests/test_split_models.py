@@ -6,6 +6,7 @@ pickling, attention and U-Net skips.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import io
 
@@ -362,6 +363,30 @@ def test_tuple_list_and_dict_defaults_are_traced_at_their_value():
         split = split_model(model, name, x)
         assert torch.equal(split(x), model(x))
         assert all(isinstance(t, torch.Tensor) for t in _as_tuple(split.head(x)))
+
+
+Spec = collections.namedtuple("Spec", ["heads", "split"])
+
+
+class _UnpackedDefaults(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.heads = nn.Linear(4, 6), nn.ModuleList([nn.Linear(3, 2), nn.Linear(3, 2)])
+
+    def forward(self, x, order=(0, 2, 1, 3), spec=Spec(2, [1, 0])):  # noqa: B008
+        h = self.embed(x).view(x.shape[0], x.shape[1], spec.heads, 3).permute(*order)
+        return sum(self.heads[i](h[:, i]) for i in spec.split)
+
+
+def test_defaults_unpacked_or_iterated_are_traced_at_their_value():
+    """``permute(*order)`` or a loop over a default container (a namedtuple too) raised
+    UntraceableModelError: fx traced the default as an input it could not iterate."""
+    model, x = _UnpackedDefaults(), torch.randn(2, 5, 4)
+    names = [p.name for p in list_split_points(model, x)]
+    assert names[:2] == ["embed", "view"]
+    for name in names:
+        split = split_model(model, name, x)
+        assert torch.equal(split(x), model(x))
 
 
 def _as_tuple(value):

@@ -9,7 +9,7 @@ import operator
 import re
 import textwrap
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import fx, nn
@@ -62,6 +62,35 @@ class _LeafTracer(fx.Tracer):
         super().__init__()
         self.leaf_types = leaf_types
         self.proxy_buffer_attributes = proxy_buffers
+        self.constant_inputs: dict[str, object] = {}
+
+    def create_args_for_root(
+        self, root_fn: Callable[..., object], is_module: bool, concrete_args: object = None
+    ) -> tuple[Callable[..., object], list[object]]:
+        """fx's inputs for ``root_fn``, but ``forward`` reads each of ``constant_inputs`` (by
+        argument name) as its value, with no input in the graph: the graph records where it is
+        used, and ``*dims`` or a loop over it runs in Python (a proxy cannot be iterated; fx's
+        ``concrete_args`` would flatten a container into checked inputs of its own)."""
+        root_fn, args = super().create_args_for_root(root_fn, is_module, concrete_args)
+        values = []
+        for arg in args:
+            name = arg.node.target if isinstance(arg, fx.Proxy) else None
+            if name in self.constant_inputs:  # a placeholder's target is its argument's name
+                self._erase_with_unused_inputs(arg.node)
+                arg = self.constant_inputs[name]
+            values.append(arg)
+        return root_fn, values
+
+    def _erase_with_unused_inputs(self, node: fx.Node) -> None:
+        """Erase ``node``, then the nodes only it used: fx builds a namedtuple default in nodes
+        of its own, which the placeholder takes as its default."""
+        doomed = [node]
+        while doomed:
+            node = doomed.pop()
+            if not node.users:
+                inputs = node.all_input_nodes
+                self.graph.erase_node(node)
+                doomed.extend(inputs)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return (
@@ -80,9 +109,9 @@ _FIXABLE_DEFAULTS = (type(None), bool, int, float, str, torch.Tensor)
 def _fixed_defaults(model: nn.Module, num_inputs: int | None) -> dict[str, object]:
     """The arguments of ``model.forward`` to trace at their default: those after the first
     ``num_inputs`` (when ``None``: after the required ones, and after the first in any case)
-    whose default is None, a bool, a number, a string or a tensor. ``if mask is None:`` then
-    takes the branch a call without ``mask`` takes (traced as an input, ``mask`` would never be
-    None)."""
+    whose default is None, a bool, a number, a string, a tensor, or a tuple, list or dict of
+    the first four. ``if mask is None:`` then takes the branch a call without ``mask`` takes
+    (traced as an input, ``mask`` would never be None)."""
     try:
         parameters = list(inspect.signature(model.forward).parameters.values())
     except (TypeError, ValueError):
@@ -118,8 +147,8 @@ def _fixed_defaults(model: nn.Module, num_inputs: int | None) -> dict[str, objec
 
 def _constant_container(value: object) -> bool:
     """Whether ``value`` is a tuple, list or dict (string keys) of None, bools, numbers and
-    strings, nested or not: a default fx cannot take as a concrete argument (it flattens it into
-    inputs of its own), which :func:`_inline_defaults` writes into the graph instead."""
+    strings, nested or not: a default the tracer passes as it is
+    (:attr:`_LeafTracer.constant_inputs`)."""
 
     def plain(v: object) -> bool:
         if isinstance(v, tuple | list):
@@ -129,26 +158,6 @@ def _constant_container(value: object) -> bool:
         return isinstance(v, type(None) | bool | int | float | str)
 
     return isinstance(value, tuple | list | dict) and plain(value)
-
-
-def _inline_defaults(graph: fx.Graph, defaults: dict[str, object]) -> None:
-    """Write each of ``defaults`` (constant containers, by input name) into the nodes that read
-    its input, and remove that input: traced as an input, a ``dims=(2, 3)`` would be a
-    non-tensor value crossing every cut before its use, and no such cut could be listed."""
-    for node in [n for n in graph.nodes if n.op == "placeholder" and n.target in defaults]:
-        _read_as_constant(node, defaults[node.target])
-        graph.erase_node(node)
-
-
-def _read_as_constant(node: fx.Node, value: object) -> None:
-    """Every user of ``node`` reads ``value`` in its place."""
-
-    def swap(arg: fx.Node) -> object:
-        return value if arg is node else arg
-
-    for user in list(node.users):
-        user.args = fx.node.map_arg(user.args, swap)
-        user.kwargs = fx.node.map_arg(user.kwargs, swap)
 
 
 def _drop_tensor_defaults(graph: fx.Graph) -> None:
@@ -220,13 +229,12 @@ def restore_buffers(state: _BufferState) -> list[str]:
 
 def _trace(tracer: fx.Tracer, model: nn.Module, fixed: dict[str, object]) -> fx.Graph:
     """``model``'s graph with the ``fixed`` inputs at their value: concrete arguments, but for
-    constant containers, traced as inputs and then written into the graph."""
+    constant containers, which ``forward`` reads as they are."""
     concrete = {k: v for k, v in fixed.items() if not _constant_container(v)}
+    tracer.constant_inputs = {k: v for k, v in fixed.items() if k not in concrete}
     with warnings.catch_warnings():  # fx cannot check a tensor fixed at its default
         warnings.filterwarnings("ignore", "Was not able to add assertion", UserWarning)
-        graph = tracer.trace(model, concrete_args=concrete or None)
-    _inline_defaults(graph, {k: v for k, v in fixed.items() if k not in concrete})
-    return graph
+        return tracer.trace(model, concrete_args=concrete or None)
 
 
 def is_plain_sequential(model: nn.Module) -> bool:
@@ -297,9 +305,10 @@ def trace_model(
     ``forward`` uses ``torch.no_grad``, ``torch.autocast`` (or ``enable_grad``,
     ``set_grad_enabled``, ``inference_mode``) stays whole, as a leaf; and the arguments after
     the first ``num_inputs`` (when None: after the required ones, and after the first in any
-    case) are traced at their default value (None, a bool, a number, a string or a tensor), so
-    that ``if mask is None:`` takes the branch the model takes without them; the graph then takes
-    the first inputs only. A model whose own ``forward`` uses such a context manager is traced
+    case) are traced at their default value (None, a bool, a number, a string, a tensor, or a
+    tuple, list or dict of those but tensors, which the code may unpack or loop over), so that
+    ``if mask is None:`` takes the branch the model takes without them; the graph then takes the
+    first inputs only. A model whose own ``forward`` uses such a context manager is traced
     with a warning: the graph runs that code outside it. A model whose traced code assigns a
     buffer (``self.count += 1``) or writes one that fx does not see (through ``model.buffers()``:
     the write runs once, while tracing) is refused, its buffers restored, and so is one that
