@@ -391,6 +391,36 @@ def test_to_bytes_refuses_indices_from_bytes_would_refuse(indices):
     with pytest.raises(WireFormatError, match="invalid indices"):
         bad.to_bytes()
     assert SparseQuantizedTensor.from_bytes(s.to_bytes()).indices.tolist() == s.indices.tolist()
+    with pytest.raises(ValueError, match="indices must ascend strictly"):
+        bad.dequantize()  # decoded in memory: a value in the wrong group, or a scatter error
+
+
+def test_decoding_at_another_row_length_refuses_indices_past_the_short_last_group():
+    """Decoded at row_len 7, the kept index 3 of the last group (now 3 long) was dropped."""
+    packed = topk_quantize_packed(torch.arange(1.0, 9.0).reshape(1, 8), 2, 8, 4)
+    assert topk_dequantize_packed(*packed, 2, 8, 4, 8).nonzero()[:, 1].tolist() == [2, 3, 6, 7]
+    with pytest.raises(ValueError, match="indices must ascend strictly"):
+        topk_dequantize_packed(*packed, 2, 8, 4, 7)
+    for row_len in (8.0, -1, True):
+        with pytest.raises(ValueError, match="row_len must be an int >= 0"):
+            topk_dequantize_packed(*packed, 2, 8, 4, row_len)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_the_dense_tensor_is_contiguous_when_the_last_group_is_short(dtype):
+    """A float32 decode was a view of rows padded to whole groups (2 x 8 floats for 2 x 7)."""
+    x = torch.randn(2, 3, 7, dtype=dtype)
+    dense = sparsify(x, 2, 8, 4).dequantize()
+    assert dense.is_contiguous() and dense.shape == x.shape and dense.dtype == dtype
+    assert dense.untyped_storage().nbytes() == x.numel() * x.element_size()
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.float64, torch.complex64])
+def test_decoding_to_a_non_float_dtype_is_refused(dtype):
+    """dequantize(torch.int32) truncated the values silently (quantize's decoder refused it)."""
+    s = sparsify(torch.randn(2, 8), 2, 8, 4)
+    with pytest.raises(TypeError, match="dtype must be float32, float16 or bfloat16"):
+        s.dequantize(dtype)
 
 
 def test_header_layout_is_little_endian_as_documented():

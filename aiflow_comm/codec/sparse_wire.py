@@ -45,7 +45,7 @@ from aiflow_comm.codec.wire import (
     tensor_bytes,
 )
 from aiflow_comm.kernels.layout import FLOAT_DTYPES, MAX_GROUP_SIZE
-from aiflow_comm.kernels.topk_reference import SparseLayout, index_dtype
+from aiflow_comm.kernels.topk_reference import SparseLayout, index_dtype, indices_in_groups
 
 __all__ = ["SPARSE_MAGIC", "SPARSE_VERSION", "decode_sparse", "encode_sparse"]
 
@@ -88,17 +88,7 @@ def encode_sparse(s: SparseQuantizedTensor) -> bytes:
 
 def _check_indices(indices: torch.Tensor, layout: SparseLayout) -> None:
     """Raise unless every group's indices ascend strictly and stay inside the group."""
-    if indices.numel() == 0:
-        return
-    wide = indices.to(torch.int64)
-    slot = torch.arange(layout.kept_per_row)
-    length = torch.full((layout.kept_per_row,), layout.group_size)
-    length[slot // layout.kept_per_group == layout.num_groups - 1] = (
-        layout.row_len - (layout.num_groups - 1) * layout.group_size
-    )
-    opens = slot % layout.kept_per_group == 0
-    ascending = opens[1:] | (wide[:, 1:] > wide[:, :-1])
-    if not (((wide >= 0) & (wide < length)).all() and ascending.all()):
+    if not indices_in_groups(indices, layout):
         raise WireFormatError("invalid indices: not ascending inside their groups, or out of range")
 
 

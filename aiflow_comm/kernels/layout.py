@@ -13,6 +13,7 @@ __all__ = [
     "MAX_GROUP_SIZE",
     "SUPPORTED_BITS",
     "GroupLayout",
+    "check_count",
     "check_float_tensor",
     "check_group_size",
     "check_quant_args",
@@ -61,12 +62,8 @@ class GroupLayout:
     group_size: int
 
     def __post_init__(self) -> None:
-        for name in ("rows", "row_len"):
-            value = getattr(self, name)
-            if not isinstance(value, torch.SymInt) and (
-                isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0
-            ):
-                raise ValueError(f"{name} must be an int >= 0; got {value!r}")
+        check_count("rows", self.rows)
+        check_count("row_len", self.row_len)
 
     @classmethod
     def of(cls, shape: tuple[int, ...] | torch.Size, bits: int, group_size: int) -> GroupLayout:
@@ -128,6 +125,22 @@ class GroupLayout:
     def levels(self) -> int:
         """Largest code of the asymmetric scheme: ``2**bits - 1``."""
         return 2**self.bits - 1
+
+
+def check_count(name: str, value: object) -> None:
+    """Raise ``ValueError`` unless ``value`` is an int >= 0 (or a symbolic size, under
+    ``torch.compile`` or ``torch.export``).
+
+    Example:
+        >>> check_count("row_len", 8.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: row_len must be an int >= 0; got 8.0
+    """
+    if not isinstance(value, torch.SymInt) and (
+        isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0
+    ):
+        raise ValueError(f"{name} must be an int >= 0; got {value!r}")
 
 
 def row_group_size(group_size: int, row_len: int) -> int:

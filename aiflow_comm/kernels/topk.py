@@ -12,6 +12,7 @@ import torch
 from aiflow_comm.kernels.backends import available_backends, optional_module
 from aiflow_comm.kernels.dispatch import custom_op
 from aiflow_comm.kernels.layout import (
+    FLOAT_DTYPES,
     check_float_tensor,
     check_quant_args,
     check_symmetric,
@@ -29,6 +30,7 @@ from aiflow_comm.kernels.topk_reference import (
     SparseLayout,
     check_k,
     index_dtype,
+    indices_in_groups,
     scatter_kept,
     topk_quantize_reference,
 )
@@ -142,7 +144,9 @@ def topk_dequantize_packed(
     """Decode :func:`topk_quantize_packed`'s outputs to a dense ``(R, row_len)`` ``dtype`` tensor.
 
     Kept positions hold their dequantized values, every other position zero. ``backend`` decodes
-    the kept values (any of ``available_backends``); the scatter runs in torch.
+    the kept values (any of ``available_backends``); the scatter runs in torch. Indices that do
+    not ascend strictly inside their group, or leave it, raise ``ValueError`` (on a GPU that check
+    is a device sync).
 
     Example:
         >>> x = torch.tensor([[0.5, -2.0, 1.0, 2.0]])
@@ -152,6 +156,8 @@ def topk_dequantize_packed(
     """
     check_k(k)
     check_quant_args(bits, group_size)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32, float16 or bfloat16; got {dtype}")
     if not isinstance(indices, torch.Tensor):
         raise TypeError(f"indices must be a torch.Tensor; got {type(indices).__name__}")
     row = SparseLayout(1, row_len, group_size, k)
@@ -177,5 +183,10 @@ def topk_dequantize_packed(
     if indices.device != values.device:
         raise ValueError(
             f"indices and codes must be on one device; got {indices.device} and {codes.device}"
+        )
+    if not indices_in_groups(indices, narrow):
+        raise ValueError(
+            "indices must ascend strictly inside each group and stay inside it (as "
+            "topk_quantize_packed makes them)"
         )
     return scatter_kept(values, indices, narrow).to(dtype)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from aiflow_comm.kernels.layout import GroupLayout, empty_packed
+from aiflow_comm.kernels.layout import GroupLayout, check_count, empty_packed
 from aiflow_comm.kernels.reference import dequantize_reference, quantize_reference
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "SparseLayout",
     "check_k",
     "index_dtype",
+    "indices_in_groups",
     "scatter_kept",
     "topk_dequantize_reference",
     "topk_quantize_reference",
@@ -94,6 +95,10 @@ class SparseLayout:
     row_len: int
     group_size: int
     k: int
+
+    def __post_init__(self) -> None:
+        check_count("rows", self.rows)
+        check_count("row_len", self.row_len)
 
     @classmethod
     def of(cls, shape: tuple[int, ...] | torch.Size, group_size: int, k: int) -> SparseLayout:
@@ -175,8 +180,36 @@ def topk_quantize_reference(
     return chosen.to(layout.index_dtype), codes, scales, zero_points
 
 
+def indices_in_groups(indices: torch.Tensor, layout: SparseLayout) -> bool:
+    """Whether every group's ``indices`` ``(R, L)`` ascend strictly and stay inside the group
+    (what :func:`topk_quantize_reference` makes): else two kept values could share a position,
+    or one land in another group. A boolean from the indices' device (on a GPU, a sync).
+
+    Example:
+        >>> layout = SparseLayout.of((1, 5), group_size=4, k=2)
+        >>> indices_in_groups(torch.tensor([[1, 3, 0]], dtype=torch.uint8), layout)
+        True
+        >>> indices_in_groups(torch.tensor([[3, 1, 0]], dtype=torch.uint8), layout)
+        False
+    """
+    if indices.numel() == 0:
+        return True
+    wide = indices.to(torch.int64)
+    slot = torch.arange(layout.kept_per_row, device=indices.device)
+    group = slot // layout.kept_per_group
+    length = torch.where(
+        group == layout.num_groups - 1,
+        layout.row_len - (layout.num_groups - 1) * layout.group_size,
+        layout.group_size,
+    )
+    opens = slot % layout.kept_per_group == 0
+    ascending = opens[1:] | (wide[:, 1:] > wide[:, :-1])
+    return bool(((wide >= 0) & (wide < length)).all() & ascending.all())
+
+
 def scatter_kept(values: torch.Tensor, indices: torch.Tensor, layout: SparseLayout) -> torch.Tensor:
-    """The dense ``(R, D)`` rows holding ``values`` ``(R, L)`` at ``indices``, zeros elsewhere.
+    """The dense ``(R, D)`` rows holding ``values`` ``(R, L)`` at ``indices``, zeros elsewhere
+    (contiguous); the indices must be :func:`indices_in_groups`.
 
     Example:
         >>> layout = SparseLayout.of((1, 5), group_size=4, k=2)
@@ -184,13 +217,11 @@ def scatter_kept(values: torch.Tensor, indices: torch.Tensor, layout: SparseLayo
         >>> scatter_kept(values, torch.tensor([[1, 3, 0]], dtype=torch.uint8), layout)
         tensor([[0., 1., 0., 2., 3.]])
     """
+    dense = values.new_zeros((layout.rows, layout.row_len))
     if layout.rows == 0:  # no values; the index tensors below would be as long as a row
-        return values.new_zeros((0, layout.row_len))
-    size = layout.group_size
-    dense = values.new_zeros((layout.rows, layout.num_groups * size))
+        return dense
     group_start = torch.arange(layout.kept_per_row, device=values.device) // layout.kept_per_group
-    dense.scatter_(1, group_start * size + indices.to(torch.int64), values)
-    return dense[:, : layout.row_len]
+    return dense.scatter_(1, group_start * layout.group_size + indices.to(torch.int64), values)
 
 
 def topk_dequantize_reference(
