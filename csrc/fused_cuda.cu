@@ -25,6 +25,7 @@
 // needs no float32 copy.
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime.h>
@@ -166,6 +167,9 @@ std::vector<at::Tensor> project_quantize_cuda(const at::Tensor& x, const at::Ten
   check_projection(fn, weight, bias, x.size(1), x.device());
   const c10::cuda::CUDAGuard guard(x.device());
   c10::AutoGradMode no_grad(false);
+  // Inside an autocast region, cuBLAS would multiply float32 operands in float16: the
+  // specification's projection is float32 (a float16/bfloat16 pair runs as mm.dtype, below).
+  const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const int64_t rows = x.size(0), width = weight.size(0);
   const qc::RowLayout l = qc::row_layout(width, bits, group_size);
   const auto f32 = x.options().dtype(at::kFloat);
@@ -246,6 +250,9 @@ at::Tensor dequantize_project_cuda(const at::Tensor& codes, const at::Tensor& sc
   check_projection(fn, weight, bias, row_len, codes.device());
   const c10::cuda::CUDAGuard guard(codes.device());
   c10::AutoGradMode no_grad(false);
+  // Inside an autocast region, cuBLAS would multiply float32 operands in float16: the
+  // specification's projection is float32 (a float16/bfloat16 pair runs as mm.dtype, below).
+  const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const int64_t width = weight.size(0);
   at::Tensor out = at::empty({rows, width}, codes.options().dtype(dtype));
   if (rows == 0 || width == 0) return out;

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -480,6 +483,9 @@ def test_bad_inputs_raise():
         project_quantize(x, weight.to_sparse())
     with pytest.raises(TypeError, match="x must be a dense tensor"):
         project_quantize(x.to_sparse(), weight)
+    nested = torch.nested.nested_tensor([torch.randn(2, x.shape[1]), torch.randn(3, x.shape[1])])
+    with pytest.raises(TypeError, match="x must be a dense tensor"):  # a strided layout
+        project_quantize(nested, weight)
     for backend in ("torch", "cpp"):
         with pytest.raises(ValueError, match="NaN or Inf"):
             project_quantize(torch.full((2, 8), float("nan")), weight, backend=backend)
@@ -539,6 +545,39 @@ def test_compiles_fullgraph():
 
     x = torch.randn(6, 16)
     torch.testing.assert_close(torch.compile(roundtrip, fullgraph=True)(x), roundtrip(x))
+
+
+_FIRST_CALL_COMPILED = """
+import warnings, torch
+from aiflow_comm.kernels import dequantize_project, project_quantize
+weight = torch.randn(8, 16)
+def roundtrip(x):
+    return dequantize_project(project_quantize(x, weight, None, 8, 4), weight.T.contiguous())
+with warnings.catch_warnings():
+    warnings.filterwarnings("error", ".*lru_cache")
+    torch.compile(roundtrip, fullgraph=True)(torch.randn(4, 16))
+"""
+
+
+def test_a_first_call_under_compile_does_not_warn():
+    """In a fresh process, the first fused call traced by torch.compile went through a
+    functools.cache (the usable backends) and Dynamo warned of silent incorrectness."""
+    run = subprocess.run([sys.executable, "-c", _FIRST_CALL_COMPILED], capture_output=True)
+    assert run.returncode == 0, run.stderr.decode()[-2000:]
+
+
+@pytest.mark.parametrize("backend", ["torch", "cpp"])
+def test_autocast_leaves_the_float32_projection_alone(backend):
+    """Under CPU autocast the torch backend (the specification) multiplied in bfloat16: 14% of
+    its codes moved, and dequantize_project drifted by 1e-2."""
+    x, weight, bias = torch.randn(40, 64), torch.randn(300, 64) / 8, torch.randn(300)
+    q = project_quantize(x, weight, bias, 8, 16, backend=backend)
+    y = dequantize_project(q, weight.T.contiguous(), backend=backend)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        q_autocast = project_quantize(x, weight, bias, 8, 16, backend=backend)
+        y_autocast = dequantize_project(q, weight.T.contiguous(), backend=backend)
+    assert torch.equal(q_autocast.codes, q.codes) and torch.equal(q_autocast.scales, q.scales)
+    assert y_autocast.dtype == torch.float32 and torch.equal(y_autocast, y)
 
 
 @pytest.mark.parametrize("out_features", [4, 300])  # the skinny kernel, the blocked path

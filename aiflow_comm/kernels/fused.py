@@ -39,7 +39,6 @@ BLAS paths' codes may depend on both, as those of torch's matmul do.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable
 
@@ -73,7 +72,6 @@ _HAS_CUDA = _NATIVE is not None and hasattr(_NATIVE, "project_quantize_cuda")
 _TRITON_ON_CPU = os.environ.get("TRITON_INTERPRET") == "1" and _TRITON is not None
 
 
-@functools.cache
 def _usable_on(device_type: str) -> tuple[str, ...]:
     """The fused backends with a kernel for ``device_type``, fastest first (``auto``: the first)."""
     usable = {"torch"}
@@ -150,7 +148,8 @@ def _project_quantize_torch(
     group_size: int,
     symmetric: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    projected = torch.nn.functional.linear(x.float(), weight.float(), _float_bias(bias))
+    with torch.autocast(x.device.type, enabled=False):  # the specification is float32
+        projected = torch.nn.functional.linear(x.float(), weight.float(), _float_bias(bias))
     return quantize_reference(projected, bits, group_size, symmetric)
 
 
@@ -169,7 +168,9 @@ def _dequantize_project_torch(
     decoded = dequantize_reference(
         codes, scales, zero_points, bits, group_size, row_len, symmetric, torch.float32
     )
-    return torch.nn.functional.linear(decoded, weight.float(), _float_bias(bias)).to(dtype)
+    with torch.autocast(codes.device.type, enabled=False):  # the specification is float32
+        projected = torch.nn.functional.linear(decoded, weight.float(), _float_bias(bias))
+    return projected.to(dtype)
 
 
 def _fused_kernels(backend: str) -> tuple[Callable[..., tuple], Callable[..., torch.Tensor]]:

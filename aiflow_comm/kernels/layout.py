@@ -184,6 +184,8 @@ def check_float_tensor(x: object, name: str = "x") -> torch.Tensor:
         )
     if x.layout is not torch.strided:
         raise TypeError(f"{name} must be a dense tensor; got layout {x.layout} (use .to_dense())")
+    if x.is_nested:  # a legacy nested tensor reports the strided layout
+        raise TypeError(f"{name} must be a dense tensor; got a nested one (.to_padded_tensor())")
     return x
 
 
