@@ -189,6 +189,15 @@ def test_cuts_whose_crossing_tensors_share_written_memory_are_left_out():
     split_model(model, "getitem")  # without an example, nothing tells
 
 
+def test_shared_memory_is_told_on_the_meta_device_too():
+    """Every meta tensor's data sits at address 0, which the check read as no storage at all:
+    the cut after getitem was offered and accepted on meta."""
+    model, x = ViewThenInPlace().to("meta").eval(), torch.randn(3, 4, device="meta")
+    assert "getitem" not in [p.name for p in list_split_points(model, x)]
+    with pytest.raises(ValueError, match="share memory that the tail writes in place"):
+        split_model(model, "getitem", x)
+
+
 def test_residual_network_exact_and_skip_crosses_inside_a_block():
     model = _seeded(ResNet())
     points = _assert_exact_at_every_point(model, torch.randn(2, 3, 8, 8))

@@ -8,66 +8,37 @@ known only by running the model (:class:`StorageProp`, on the example input).
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import torch
 from torch import fx
 from torch.fx.passes.shape_prop import ShapeProp
 
-from aiflow_comm.split.graph import GraphCut
+from aiflow_comm.split.graph import GraphCut, writes_in_place
 
-__all__ = ["StorageProp", "shares_written_memory", "writes_in_place"]
-
-_IN_PLACE_OPERATORS = frozenset({
-    operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.ifloordiv,
-    operator.imod, operator.ipow, operator.imatmul, operator.iand, operator.ior, operator.ixor,
-    operator.ilshift, operator.irshift, operator.setitem,
-})  # fmt: skip
+__all__ = ["StorageProp", "shares_written_memory"]
 
 
 class StorageProp(ShapeProp):
-    """:class:`ShapeProp` that also records, as ``node.meta["storage"]``, the address of the
-    memory each tensor value lives in (views share their base's)."""
+    """:class:`ShapeProp` that also records, as ``node.meta["storage"]``, which storage each
+    tensor value lives in (views share their base's): the address of its storage object, which
+    unlike the data's address also tells storages apart on the meta device (all at 0 there)."""
 
     def run_node(self, n: fx.Node) -> Any:
         result = super().run_node(n)
         if isinstance(result, torch.Tensor) and result.layout == torch.strided:
-            n.meta["storage"] = result.untyped_storage().data_ptr()
+            n.meta["storage"] = result.untyped_storage()._cdata
         return result
 
 
-def writes_in_place(gm: fx.GraphModule, node: fx.Node) -> bool:
-    """Whether ``node`` may write one of its inputs: an ``x.op_()`` method, an ``x += y`` or
-    ``x[i] = y`` operator, a call with ``inplace=True`` or an ``out=`` tensor, a module built
-    with ``inplace=True``, or a leaf module from outside ``torch`` or compiled by TorchScript
-    (opaque: it may write).
-
-    >>> gm = fx.symbolic_trace(torch.nn.Sequential(torch.nn.ReLU(inplace=True), torch.nn.ReLU()))
-    >>> [writes_in_place(gm, n) for n in gm.graph.nodes]
-    [False, True, False, False]
-    """
-    if node.kwargs.get("inplace") is True or node.kwargs.get("out") is not None:
-        return True
-    if node.op == "call_method":
-        return node.target.endswith("_") and not node.target.endswith("__")
-    if node.op == "call_function":
-        name = getattr(node.target, "__name__", "")
-        return node.target in _IN_PLACE_OPERATORS or (name.endswith("_") and name[:1] != "_")
-    if node.op == "call_module":
-        module = gm.get_submodule(node.target)
-        scripted = isinstance(module, torch.jit.ScriptModule)
-        opaque = scripted or not type(module).__module__.startswith("torch.")
-        return opaque or getattr(module, "inplace", False) is True
-    return False
-
-
 def shares_written_memory(gm: fx.GraphModule, cut: GraphCut) -> bool:
-    """Whether two tensors crossing ``cut`` share memory and a node after the cut writes in
-    place (``gm`` run by :class:`StorageProp` first)."""
+    """Whether two tensors crossing ``cut`` share memory, or one shares a parameter's or
+    buffer's (``self.var.mul_(0.5)`` returns the buffer: the tail would update its copy), and a
+    node after the cut writes in place (``gm`` run by :class:`StorageProp` first)."""
     storages = [n.meta.get("storage") for n in cut.crossing]
-    shared = [address for address in storages if address]
-    if len(set(shared)) == len(shared):
+    crossing = [storage for storage in storages if storage is not None]
+    held = {n.meta.get("storage") for n in gm.graph.nodes if n.op == "get_attr"}
+    if len(set(crossing)) == len(crossing) and held.isdisjoint(crossing):
         return False
     nodes = list(gm.graph.nodes)
     return any(writes_in_place(gm, n) for n in nodes[nodes.index(cut.node) + 1 :])

@@ -17,9 +17,16 @@ __all__ = [
     "graph_cuts",
     "node_labels",
     "parameter_values",
+    "writes_in_place",
 ]
 
 COMPUTE_OPS = ("call_module", "call_function", "call_method")
+
+_IN_PLACE_OPERATORS = frozenset({
+    operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.ifloordiv,
+    operator.imod, operator.ipow, operator.imatmul, operator.iand, operator.ior, operator.ixor,
+    operator.ilshift, operator.irshift, operator.setitem,
+})  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,7 +74,9 @@ def parameter_values(graph: fx.Graph) -> set[fx.Node]:
     """The compute nodes whose value depends on parameters and buffers alone, never on the
     inputs (``self.log_t.exp()``): the tail computes them again rather than receive them, for a
     link could not send them (they have no batch dimension) and the edge holds the same
-    parameters. Not those that draw random numbers or write in place, which would then run twice.
+    parameters. Not those that draw random numbers or write in place, which would then run twice,
+    nor those linked to memory the graph writes in place (a parameter or buffer updated, or such
+    a value clamped in place: computed again, they would miss the write or see it too early).
 
     >>> class Scale(torch.nn.Module):
     ...     def __init__(self):
@@ -88,22 +97,84 @@ def parameter_values(graph: fx.Graph) -> set[fx.Node]:
             and not _random_or_in_place(n)
         ):
             found.add(n)
-    return found
+    owner = graph.owning_module
+    written = [m for n in graph.nodes if writes_in_place(owner, n) for m in n.all_input_nodes]
+    return found - _linked(written, found | {n for n in graph.nodes if n.op == "get_attr"})
+
+
+def _linked(start: list[fx.Node], among: set[fx.Node]) -> set[fx.Node]:
+    """The nodes of ``among`` joined to one of ``start`` through nodes of ``among`` (as input or
+    user): a value computed from another may be a view of it, and share its memory."""
+    linked: set[fx.Node] = set()
+    stack = [n for n in start if n in among]
+    while stack:
+        n = stack.pop()
+        if n not in linked:
+            linked.add(n)
+            stack.extend(m for m in (*n.all_input_nodes, *n.users) if m in among)
+    return linked
 
 
 def _random_or_in_place(n: fx.Node) -> bool:
-    """Whether ``n`` may draw random numbers (dropout, ``rand*``, a module of either) or write
-    in place (a method or function whose name ends in ``_``, or ``inplace=True``)."""
+    """Whether ``n`` may draw random numbers (dropout, ``rand*``, a module of either), write
+    in place (a method or function whose name ends in ``_``, or ``inplace=True``) or update a
+    module's state (:func:`_pure_module`)."""
     if n.op == "call_module":  # a graph without its module: the module is unknown
         owner = n.graph.owning_module
-        return owner is None or not isinstance(owner.get_submodule(n.target), _PURE_MODULES)
+        return owner is None or not _pure_module(owner.get_submodule(n.target))
     name = n.target if isinstance(n.target, str) else getattr(n.target, "__name__", "")
     random = any(word in name for word in ("rand", "dropout", "bernoulli", "normal", "poisson"))
     return random or name.endswith("_") or n.kwargs.get("inplace", False) is True
 
 
-# Modules that compute a function of their input and parameters, nothing random or in place.
-_PURE_MODULES = (nn.Linear, nn.Identity, nn.Flatten, nn.Softplus, nn.Sigmoid, nn.Tanh)
+def _pure_module(module: nn.Module) -> bool:
+    """Whether ``module`` computes a function of its input and parameters in training as in
+    evaluation: made of ``torch.nn``'s modules only, none of them dropout or ``RReLU`` (random),
+    nor with a ``dropout`` rate (RNNs, attention), nor a norm tracking running statistics, an
+    embedding renormalizing its weight (``max_norm``) or one built with ``inplace=True`` (they
+    write)."""
+    return all(_pure_part(part) for part in module.modules())
+
+
+def _pure_part(module: nn.Module) -> bool:
+    if not type(module).__module__.startswith("torch.nn.modules."):
+        return False
+    if isinstance(module, _RANDOM_MODULES) or getattr(module, "inplace", False) is True:
+        return False
+    if getattr(module, "track_running_stats", False) or getattr(module, "max_norm", None):
+        return False
+    rate = getattr(module, "dropout", 0)
+    return not (isinstance(rate, int | float) and rate > 0)
+
+
+_RANDOM_MODULES = (nn.modules.dropout._DropoutNd, nn.RReLU)
+
+
+def writes_in_place(gm: fx.GraphModule | None, node: fx.Node) -> bool:
+    """Whether ``node`` may write one of its inputs: an ``x.op_()`` method, an ``x += y`` or
+    ``x[i] = y`` operator, a call with ``inplace=True`` or an ``out=`` tensor, a module built
+    with ``inplace=True``, or a leaf module from outside ``torch`` or compiled by TorchScript
+    (opaque: it may write). A module of a graph without its ``gm`` may write.
+
+    >>> gm = fx.symbolic_trace(torch.nn.Sequential(torch.nn.ReLU(inplace=True), torch.nn.ReLU()))
+    >>> [writes_in_place(gm, n) for n in gm.graph.nodes]
+    [False, True, False, False]
+    """
+    if node.kwargs.get("inplace") is True or node.kwargs.get("out") is not None:
+        return True
+    if node.op == "call_method":
+        return node.target.endswith("_") and not node.target.endswith("__")
+    if node.op == "call_function":
+        name = getattr(node.target, "__name__", "")
+        return node.target in _IN_PLACE_OPERATORS or (name.endswith("_") and name[:1] != "_")
+    if node.op == "call_module":
+        if gm is None:
+            return True
+        module = gm.get_submodule(node.target)
+        scripted = isinstance(module, torch.jit.ScriptModule)
+        opaque = scripted or not type(module).__module__.startswith("torch.")
+        return opaque or getattr(module, "inplace", False) is True
+    return False
 
 
 def graph_cuts(gm: fx.GraphModule) -> list[GraphCut]:
