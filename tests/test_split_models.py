@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import enum
 import io
 
 import pytest
@@ -529,3 +530,61 @@ def test_values_of_parameters_through_torch_modules_are_computed_again():
         assert not crossing & {"qnorm", "pos", "arange"}, (point.name, crossing)
         assert torch.equal(split_model(model, point.name, x)(x), model(x))
     assert any("drop" in {t.name for t in p.tensors} for p in points)
+
+
+class _Mode(enum.Enum):
+    DOUBLE = 2
+    SAME = 1
+
+
+class _SettingsDefaults(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x, bias=None, /, dtype=torch.float64, mode=_Mode.DOUBLE):
+        h = torch.relu(self.a(x)).to(dtype)
+        if bias is not None:
+            h = h + bias
+        return self.b((h * mode.value).float())
+
+
+def test_positional_only_dtype_and_enum_defaults_are_traced_at_their_value():
+    """A positional-only default was traced as an input (None added to a tensor: an internal
+    TypeError from the trace check); a dtype default crossed every cut (no split point), an
+    enum default made fx fail."""
+    model, x = _SettingsDefaults(), torch.randn(3, 4)
+    names = [p.name for p in list_split_points(model, x)]
+    assert names == ["a", "relu", "to", "mul", "float_1"]
+    for name in names:
+        assert torch.equal(split_model(model, name, x)(x), model(x))
+        assert torch.equal(split_model(model, name)(x), model(x))
+
+
+@pytest.mark.parametrize("name", ["meta", "code", "recompile"])
+def test_submodules_named_as_graph_module_attributes_are_refused_clearly(name):
+    """A submodule called 'meta' (image + metadata models) failed with 'cannot assign dict as
+    child module'; 'code' and 'recompile' with errors from the generated code."""
+
+    class Named(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            setattr(self, name, nn.Linear(4, 4))
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.fc(getattr(self, name)(x))
+
+    with pytest.raises(UntraceableModelError, match=rf"\['{name}'\].*Rename them"):
+        list_split_points(Named(), torch.randn(2, 4))
+
+
+def test_a_graph_failing_where_the_model_runs_is_untraceable_and_a_model_error_is_its_own():
+    """The trace check let the graph's own exception through (a TypeError from generated code)."""
+    from aiflow_comm.split.fidelity import check_trace
+
+    model, wrong = nn.Linear(4, 2), torch.fx.symbolic_trace(nn.Linear(3, 2))
+    with pytest.raises(UntraceableModelError, match="fails on example_input where the model runs"):
+        check_trace(model, wrong, (torch.randn(2, 4),))
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):  # the model's own error
+        check_trace(model, wrong, (torch.randn(2, 5),))

@@ -99,7 +99,16 @@ def check_trace(model: nn.Module, gm: fx.GraphModule, inputs: tuple[torch.Tensor
             want, got = _runs(model, (model, gm), inputs)
         except Exception:  # the same runs in eval mode tell whether the mode was the cause
             model.eval()
-            want, got = _runs(model, (model, gm), inputs)
+            (want,) = _runs(model, (model,), inputs)  # the model's own error, as it is
+            try:
+                (got,) = _runs(model, (gm,), inputs)
+            except Exception as error:
+                raise UntraceableModelError(
+                    f"the torch.fx graph of {type(model).__name__} fails on example_input where "
+                    f"the model runs ({type(error).__name__}: {error}). Make the submodule "
+                    "whose code fx cannot follow opaque with leaf_modules=[ItsClass], or cut a "
+                    "plain nn.Sequential by its children."
+                ) from error
         difference = first_difference(want, got)
         if difference is not None:  # a model that does not repeat itself cannot be checked
             (again,) = _runs(model, (model,), inputs)

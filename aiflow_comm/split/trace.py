@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import enum
 import functools
 import inspect
 import operator
@@ -103,15 +104,19 @@ class _LeafTracer(fx.Tracer):
 
 # What fx adds for an argument fixed by ``concrete_args``: a check of the value passed.
 _SPECIALIZATION_CHECKS = (torch._assert, fx._symbolic_trace._assert_is_none, operator.eq)
-_FIXABLE_DEFAULTS = (type(None), bool, int, float, str, torch.Tensor)
+_FIXABLE_DEFAULTS = (
+    type(None), bool, int, float, str, torch.Tensor, torch.dtype, torch.device, torch.layout,
+    torch.memory_format, enum.Enum,
+)  # fmt: skip
 
 
 def _fixed_defaults(model: nn.Module, num_inputs: int | None) -> dict[str, object]:
     """The arguments of ``model.forward`` to trace at their default: those after the first
     ``num_inputs`` (when ``None``: after the required ones, and after the first in any case)
-    whose default is None, a bool, a number, a string, a tensor, or a tuple, list or dict of
-    the first four. ``if mask is None:`` then takes the branch a call without ``mask`` takes
-    (traced as an input, ``mask`` would never be None)."""
+    whose default is None, a bool, a number, a string, a tensor, a torch dtype, device, layout
+    or memory format, an enum member, or a tuple, list or dict of None, bools, numbers and
+    strings. ``if mask is None:`` then takes the branch a call without ``mask`` takes (traced as
+    an input, ``mask`` would never be None)."""
     try:
         parameters = list(inspect.signature(model.forward).parameters.values())
     except (TypeError, ValueError):
@@ -134,7 +139,7 @@ def _fixed_defaults(model: nn.Module, num_inputs: int | None) -> dict[str, objec
     first = first if num_inputs is None else num_inputs
     fixed = {}
     for i, p in enumerate(parameters):
-        skip = p.kind is inspect.Parameter.POSITIONAL_ONLY or (p in positional and i < first)
+        skip = p in positional and i < first
         has_default = p.default is not inspect.Parameter.empty
         if (
             not skip
@@ -305,8 +310,9 @@ def trace_model(
     ``forward`` uses ``torch.no_grad``, ``torch.autocast`` (or ``enable_grad``,
     ``set_grad_enabled``, ``inference_mode``) stays whole, as a leaf; and the arguments after
     the first ``num_inputs`` (when None: after the required ones, and after the first in any
-    case) are traced at their default value (None, a bool, a number, a string, a tensor, or a
-    tuple, list or dict of those but tensors, which the code may unpack or loop over), so that
+    case) are traced at their default value (None, a bool, a number, a string, a tensor, a torch
+    dtype or device, an enum member, or a tuple, list or dict of None, bools, numbers and
+    strings, which the code may unpack or loop over), so that
     ``if mask is None:`` takes the branch the model takes without them; the graph then takes the
     first inputs only. A model whose own ``forward`` uses such a context manager is traced
     with a warning: the graph runs that code outside it. A model whose traced code assigns a
@@ -396,4 +402,21 @@ def trace_model(
     if concrete:
         _drop_fixed_inputs(graph, concrete)
     graph.lint()
+    clashes = sorted(
+        {n.target.partition(".")[0] for n in graph.nodes if n.op in ("call_module", "get_attr")}
+        & _GRAPH_MODULE_NAMES
+    )
+    if clashes:
+        raise UntraceableModelError(
+            f"torch.fx cannot hold {name}'s graph: the name(s) {clashes} of its submodules or "
+            "tensors are torch.fx.GraphModule's own attributes, which the graph would read "
+            "instead. Rename them, or cut a plain nn.Sequential by its children."
+        )
     return fx.GraphModule(tracer.root, graph, name)
+
+
+# What a GraphModule holds itself (recompile, code, meta, ...): a top-level submodule, parameter
+# or buffer of one of these names cannot be copied into it, or is shadowed there.
+_GRAPH_MODULE_NAMES = frozenset(dir(fx.GraphModule)) | frozenset(
+    vars(fx.GraphModule(nn.Module(), fx.Graph()))
+)
