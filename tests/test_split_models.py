@@ -588,3 +588,27 @@ def test_a_graph_failing_where_the_model_runs_is_untraceable_and_a_model_error_i
         check_trace(model, wrong, (torch.randn(2, 4),))
     with pytest.raises(RuntimeError, match="cannot be multiplied"):  # the model's own error
         check_trace(model, wrong, (torch.randn(2, 5),))
+
+
+class _Masked(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.out = nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x, mask=None):
+        h = torch.relu(self.fc(x))
+        if mask is not None:
+            h = h.masked_fill(mask, 0.0)
+        return self.out(h)
+
+
+def test_a_split_point_listed_with_other_inputs_is_refused():
+    """A point listed with (x, mask), split without an example, traced the model without the
+    mask: the head returned fc alone while .point said mask and fc crossed."""
+    model, x, mask = _Masked().eval(), torch.randn(3, 4), torch.rand(3, 4) > 0.5
+    point = list_split_points(model, (x, mask))[0]
+    assert [t.name for t in point.tensors] == ["mask", "fc"]
+    with pytest.raises(ValueError, match="listed with other inputs"):
+        split_model(model, point)
+    split = split_model(model, point, (x, mask))
+    assert split.point is point and torch.equal(split(x, mask), model(x, mask))

@@ -65,7 +65,9 @@ def split_model(
             :func:`~aiflow_comm.split.trace_model`); ignored for ``nn.Sequential``.
 
     Raises:
-        ValueError: ``at`` names no cut (the message lists valid names), or the cut shares
+        ValueError: ``at`` names no cut (the message lists valid names), is a
+            :class:`SplitPoint` whose tensors are not those crossing the cut as traced here
+            (listed with other inputs: pass the same ``example_input``), or the cut shares
             written memory across the link (above).
         UntraceableModelError: fx cannot trace ``model``; the message says how to cut by hand.
 
@@ -104,6 +106,12 @@ def split_model(
     compute = [label for n, label in node_labels(gm.graph).items() if n.op in COMPUTE_OPS]
     _check_name(name, [cut.name for cut in cuts], compute[-1:])
     cut = next(cut for cut in cuts if cut.name == name)
+    if point is not None and tuple(t.name for t in point.tensors) != cut.crossing_names:
+        raise ValueError(
+            f"at is the SplitPoint {name!r} listed with other inputs: "
+            f"{[t.name for t in point.tensors]} cross it, {list(cut.crossing_names)} cross "
+            "this trace's cut; pass the example_input it was listed with"
+        )
     head, tail = cut_graph_module(gm, cut)
     follow_model_attributes(head, model)
     follow_model_attributes(tail, model)
