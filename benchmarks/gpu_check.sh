@@ -473,6 +473,15 @@ if not SMALL:
             failures.append(f"argument check: {name} did not raise")
         except RuntimeError:
             pass
+    # Autocast must not reach the float32 projection (cuBLAS in float16 would move codes); 200
+    # output features take the cuBLAS path of the cuda backend.
+    xa, wa = torch.randn(300, 64, device=dev), torch.randn(200, 64, device=dev) / 8
+    for backend in backends:
+        plain = project_quantize(xa, wa, None, 8, 16, backend=backend)
+        with torch.autocast("cuda", dtype=torch.float16):
+            cast = project_quantize(xa, wa, None, 8, 16, backend=backend)
+        if not torch.equal(plain.codes, cast.codes):
+            failures.append(f"{backend} autocast moved {int((plain.codes != cast.codes).sum())} codes")
     # Empty and degenerate inputs, through every backend.
     for backend in backends:
         q = project_quantize(torch.empty(0, 16, device=dev), w, b, 8, 4, backend=backend)
