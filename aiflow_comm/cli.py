@@ -212,7 +212,7 @@ def _plot(command: str, draw, *args) -> None:
     """``draw(*args)``; a file it cannot write exits with a one-line message."""
     try:
         draw(*args)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, RuntimeError) as error:  # RuntimeError: pgf without LaTeX
         raise SystemExit(f"aiflow-comm {command}: --plot: {error}") from error
 
 

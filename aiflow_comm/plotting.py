@@ -4,6 +4,7 @@ PSNR, accuracy) and split-point searches."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +58,11 @@ def check_plot_path(path: str | Path) -> Path:
     if fmt not in FigureCanvasBase.get_supported_filetypes():
         raise ValueError(
             f"cannot plot to {str(path)!r}: matplotlib has no format {fmt!r} (use png, pdf, svg...)"
+        )
+    if fmt == "pgf" and shutil.which(_pyplot().rcParams["pgf.texsystem"]) is None:
+        raise ValueError(
+            f"cannot plot to {str(path)!r}: the pgf format needs "
+            f"{_pyplot().rcParams['pgf.texsystem']}, which is not installed"
         )
     if target.is_dir():
         raise ValueError(f"cannot plot to {str(path)!r}: {str(target)!r} is a folder")
@@ -225,7 +231,7 @@ def plot_search(
     """Draw a split-point search (:class:`~aiflow_comm.search.SearchResult`): left, the latency
     breakdown (device, link, edge and cloud) of the best one-cut plan per cut in one channel
     ``state`` (default: the median SNR); right, every plan's expected latency against device
-    energy, the Pareto front joined. Returns the written path.
+    energy, the Pareto front of those two joined. Returns the written path.
 
     >>> import tempfile, torch
     >>> from aiflow_comm.search import Codec, LinkModel, Tier, profile_model, search_plans
@@ -241,7 +247,10 @@ def plot_search(
     if not result.plans:
         raise ValueError("result holds no plans")
     plt = _pyplot()
-    s = int(np.argsort(result.snr_db)[result.snr_db.size // 2]) if state is None else state
+    if state is None:
+        s = int(np.argsort(result.snr_db)[result.snr_db.size // 2])
+    else:
+        s = result.check_state(state)
     best: dict[str, int] = {}
     for p, plan in enumerate(result.plans):
         key = "device" if plan.cut is None else plan.cut
@@ -278,12 +287,13 @@ def plot_search(
     lat, energy = result.mean(result.latency_s), result.mean(result.energy_j)
     ok = np.isfinite(lat) & np.isfinite(energy)
     right.scatter(1e3 * lat[ok], 1e3 * energy[ok], s=8, alpha=0.4, label="plans")
-    front = result.pareto()
+    front = result.pareto(with_accuracy=False)  # the front of the two quantities drawn
     if front.size:
         order = front[np.argsort(lat[front])]
         right.plot(1e3 * lat[order], 1e3 * energy[order], "r.-", label="Pareto front")
-    right.set_xscale("log")
-    # A log axis needs positive values: with every power 0 each energy is 0.
+    # A log axis needs positive values: with every power 0 each energy is 0, and a model
+    # whose FLOPs all count 0 runs on the device in 0 s.
+    right.set_xscale("log" if (lat[ok] > 0).all() else "symlog", **_linthresh(lat[ok]))
     right.set_yscale("log" if (energy[ok] > 0).all() else "symlog", **_linthresh(energy[ok]))
     right.set_xlabel("expected latency (ms)")
     right.set_ylabel("expected device energy (mJ)")
@@ -292,11 +302,11 @@ def plot_search(
     return _save(figure, path, title)
 
 
-def _linthresh(energy_j: np.ndarray) -> dict:
-    """``symlog``'s linear range when some energies are 0: down to the least positive one
-    (in mJ), or 1 mJ when none is."""
-    positive = energy_j[energy_j > 0]
-    if positive.size == energy_j.size:
+def _linthresh(values: np.ndarray) -> dict:
+    """``symlog``'s linear range when some of ``values`` (seconds or joules, drawn in ms or
+    mJ) are 0: down to the least positive one, or 1 when none is."""
+    positive = values[values > 0]
+    if positive.size == values.size:
         return {}
     return {"linthresh": 1e3 * float(positive.min()) if positive.size else 1.0}
 

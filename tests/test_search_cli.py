@@ -103,6 +103,8 @@ def test_search_table_names_the_pareto_axes(capsys, tmp_path):
         (["--input-shape", "1,x"], "--input-shape"),
         (["--device-flops", "0"], "flops_per_s"),
         (["--input-shape", "1,3,32"], r"fails on a float32 input of shape \(1, 3, 32\)"),
+        # An IndexError from Flatten: a traceback, where a RuntimeError gave this line.
+        (["--model", "deep-mlp", "--input-shape", "3072"], r"fails on .* \(3072,\).*Dimension"),
         (["--accuracy", "/nonexistent.json"], "--accuracy /nonexistent.json"),
         (["--cloud-flops", "1e12", "--backhaul-snr-db", "nan"], "--backhaul-snr-db .*snr_db"),
         (["--cloud-flops", "1e12", "--backhaul-bandwidth-hz", "-5"], "--backhaul-bandwidth-hz"),
@@ -180,6 +182,20 @@ def test_search_plot_path_is_checked_before_the_search(capsys, tmp_path):
     pytest.importorskip("matplotlib")
     with pytest.raises(SystemExit, match=r"search: --plot: cannot plot to .*no format 'xyz'"):
         main(["search", "--snr-db", "20", "--plot", str(tmp_path / "front.xyz")])
+    assert capsys.readouterr().out == ""
+
+
+def test_search_plot_to_pgf_without_latex_is_refused_before_the_search(capsys, tmp_path):
+    """pgf is a format matplotlib lists, but saving needs LaTeX: a traceback after the table."""
+    pytest.importorskip("matplotlib")
+    import shutil
+
+    from matplotlib import rcParams
+
+    if shutil.which(rcParams["pgf.texsystem"]) is not None:
+        pytest.skip(f"{rcParams['pgf.texsystem']} is installed here: pgf can be written")
+    with pytest.raises(SystemExit, match=r"--plot: cannot plot to .*pgf format needs"):
+        main(["search", "--snr-db", "20", "--plot", str(tmp_path / "front.pgf")])
     assert capsys.readouterr().out == ""
 
 

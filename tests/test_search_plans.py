@@ -295,14 +295,30 @@ def test_a_state_of_probability_zero_never_turns_the_means_into_nan():
     assert np.isfinite(result.mean(result.latency_s)[result.best[0]])
 
 
-def test_plans_over_a_link_that_never_delivers_take_forever_not_nan():
+@pytest.mark.parametrize("tx_power_w", [1.0, 0.0])  # 0 W, the default: 0 x inf was NaN
+def test_plans_over_a_link_that_never_delivers_take_forever_not_nan(tx_power_w):
     link = LinkModel(1e6, snr_db=-10.0, mcs="nr-cqi", retransmissions=None)
     assert link.tx_s(1e4).tolist() == [math.inf]
-    result = search_plans(_mlp_profile(), Tier("d", 1e6, 1.0, 1.0), Tier("e", 1e11), link,
-                          [Codec(8)])  # fmt: skip
+    result = search_plans(_mlp_profile(), Tier("d", 1e6, 1.0, tx_power_w), Tier("e", 1e11),
+                          link, [Codec(8)])  # fmt: skip
     offload = [i for i, plan in enumerate(result.plans) if plan.cut is not None]
-    assert np.isposinf(result.latency_s[offload]).all() and not np.isnan(result.energy_j).any()
+    assert np.isposinf(result.latency_s[offload]).all()
+    assert np.isposinf(result.energy_j[offload]).all() and not np.isnan(result.energy_j).any()
     assert result.best_plan(0).cut is None
+
+
+def test_states_are_checked_where_a_result_is_read_by_state():
+    """state=5 of one state raised IndexError, state=-1 read the last state silently."""
+    result = search_plans(_mlp_profile(), Tier("d", 1e6, 1.0, 1.0), Tier("e", 1e11),
+                          LinkModel(1e6, snr_db=[0.0, 10.0]), [Codec(8)])  # fmt: skip
+    assert result.best_plan(np.int64(1)) is not None
+    for bad in (2, -1):
+        with pytest.raises(ValueError, match=r"state must be in \[0, 2\)"):
+            result.best_plan(bad)
+        with pytest.raises(ValueError, match="state must be in"):
+            result.pareto(bad)
+    with pytest.raises(TypeError, match="state must be an int"):
+        result.pareto(0.5)
 
 
 def test_a_measured_model_without_flops_prices_plans_without_projections():
@@ -371,3 +387,68 @@ def test_codec_and_tier_take_numpy_numbers_but_not_floats_for_bits():
     for bad in ({"bits": 8.0}, {"bits": 8, "ratio": True}):
         with pytest.raises(ValueError, match=r"bits must be one of|ratio must be"):
             Codec(**bad)
+
+
+def _drawn_search(monkeypatch, result, **kwargs):
+    """plot_search's right panel (expected latency against energy), kept open."""
+    pytest.importorskip("matplotlib")
+    from aiflow_comm import plotting
+
+    figures = []
+    monkeypatch.setattr(plotting, "_save", lambda figure, path, title="": figures.append(figure))
+    plotting.plot_search(result, "unused.png", **kwargs)
+    return figures[0].axes[1]
+
+
+def _front_line(axes) -> list[tuple[float, float]]:
+    (line,) = [line for line in axes.get_lines() if line.get_label() == "Pareto front"]
+    return [tuple(point) for point in line.get_xydata().tolist()]
+
+
+def test_the_plotted_front_is_that_of_latency_and_energy_and_keeps_a_zero_latency_plan(
+    monkeypatch,
+):
+    """With accuracies the plot joined the 3-objective front (a plan the drawn plane shows as
+    dominated was on it); a plan at 0 s vanished from a log latency axis."""
+    profile = _mlp_profile()
+    args = (Tier("d", 1e6, 1.0, 1.0), Tier("e", 1e11), LinkModel(1e6, snr_db=[0.0, 20.0]))
+    codecs = [Codec(8), Codec(32)]
+    plain = search_plans(profile, *args, codecs)
+    labels = {plan.label: 0.5 + 0.01 * i for i, plan in enumerate(plain.plans)}
+    rated = search_plans(profile, *args, codecs, accuracy=lambda plan, snr: labels[plan.label])
+    front = rated.pareto(with_accuracy=False)
+    assert _front_line(_drawn_search(monkeypatch, rated)) == [
+        (1e3 * x, 1e3 * y)
+        for x, y in sorted(zip(rated.mean(rated.latency_s)[front],
+                               rated.mean(rated.energy_j)[front], strict=True))
+    ]  # fmt: skip
+    assert set(rated.pareto()) > set(front)  # accuracy puts more plans on the full front
+
+    from aiflow_comm.search import profile_model
+
+    free = profile_model(torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Tanh()), torch.randn(1, 8))
+    result = search_plans(free, *args, [Codec(8)])
+    axes = _drawn_search(monkeypatch, result)
+    assert axes.get_xscale() == "symlog" and (0.0, 0.0) in _front_line(axes)
+    with pytest.raises(ValueError, match="state must be in"):
+        _drawn_search(monkeypatch, result, state=2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"snr_db": [0.0, math.nan]}, "snr_db must be increasing finite numbers"),
+        ({"snr_db": [0.0, math.inf]}, "snr_db must be increasing finite numbers"),
+        ({"values": {("a", 8): [0.5, math.nan]}}, "must hold 2 finite value"),
+        ({"values": {("a", 8): [0.5, math.inf]}}, "must hold 2 finite value"),
+        ({"lossless": math.nan}, "lossless must be a finite accuracy"),
+    ],
+)
+def test_accuracy_tables_refuse_non_finite_numbers(kwargs, match):
+    """A NaN SNR passed the increasing check and gave NaN accuracies at 5 and 20 dB; an
+    infinite accuracy ranked as the worst on the Pareto front."""
+    from aiflow_comm.search import AccuracyTable
+
+    args = {"values": {("a", 8): [0.5, 0.9]}, "snr_db": [0.0, 10.0]} | kwargs
+    with pytest.raises(ValueError, match=match):
+        AccuracyTable(args.pop("values"), **args)

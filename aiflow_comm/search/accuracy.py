@@ -51,22 +51,27 @@ class AccuracyTable:
             raise TypeError(f"values must map (cut, bits) to accuracy; got {type(values).__name__}")
         self.snr_db = None if snr_db is None else np.asarray(snr_db, dtype=np.float64)
         if self.snr_db is not None and (
-            self.snr_db.ndim != 1 or self.snr_db.size == 0 or np.any(np.diff(self.snr_db) <= 0)
+            self.snr_db.ndim != 1
+            or self.snr_db.size == 0
+            or not np.all(np.isfinite(self.snr_db))
+            or np.any(np.diff(self.snr_db) <= 0)
         ):
-            raise ValueError(f"snr_db must be increasing numbers; got {snr_db!r}")
+            raise ValueError(f"snr_db must be increasing finite numbers; got {snr_db!r}")
         self.values: dict[Key, np.ndarray] = {}
         for key, value in values.items():
             if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str)):
                 raise ValueError(f"keys must be (cut, bits) or (cut, Codec) pairs; got {key!r}")
             arr = np.atleast_1d(np.asarray(value, dtype=np.float64))
             expected = 1 if self.snr_db is None else self.snr_db.size
-            if arr.shape != (expected,):
+            if arr.shape != (expected,) or not np.all(np.isfinite(arr)):
                 raise ValueError(
-                    f"accuracy of {key!r} must hold {expected} value(s) (one per snr_db); "
-                    f"got {value!r}"
+                    f"accuracy of {key!r} must hold {expected} finite value(s) (one per "
+                    f"snr_db); got {value!r}"
                 )
             self.values[key] = arr
         self.lossless = math.nan if lossless is None else float(lossless)
+        if lossless is not None and not math.isfinite(self.lossless):
+            raise ValueError(f"lossless must be a finite accuracy or None; got {lossless!r}")
 
     def hop(self, cut: str, codec: Codec, snr_db: np.ndarray) -> np.ndarray:
         """Accuracy with one lossy hop at ``cut``, per state of ``snr_db`` (NaN if unknown)."""

@@ -163,7 +163,9 @@ def run_search(args: argparse.Namespace) -> SearchResult:
         profile = profile_model(
             model, x, measure=args.measure, num_threads=1 if args.measure else None
         )
-    except RuntimeError as error:  # the model's own complaint about the input
+    except ValueError:  # the library's own, saying what is wrong (UntraceableModelError, ...)
+        raise
+    except Exception as error:  # the model's own complaint about the input, of any type
         raise ValueError(
             f"--model {args.model} fails on a float32 input of shape {tuple(x.shape)} "
             f"(--input-shape): {str(error).splitlines()[0]}"

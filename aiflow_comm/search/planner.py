@@ -171,6 +171,9 @@ def _evaluate(
         energy = (device.power_w * costs.device_s + device.idle_power_w * waiting)[
             :, None
         ] + device.tx_power_w * tx
+        # A part that never ends (a dead link) costs infinite energy at any power: at 0 W (a
+        # tier's default) the product is NaN.
+        energy = np.where(np.isinf(latency), np.inf, energy)
         # 1 - (1 - f1)(1 - f2), as f1 + f2 - f1 f2: a single hop's loss exactly (1 - (1 - f)
         # rounds 1e-3 up to 1.0000000000000009e-3, over a target the link just met)
         fail1, fail2 = np.where(sends, state.failure_prob, 0.0), costs.failure2[:, None]

@@ -48,9 +48,28 @@ class SearchResult:
     cost: np.ndarray
     best: np.ndarray
 
+    def check_state(self, state: object) -> int:
+        """``state`` if it indexes a channel state (an int in ``[0, S)``), else ``TypeError``
+        or ``ValueError`` saying which are valid.
+
+        Example:
+            >>> SearchResult.__new__(SearchResult).check_state("1")
+            Traceback (most recent call last):
+            ...
+            TypeError: state must be an int index of a channel state; got '1'
+        """
+        if isinstance(state, bool) or not isinstance(state, int | np.integer):
+            raise TypeError(f"state must be an int index of a channel state; got {state!r}")
+        if not 0 <= state < self.snr_db.size:
+            raise ValueError(
+                f"state must be in [0, {self.snr_db.size}) (one per SNR of the search: "
+                f"{self.snr_db.tolist()} dB); got {state}"
+            )
+        return int(state)
+
     def best_plan(self, state: int = 0) -> Plan | None:
         """The best plan in ``state`` (``None`` when none is feasible)."""
-        index = int(self.best[state])
+        index = int(self.best[self.check_state(state)])
         return None if index < 0 else self.plans[index]
 
     def record(self, plan: int, state: int) -> dict[str, Any]:
@@ -133,13 +152,16 @@ class SearchResult:
         acc = self.mean(self.accuracy) if state is None else self.accuracy[:, state]
         return bool(np.isfinite(acc).any())
 
-    def pareto(self, state: int | None = None) -> np.ndarray:
+    def pareto(self, state: int | None = None, *, with_accuracy: bool = True) -> np.ndarray:
         """Plan indices on the Pareto front of (latency, device energy, -accuracy).
 
         In one ``state``, among the plans feasible there; with ``state=None``, of the expected
         values, among plans feasible in every state with positive probability. Accuracy counts
-        only when some plan has one (unknown accuracy is then the worst).
+        only when some plan has one (unknown accuracy is then the worst) and ``with_accuracy``
+        (``False``: the front of latency and energy alone, as a plot of the two shows it).
         """
+        if state is not None:
+            state = self.check_state(state)
         if state is None:
             ok = self.feasible[:, self.weights > 0].all(axis=1)
             lat, energy = self.mean(self.latency_s), self.mean(self.energy_j)
@@ -149,7 +171,7 @@ class SearchResult:
             lat, energy = self.latency_s[:, state], self.energy_j[:, state]
             acc = self.accuracy[:, state]
         columns = [lat, energy]
-        if self.accuracy_known(state):
+        if with_accuracy and self.accuracy_known(state):
             columns.append(np.where(np.isfinite(acc), -acc, np.finfo(float).max))
         points = np.stack(columns, axis=1)
         points[~ok] = np.inf
