@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -112,6 +113,23 @@ def test_projection_codec_sizes():
     assert payload_bits([tensor], codec) == 8 * len(quantize(torch.zeros(1, 8, 8, 8), 8, 64)
                                                     .to_bytes())  # fmt: skip
     assert projection_flops([tensor], codec) == 2 * (8 * 8 * 8) * 32
+
+
+@pytest.mark.parametrize(("shape", "ratio", "bits", "group_size"),
+                         [((1, 64, 4, 4), 0.5, 4, 16), ((1, 64, 2, 2), 0.25, 2, 16),
+                          ((1, 30, 5, 7), 0.5, 8, 4), ((1, 24, 9), 0.5, 4, 8)])  # fmt: skip
+def test_projection_payload_equals_a_split_link_with_a_pointwise_encoder(
+    shape, ratio, bits, group_size
+):
+    """A 1x1 convolution encoder's SplitLink sends channels-last, groups along the channels;
+    the search grouped along the last spatial dimension (2.5x the bits on (1, 64, 4, 4))."""
+    channels, kept = shape[1], math.ceil(ratio * shape[1])
+    conv = {4: torch.nn.Conv2d, 3: torch.nn.Conv1d}[len(shape)]
+    link = SplitLink(bits, group_size, encoder=conv(channels, kept, 1),
+                     decoder=conv(kept, channels, 1)).eval()  # fmt: skip
+    tensor = CrossingTensor("f", shape, torch.float32)
+    want = link.payload_bits(torch.randn(shape))
+    assert payload_bits([tensor], Codec(bits, group_size, ratio=ratio)) == want
 
 
 def test_builtin_models_have_many_cuts():

@@ -34,7 +34,8 @@ class Codec:
       ``symmetric=False``, 4-byte CRC32).
     * ``ratio`` < 1: a learned projection (a 1x1 convolution or a linear layer along
       dimension 1, the channels) keeps ``ceil(ratio * channels)`` channels before
-      quantization; its decoder restores them on the receiving tier. Its accuracy must come
+      quantization, images sent channels-last (:meth:`sent_shape`); its decoder restores them
+      on the receiving tier. Its accuracy must come
       from an accuracy table (it has to be trained); its compute is
       :func:`projection_flops` on each side.
 
@@ -83,10 +84,19 @@ class Codec:
         return "/".join(parts)
 
     def sent_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        """The shape after the projection: dimension 1 scaled by ``ratio`` (rounded up)."""
+        """The shape after the projection: dimension 1 scaled by ``ratio`` (rounded up), and
+        moved last in a 4-d (image) shape, as a ``SplitLink`` with a 1x1 ``nn.Conv2d`` encoder
+        sends it (channels-last, its groups along the kept channels).
+
+        >>> Codec(8, ratio=0.5).sent_shape((2, 64, 4, 4))
+        (2, 4, 4, 32)
+        """
         if self.ratio == 1.0 or len(shape) < 2:
             return tuple(shape)
-        return (shape[0], math.ceil(self.ratio * shape[1]), *shape[2:])
+        kept = math.ceil(self.ratio * shape[1])
+        if len(shape) == 4:
+            return (shape[0], *shape[2:], kept)
+        return (shape[0], kept, *shape[2:])
 
 
 def _message_bits(shape: tuple[int, ...], codec: Codec) -> int:
