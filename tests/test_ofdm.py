@@ -180,6 +180,19 @@ def test_gradient_reaches_x() -> None:
     assert torch.allclose(x.grad, expected.to(x.grad.dtype), atol=1e-4)
 
 
+@pytest.mark.parametrize("csi", ["perfect", "ls"])
+def test_a_first_use_under_inference_mode_leaves_training_possible(csi: str) -> None:
+    """The Sionna blocks built on first use under inference_mode held inference tensors: every
+    later training step raised 'Inference tensors cannot be saved for backward'."""
+    channel = OFDMChannel(generator=3, csi=csi)
+    x = symbols(2, PER_FRAME, seed=1)
+    with torch.inference_mode():
+        assert channel(x, 10.0).is_inference()
+    x = x.clone().requires_grad_()
+    energy(channel(x, 10.0)).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [

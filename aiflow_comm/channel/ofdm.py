@@ -208,7 +208,10 @@ class OFDMChannel(nn.Module):
         and precision, drawing from this channel's generator; built once and cached."""
         key = (like.device, precision_of(like))
         if key not in self._links:
-            self._links[key] = self._build_link(*key)
+            # Built under inference_mode, the blocks' tensors would be inference tensors, which
+            # no later training step could save for backward.
+            with torch.inference_mode(False):
+                self._links[key] = self._build_link(*key)
         return self._links[key]
 
     def _build_link(self, device: torch.device, precision: str) -> _Link:
