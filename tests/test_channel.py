@@ -164,6 +164,10 @@ def test_same_seed_same_output_other_seed_other_output(make) -> None:
     x = torch.randn(4, 32, dtype=torch.complex64)
     first, again, other = make(11)(x, 5.0), make(11)(x, 5.0), make(12)(x, 5.0)
     assert torch.equal(first, again) and not torch.equal(first, other)
+    # Seeds apart by a multiple of 2**32 drew one stream (torch's CPU generator keeps 32 bits).
+    outputs = [make(11 + k * 2**32)(x, 5.0) for k in (0, 1, 2, 2**20)]
+    assert not any(torch.equal(a, b) for i, a in enumerate(outputs) for b in outputs[i + 1 :])
+    assert torch.equal(make(11 + 2**32)(x, 5.0), outputs[1])
     generator = torch.Generator().manual_seed(3)
     channel = make(generator)
     y1 = channel(x, 5.0)

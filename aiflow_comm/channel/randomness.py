@@ -14,7 +14,8 @@ class RandomSource:
     """Where a channel draws its randomness from.
 
     ``RandomSource(None)`` uses the global generators (``torch``'s and Sionna's),
-    ``RandomSource(7)`` one generator per device seeded with 7 (CPU and CUDA streams differ), and
+    ``RandomSource(7)`` one generator per device seeded with 7 (CPU and CUDA streams differ; on
+    the CPU a seed of 2**32 or more is mixed down to the 32 bits torch's generator keeps), and
     ``RandomSource(generator)`` that generator, on its device only.
 
     >>> a, b = RandomSource(7), RandomSource(7)
@@ -47,8 +48,29 @@ class RandomSource:
                 )
             return self._seed
         if device not in self._generators:
-            self._generators[device] = torch.Generator(device=device).manual_seed(self._seed)
+            seed = _cpu_seed(self._seed) if device.type == "cpu" else self._seed
+            self._generators[device] = torch.Generator(device=device).manual_seed(seed)
         return self._generators[device]
+
+
+_MASK64 = 2**64 - 1
+
+
+def _cpu_seed(seed: int) -> int:
+    """``seed`` for torch's CPU generator, whose Mersenne twister keeps only the low 32 bits
+    (seeds 0 and 2**32 drew the same stream): a seed of 2**32 or more is mixed down to 32 bits
+    by splitmix64's finalizer, so that the bits above 32 count too.
+
+    >>> _cpu_seed(7), _cpu_seed(2**32) != _cpu_seed(0)
+    (7, True)
+    """
+    if seed < 2**32:
+        return seed
+    z = (seed + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    z ^= z >> 31
+    return (z ^ (z >> 32)) & 0xFFFFFFFF
 
 
 def _canonical(device: torch.device) -> torch.device:
