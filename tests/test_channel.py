@@ -119,15 +119,30 @@ def test_normalize_power_per_example_and_zero_example() -> None:
         normalize_power(x, batch_dims=3)
 
 
-@pytest.mark.parametrize("magnitude", [1e-36, 1e-20, 1e-7, 1e18, 1e30])
-def test_normalize_power_at_any_magnitude(magnitude: float) -> None:
+@pytest.mark.parametrize(
+    ("magnitude", "dtype"),
+    [(1e-36, torch.complex64), (1e-20, torch.complex64), (1e-7, torch.complex64),
+     (1e18, torch.complex64), (1e30, torch.complex64),
+     # float64 squares: 1e160 overflowed (gain inf), 1e-200 vanished (gain at the floor)
+     (1e160, torch.complex128), (1e-200, torch.complex128), (1e-300, torch.complex128)],
+)  # fmt: skip
+def test_normalize_power_at_any_magnitude(magnitude: float, dtype: torch.dtype) -> None:
     """Below an RMS of 1e-6 the gain was floored there (1e-7: energy 0.01, the SNR 20 dB below
     the one asked); past about 1e18 the float32 sum of squares overflowed (energy 0, gain inf)."""
-    x = torch.randn(3, 1000, dtype=torch.complex64, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(3, 1000, dtype=dtype, generator=torch.Generator().manual_seed(0))
     y, gain = normalize_power(x * magnitude)
     energy = y.abs().pow(2).mean(dim=1)
-    torch.testing.assert_close(energy, torch.ones(3), rtol=1e-4, atol=0)
+    torch.testing.assert_close(energy, torch.ones(3, dtype=energy.dtype), rtol=1e-4, atol=0)
     torch.testing.assert_close(gain.flatten() / magnitude, x.abs().pow(2).mean(1).sqrt())
+
+
+@pytest.mark.parametrize("magnitude", [1.0, 1e160, 1e-200])
+def test_analog_link_keeps_the_snr_of_float64_features_at_any_magnitude(magnitude: float):
+    """At 1e-200 the noise vanished (relative error 0 at 10 dB), at 1e160 it was infinite."""
+    features = torch.randn(4, 2000, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    out = AnalogLink(AWGN(generator=0), equalizer="zf")(features * magnitude, 10.0) / magnitude
+    error = ((out - features).pow(2).mean() / features.pow(2).mean()).item()
+    assert error == pytest.approx(0.1, rel=0.1)  # noise power 10 dB below the signal's
 
 
 @pytest.mark.parametrize("bad", [torch.zeros(3), torch.zeros(3, dtype=torch.float16), [1j]])
@@ -474,3 +489,14 @@ def test_seeded_channels_pickle_and_go_on_drawing_the_same(make):
     channel(x, 10.0)
     restored = pickle.loads(pickle.dumps(channel))
     assert torch.equal(restored(x, 10.0), channel(x, 10.0))
+
+
+@pytest.mark.parametrize("features", [torch.zeros(0, 4), torch.zeros(3, 0)])
+def test_analog_link_checks_the_snr_of_an_empty_input_too(features: torch.Tensor) -> None:
+    """An empty input returned before the SNR was read: NaN or a mismatched shape passed."""
+    link = AnalogLink(AWGN(generator=0))
+    assert link(features, 10.0).shape == features.shape
+    with pytest.raises(ValueError, match="snr_db must be finite"):
+        link(features, float("nan"))
+    with pytest.raises(ValueError, match=r"snr_db of shape \(5,\) does not match"):
+        link(features, torch.zeros(5))

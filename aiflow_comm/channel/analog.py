@@ -9,7 +9,7 @@ from torch import nn
 
 from aiflow_comm.channel.awgn import AWGN
 from aiflow_comm.channel.complex_ops import scale
-from aiflow_comm.channel.conventions import normalize_power
+from aiflow_comm.channel.conventions import normalize_power, snr_db_to_no
 from aiflow_comm.channel.equalization import EQUALIZERS, equalize
 from aiflow_comm.channel.flat_link import flat_link, is_flat
 
@@ -117,6 +117,7 @@ class AnalogLink(nn.Module):
             )
         sent = pair_to_complex(features)
         if sent.numel() == 0:  # no example, or examples of no values: nothing to send
+            snr_db_to_no(snr_db, sent)  # but a bad SNR is refused as on any other input
             return unpair_to_real(sent, features)
         if is_flat(self.channel):
             received = flat_link(sent, self.channel, snr_db, self.equalizer, self.denormalize)

@@ -175,13 +175,19 @@ def root_mean_square(pairs: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor
     """``sqrt(sum(pairs**2 over dims) / count)`` per example, ``count`` the number of complex
     symbols (the last dimension of ``pairs``, a real view, holds their two parts), kept
     dimensions. Summed in float64 (in ``pairs``' dtype after), so that no float32 or narrower
-    value overflows or underflows when squared.
+    value overflows or underflows when squared; float64 values are scaled by their example's
+    largest magnitude first (squared, 1e160 overflows and 1e-200 vanishes).
 
     >>> root_mean_square(torch.tensor([[[3.0, 4.0], [0.0, 0.0]]]), (1, 2)).flatten().tolist()
     [3.535533905029297]
     """
     count = math.prod(pairs.shape[d] for d in dims) // 2
-    norm = torch.linalg.vector_norm(pairs, dim=dims, keepdim=True, dtype=torch.float64)
+    scale = 1.0
+    if pairs.dtype == torch.float64 and pairs.numel():
+        peak = pairs.abs().amax(dim=dims, keepdim=True)
+        scale = torch.where(peak > 0, peak, torch.ones_like(peak))
+        pairs = pairs / scale
+    norm = torch.linalg.vector_norm(pairs, dim=dims, keepdim=True, dtype=torch.float64) * scale
     return (norm / math.sqrt(max(count, 1))).to(pairs.dtype)
 
 
