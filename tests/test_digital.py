@@ -337,6 +337,18 @@ def test_bad_construction(kwargs: dict, error: type, match: str) -> None:
         DigitalLink(**kwargs)
 
 
+@pytest.mark.filterwarnings("ignore:Effective coderate")  # Sionna's, for these sizes
+@pytest.mark.parametrize(("k", "n"), [(100, 106), (12, 13)])
+def test_codes_that_do_not_decode_without_noise_are_refused(k: int, n: int) -> None:
+    """Sionna accepts these sizes, but its decoder never recovers them: BLER 1 at 100 dB."""
+    bits = torch.randint(0, 2, (4, 2 * k), generator=torch.Generator().manual_seed(0))
+    with pytest.raises(
+        ValueError, match=rf"ldpc_k={k}, ldpc_n={n} .* does not decode even without noise"
+    ):
+        DigitalLink("qpsk", ldpc_k=k, ldpc_n=n, generator=0)(bits, 100.0)
+    assert DigitalLink("qpsk", ldpc_k=100, ldpc_n=120, generator=0)(bits, 100.0).bler == 0.0
+
+
 def test_numpy_integer_code_sizes() -> None:
     """np.int64 sizes (from a NumPy sweep) were refused as not ints."""
     link = DigitalLink("qpsk", ldpc_k=np.int64(100), ldpc_n=np.int64(200))

@@ -113,7 +113,8 @@ class DigitalLink(nn.Module):
             :class:`RicianFading`, an OFDM channel.
         ldpc_k, ldpc_n: information and codeword bits of the 5G LDPC code (both or neither);
             Sionna accepts ``12 <= k <= 8448``, ``n <= 316 * 384`` and rates ``1/5 <= k/n <=
-            0.95``.
+            0.95``; a code that does not decode even without noise (some short ones above rate
+            0.9) raises ``ValueError`` at first use.
         equalizer: ``"zf"`` (default), ``"mmse"`` or ``"none"``.
         demapping: ``"app"`` (default) or ``"maxlog"``.
         bp_iterations: belief-propagation iterations of the LDPC decoder (default 20).
@@ -221,9 +222,26 @@ class DigitalLink(nn.Module):
                 decoder = LDPC5GDecoder(
                     encoder, hard_out=False, num_iter=self.bp_iterations, **common
                 )
+                self._check_decodable(encoder, decoder, device)
                 blocks += (encoder, decoder)
             self._blocks[device] = blocks
         return self._blocks[device]
+
+    def _check_decodable(
+        self, encoder: LDPC5GEncoder, decoder: LDPC5GDecoder, device: torch.device
+    ) -> None:
+        """Raise ``ValueError`` unless a codeword comes back without noise: some short codes of
+        rate above about 0.9 that Sionna accepts (k=100, n=106; any k < 40 at its shortest n)
+        never decode, and every block would be lost at any SNR."""
+        info = torch.randint(0, 2, (1, self.ldpc_k), generator=torch.Generator().manual_seed(0))
+        info = info.to(device=device, dtype=torch.float32)
+        certain = (2.0 * encoder(info) - 1.0) * 20.0  # LLRs, positive for 1 (Sionna's sign)
+        if not torch.equal((decoder(certain) > 0).to(info.dtype), info):
+            raise ValueError(
+                f"ldpc_k={self.ldpc_k}, ldpc_n={self.ldpc_n} (rate {self.code_rate:.3f}) does not "
+                "decode even without noise with Sionna's 5G LDPC decoder: choose a lower rate "
+                "or a longer code"
+            )
 
     def _encoder(self, device: torch.device | str) -> LDPC5GEncoder:
         try:
