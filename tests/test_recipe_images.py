@@ -93,6 +93,18 @@ def test_digital_scheme_picks_the_smallest_fitting_modulation():
     assert images.DigitalScheme.fitting(code, 5000) is None  # rate < 1/5 even on QPSK
 
 
+def test_digital_scheme_leaves_out_codes_sionna_cannot_build():
+    """Over 3840 bits Sionna's base graph 1 needs a rate above 1/3: train images --patch 64
+    --ratio 1 chose k=5904, n=24576 and failed after training."""
+    from aiflow_comm.channel import DigitalLink
+
+    code = images.SourceCode(size=64, luma=18, bits=8)  # 3984 payload bits
+    assert images.DigitalScheme.fitting(code, 8300) is None  # QPSK at rate 0.24: no such code
+    scheme = images.DigitalScheme.fitting(code, 5000)  # QPSK at rate 0.40
+    assert scheme is not None and scheme.modulation == "qpsk"
+    assert DigitalLink("qpsk", ldpc_k=3984, ldpc_n=scheme.ldpc_n).codec_blocks("cpu")
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

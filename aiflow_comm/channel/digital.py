@@ -32,6 +32,7 @@ __all__ = [
     "bit_flip_ste",
     "bits_to_bytes",
     "bytes_to_bits",
+    "ldpc_code_exists",
     "quantized_bit_flip_ste",
 ]
 
@@ -249,8 +250,9 @@ class DigitalLink(nn.Module):
         except ValueError as exc:
             raise ValueError(
                 f"ldpc_k={self.ldpc_k}, ldpc_n={self.ldpc_n} is not a 5G LDPC code Sionna "
-                f"supports ({exc}): it needs 12 <= k <= 8448, n <= {316 * 384} and a rate k/n "
-                "in [1/5, 0.95]"
+                f"supports ({exc}): among others, it needs 12 <= k <= 8448, n <= {316 * 384}, "
+                "a rate k/n in [1/5, 0.95], and above 1/3 for k > 3840 (base graph 1); "
+                "ldpc_code_exists(k, n) tells"
             ) from exc
 
     @torch.no_grad()
@@ -545,6 +547,20 @@ def _pad_to(bits: torch.Tensor, length: int) -> torch.Tensor:
     if bits.shape[1] == length:
         return bits
     return nn.functional.pad(bits, (0, length - bits.shape[1]))
+
+
+def ldpc_code_exists(k: int, n: int) -> bool:
+    """Whether Sionna builds the 5G LDPC code of ``k`` information and ``n`` codeword bits
+    (its base graphs limit the rate and the sizes together, beyond the plain ranges).
+
+    >>> ldpc_code_exists(100, 200), ldpc_code_exists(5904, 24576)
+    (True, False)
+    """
+    try:
+        LDPC5GEncoder(k, n, precision="single", device="cpu")
+    except ValueError:
+        return False
+    return True
 
 
 def _check_ldpc_sizes(k: object, n: object) -> tuple[int | None, int | None]:

@@ -336,16 +336,22 @@ class DigitalScheme:
         """The scheme carrying ``source`` in ``channel_uses``, or ``None`` when none fits.
 
         The modulation is the smallest QAM order whose code rate is at most
-        :data:`MAX_CODE_RATE` (256-QAM up to 0.95); the rate must be at least 1/5 and the
-        payload at most 8448 bits (one 5G LDPC codeword).
+        :data:`MAX_CODE_RATE` (256-QAM up to 0.95); the rate must be at least 1/5, the
+        payload at most 8448 bits (one 5G LDPC codeword), and the code one Sionna builds
+        (:func:`~aiflow_comm.channel.digital.ldpc_code_exists`: above 3840 bits, a rate over 1/3).
         """
+        from aiflow_comm.channel.digital import ldpc_code_exists
+
         if source.payload_bits > _MAX_LDPC_K:
             return None
         for modulation in MODULATIONS:
             scheme = cls(source, modulation, channel_uses)
             top = _TOP_CODE_RATE if modulation == MODULATIONS[-1] else MAX_CODE_RATE
             if scheme.code_rate <= top:
-                return scheme if scheme.code_rate >= _MIN_CODE_RATE else None
+                usable = scheme.code_rate >= _MIN_CODE_RATE and ldpc_code_exists(
+                    source.payload_bits, scheme.ldpc_n
+                )
+                return scheme if usable else None
         return None
 
     def describe(self) -> str:
