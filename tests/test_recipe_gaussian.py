@@ -132,6 +132,15 @@ def test_ratio_counts_real_dimensions(capsys, tmp_path, ratio: str, uses: int) -
     assert row["opta_db"] == pytest.approx(opta_db("awgn", float(ratio), 10.0), abs=1e-4)
 
 
+@pytest.mark.parametrize("steps", ["3", "20"])
+def test_any_number_of_steps_trains(capsys, tmp_path, steps: str) -> None:
+    """At 20 steps the one-cycle warm-up ended at step 0: ZeroDivisionError in torch."""
+    argv = ("--smoke", "--steps", steps, "--snr-db", "10", "--no-plot", "--dim", "8")
+    out = run_json(capsys, tmp_path, *argv)
+    (row,) = out["results"]
+    assert out["options"]["steps"] == int(steps) and math.isfinite(row["sdr_db"])
+
+
 def test_table_output(capsys, tmp_path) -> None:
     assert main("gaussian", ["--smoke", "--steps", "1", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out

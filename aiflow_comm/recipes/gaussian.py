@@ -270,8 +270,12 @@ def _train(
     device = torch.device(o["device"])
     generator = torch.Generator(device=device).manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=o["lr"])
+    # A warm-up of 5% of the steps, but never one ending at step 0: at 20 steps torch's
+    # OneCycleLR divided by the warm-up's zero length.
+    steps = o["steps"]
+    warmup = max(0.05, 2 / steps) if steps >= 4 else 0.05
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=o["lr"], total_steps=o["steps"], pct_start=0.05
+        optimizer, max_lr=o["lr"], total_steps=steps, pct_start=warmup
     )
     low, high = snr_db
     batch = o["batch_size"]
