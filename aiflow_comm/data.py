@@ -104,6 +104,8 @@ def stack_dataset(dataset: Iterable, limit: int | None = None) -> torch.Tensor:
     items = []
     for index, item in enumerate(source):
         x = item[0] if isinstance(item, tuple | list) else item
+        if isinstance(x, np.ndarray | np.generic):  # torch takes no negative strides (a flip)
+            x = np.asarray(x, dtype=x.dtype.newbyteorder("="), order="C")  # nor big-endian data
         try:
             items.append(torch.as_tensor(x))
         except (TypeError, RuntimeError, ValueError) as error:

@@ -91,3 +91,15 @@ def test_stack_dataset_iterates_an_iterable_dataset_with_a_length():
 def test_stack_dataset_takes_a_numpy_integer_limit():
     items = [(torch.full((2,), float(i)), i) for i in range(5)]
     assert stack_dataset(items, limit=np.int64(3)).shape == (3, 2)
+
+
+def test_stack_dataset_takes_flipped_and_big_endian_arrays():
+    """torch.as_tensor refuses negative strides and non-native byte order: a flipped image
+    (img[..., ::-1], BGR to RGB) was refused as 'not an array'."""
+    image = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    stacked = stack_dataset([(image[..., ::-1], 0), (np.flipud(image), 1)])
+    assert torch.equal(stacked[0], torch.from_numpy(image[..., ::-1].copy()))
+    assert torch.equal(stacked[1], torch.from_numpy(np.flipud(image).copy()))
+    big = stack_dataset([np.arange(4, dtype=">f4")] * 2)
+    assert big.dtype == torch.float32 and big[1].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert stack_dataset([np.float32(3.5), np.array(2.0, dtype=np.float32)]).tolist() == [3.5, 2.0]
