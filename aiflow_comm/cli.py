@@ -280,11 +280,13 @@ def _demo(args: argparse.Namespace) -> None:
     )
     from aiflow_comm.kernels.layout import check_quant_args
     from aiflow_comm.recipes.digits import digits_cnn, format_table
+    from aiflow_comm.recipes.runner import check_seed
 
     try:
         check_quant_args(8, args.group_size)
     except ValueError as error:
         raise SystemExit(f"aiflow-comm demo: --group-size: {error}") from error
+    check_seed("aiflow-comm demo", args.seed)
     try:
         result = digits_demo(
             smoke=args.smoke, seed=args.seed, progress="off" if args.json else "auto"

@@ -156,7 +156,9 @@ def test_demo_split_point_sizes_count_every_tensor_crossing_a_cut():
         (["bench", "fused", "--device", "meta"], "bench fused: device 'meta'"),
         (["bench", "train-step", "--device", "meta"], "bench train-step: device 'meta'"),
         (["ber", "--num-bits", "2000", "--device", "nosuch"], "ber: device 'nosuch'"),
-        (["demo", "--smoke", "--seed", "-1"], "demo: seed must be in"),
+        (["demo", "--smoke", "--seed", "-1"], r"demo: --seed must be in \[0, 2\*\*62\)"),
+        # A seed near 2**63 failed after training: the demo adds offsets to it per link.
+        (["demo", "--smoke", "--seed", str(2**63 - 10)], "demo: --seed must be in"),
     ],
 )
 def test_user_errors_exit_with_one_line_not_a_traceback(argv, message):
@@ -232,6 +234,8 @@ def test_train_json_is_strict_when_training_diverges(monkeypatch, capsys, tmp_pa
 
 
 @pytest.mark.parametrize("recipe", ["gaussian", "digits", "images"])
-def test_train_seed_is_checked_alike_for_every_recipe(recipe):
-    with pytest.raises(SystemExit, match=rf"{recipe}: --seed must be in \[0, 2\*\*63\); got -1"):
-        main(["train", recipe, "--smoke", "--seed", "-1", "--no-plot"])
+@pytest.mark.parametrize("seed", [-1, 2**63 - 50])  # the second passed, then failed after training
+def test_train_seed_is_checked_alike_for_every_recipe(recipe, seed):
+    message = rf"{recipe}: --seed must be in \[0, 2\*\*62\); got {seed}"
+    with pytest.raises(SystemExit, match=message):
+        main(["train", recipe, "--smoke", "--seed", str(seed), "--no-plot"])

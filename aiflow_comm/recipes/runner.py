@@ -19,8 +19,10 @@ from aiflow_comm.plotting import check_plot_path
 from aiflow_comm.recipes import RECIPES
 
 __all__ = [
+    "MAX_SEED",
     "build_parser",
     "check_positive",
+    "check_seed",
     "check_snr_values",
     "main",
     "recipe_module",
@@ -57,6 +59,21 @@ def build_parser(name: str, prog: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+MAX_SEED = 2**62
+
+
+def check_seed(command: str, seed: int) -> None:
+    """Exit with a one-line message unless ``0 <= seed < MAX_SEED``: torch takes seeds below
+    2**63, and a recipe adds offsets to its seed for each model and link it builds (a seed just
+    under 2**63 failed after the training).
+
+    Example:
+        >>> check_seed("demo", 7)
+    """
+    if not 0 <= seed < MAX_SEED:
+        raise SystemExit(f"{command}: --seed must be in [0, 2**62); got {seed}")
+
+
 def main(name: str, argv: list[str] | None = None, prog: str | None = None) -> int:
     """Run recipe ``name`` with command-line ``argv``; write its JSON and PNG; print it.
 
@@ -65,8 +82,7 @@ def main(name: str, argv: list[str] | None = None, prog: str | None = None) -> i
     metrics) is written ``null``."""
     args = build_parser(name, prog).parse_args(argv)
     module = recipe_module(name)
-    if not 0 <= args.seed < 2**63:  # what torch.Generator().manual_seed takes
-        raise SystemExit(f"{name}: --seed must be in [0, 2**63); got {args.seed}")
+    check_seed(name, args.seed)
     try:
         resolve_device(args.device)
     except ValueError as error:
