@@ -16,6 +16,7 @@ from aiflow_comm.search import (
     Codec,
     CutProfile,
     LinkModel,
+    McsTable,
     ModelProfile,
     Plan,
     Tier,
@@ -227,6 +228,8 @@ def test_vectorized_search_equals_exhaustive_loop(fading, coherence, mcs):
         (lambda: Codec(8, ratio=1.5), "ratio"),
         (lambda: Codec(8, symmetric="no"), "symmetric must be a bool"),
         (lambda: BlerCurve(True, (0.0, 1.0), (0.1, 0.01)), "efficiency must be a finite number"),
+        (lambda: BlerCurve(1.0, "01", (0.1, 0.2)), "snr_db must be a sequence of numbers"),
+        (lambda: McsTable((1.0, 2.0), (0.5, 1.0), bler="0.1"), "bler must be a number"),
         (lambda: LinkModel(1e6).tx_s(-5), "bits must be finite numbers >= 0"),
         (lambda: LinkModel(1e6).tx_s([1e3, math.nan]), "bits must be finite numbers >= 0"),
         (lambda: lognormal_snr_states(10.0, 4.0, True), "n must be an int >= 1"),
@@ -235,6 +238,12 @@ def test_vectorized_search_equals_exhaustive_loop(fading, coherence, mcs):
 def test_bad_tiers_links_and_codecs_raise(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make()
+
+
+def test_codec_takes_numpy_integers():
+    """np.int64 group sizes (from a NumPy sweep) were refused, while bits took them."""
+    codec = Codec(np.int64(8), np.int64(64))
+    assert codec == Codec(8, 64) and type(codec.group_size) is int and type(codec.bits) is int
 
 
 def test_bad_search_arguments_raise():

@@ -13,6 +13,8 @@ __all__ = ["NR_CQI_TABLE", "BlerCurve", "McsTable"]
 
 
 def _floats(name: str, values: Sequence[float]) -> tuple[float, ...]:
+    if isinstance(values, str | bytes):  # iterated, "01" would read as (0.0, 1.0)
+        raise TypeError(f"{name} must be a sequence of numbers; got {values!r}")
     try:
         out = tuple(float(v) for v in values)
     except (TypeError, ValueError):
@@ -57,8 +59,12 @@ class McsTable:
             )
         if np.any(np.diff(snr) <= 0) or np.any(np.diff(eff) <= 0) or eff[0] <= 0:
             raise ValueError("snr_db and efficiency must be positive and strictly increasing")
-        if not 0.0 <= self.bler < 1.0:
-            raise ValueError(f"bler must be in [0, 1); got {self.bler!r}")
+        if not (
+            isinstance(self.bler, numbers.Real)
+            and not isinstance(self.bler, bool)
+            and 0.0 <= self.bler < 1.0
+        ):
+            raise ValueError(f"bler must be a number in [0, 1); got {self.bler!r}")
 
     def efficiency_at(self, snr_db: object) -> np.ndarray:
         """The efficiency of the best entry whose threshold is at most ``snr_db`` (0 if none)."""

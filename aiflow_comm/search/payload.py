@@ -49,6 +49,10 @@ class Codec:
     symmetric: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("bits", "group_size"):  # NumPy ints (from a sweep) as Python ints
+            value = getattr(self, name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                object.__setattr__(self, name, int(value))
         if (
             not isinstance(self.bits, numbers.Integral)
             or isinstance(self.bits, bool)
