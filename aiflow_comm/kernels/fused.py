@@ -46,8 +46,10 @@ import torch
 
 from aiflow_comm.codec.quantized import QuantizedTensor
 from aiflow_comm.kernels.backends import backend_resolver, optional_module
-from aiflow_comm.kernels.dispatch import custom_op
+from aiflow_comm.kernels.dispatch import custom_op, plain_eager
 from aiflow_comm.kernels.layout import (
+    MAX_GROUP_SIZE,
+    SUPPORTED_BITS,
     GroupLayout,
     check_float_tensor,
     check_quant_args,
@@ -199,11 +201,14 @@ def _project_quantize_op(
     group_size = row_group_size(group_size, weight.shape[0])
     codes, scales, zero_points = project(rows_of(x), weight, bias, bits, group_size, symmetric)
     if check_finite and not all_finite(scales):
-        raise ValueError(
-            "the projection x @ weight.T + bias holds NaN or Inf (non-finite x, weight or bias, "
-            "or float32 overflow); quantization rejects non-finite values"
-        )
+        raise ValueError(_NON_FINITE)
     return codes, scales, zero_points
+
+
+_NON_FINITE = (
+    "the projection x @ weight.T + bias holds NaN or Inf (non-finite x, weight or bias, or "
+    "float32 overflow); quantization rejects non-finite values"
+)
 
 
 @_project_quantize_op.register_fake
@@ -273,13 +278,19 @@ def project_quantize(
         >>> q.shape, bool(((q.dequantize() - x @ w.T).abs() <= q.scales.max()).all())
         ((5, 8), True)
     """
+    if _HAS_CPP and backend in ("auto", "cpp") and _plain_cpu_call(x, bits, group_size, symmetric):
+        outputs = _cpp_outputs(x, weight, bias, bits, group_size, symmetric)
+        if outputs is not None:
+            if check_finite and not all_finite(outputs[1]):
+                raise ValueError(_NON_FINITE)
+            return _wrapped(outputs, x, weight, bits, group_size, symmetric)
     check_float_tensor(x)
     check_quant_args(bits, group_size)
     symmetric = check_symmetric(symmetric)
     if x.dim() == 0:
         raise ValueError("x must have at least one dimension (..., in_features); got a 0-d tensor")
     device = x.device
-    out_features = _check_projection(weight, bias, x.shape[-1], device)
+    _check_projection(weight, bias, x.shape[-1], device)
     chosen = resolve_fused_backend(backend, device)
     outputs = _project_quantize_op(
         detached(x),
@@ -291,7 +302,61 @@ def project_quantize(
         chosen,
         bool(check_finite),
     )
-    shape = (*x.shape[:-1], out_features)
+    return _wrapped(outputs, x, weight, bits, group_size, symmetric)
+
+
+# The eager CPU call without the custom-op layer and the Python checks (about 6 us of 20 on a
+# small input, 5-9% of 197 x 768 -> 96): the kernel checks its arguments itself, and where it
+# refuses them, the checked path runs and says what is wrong.
+def _plain_cpu_call(x: object, bits: object, group_size: object, symmetric: object) -> bool:
+    """Whether a call may try the fast path: ``x`` a plain tensor on the CPU, settings of
+    exactly the types and ranges the checked path accepts."""
+    return (
+        type(bits) is int
+        and bits in SUPPORTED_BITS
+        and type(group_size) is int
+        and 1 <= group_size <= MAX_GROUP_SIZE
+        and type(symmetric) is bool
+        and type(x) is torch.Tensor
+        and x.is_cpu
+        and x.dim() > 0
+    )
+
+
+def _cpp_outputs(
+    x: torch.Tensor,
+    weight: object,
+    bias: object,
+    bits: int,
+    group_size: int,
+    symmetric: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """The ``cpp`` kernel's outputs, or ``None`` where it refuses the arguments or the call
+    is not plain eager (compiling, a dispatch mode, a tensor subclass once detached: a
+    ``Parameter`` is plain then)."""
+    try:
+        plain_x, plain_weight, plain_bias = detached(x), detached(weight), detached(bias)
+        if not plain_eager((plain_x, plain_weight, plain_bias)):
+            return None
+        width = row_group_size(group_size, plain_weight.shape[0])
+        return _NATIVE.project_quantize_cpu(
+            rows_of(plain_x), plain_weight, plain_bias, bits, width, symmetric
+        )
+    except (RuntimeError, TypeError, AttributeError, IndexError):
+        return None
+
+
+def _wrapped(
+    outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bits: int,
+    group_size: int,
+    symmetric: bool,
+) -> QuantizedTensor:
+    """The kernel's outputs as a :class:`QuantizedTensor` of ``x``'s shape to ``weight``'s
+    output features, of their promoted dtype."""
+    shape = (*x.shape[:-1], weight.shape[0])
     dtype = x.dtype if x.dtype == weight.dtype else torch.promote_types(x.dtype, weight.dtype)
     return QuantizedTensor.from_kernel(outputs, shape, dtype, bits, group_size, symmetric)
 
