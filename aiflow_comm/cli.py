@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 
 import torch
@@ -399,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
+    except BrokenPipeError:  # `aiflow-comm search | head`: the reader left, as for any tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        return 141  # 128 + SIGPIPE, as a shell reports it
     except RuntimeError as error:  # sizes too large for this machine: a user's error
         if not (isinstance(error, torch.OutOfMemoryError) or "can't allocate" in str(error)):
             raise

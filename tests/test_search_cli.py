@@ -237,3 +237,15 @@ def test_search_plot_with_no_feasible_plan_draws_no_warning(capsys, tmp_path):
         assert main(["search", "--snr-db", "10", "--accuracy", str(table), "--min-accuracy",
                      "0.9", "--plot", str(path)]) == 0  # fmt: skip
     assert "no feasible plan" in capsys.readouterr().out and path.stat().st_size > 1000
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`aiflow-comm search | head` printed a BrokenPipeError traceback when head exited first."""
+    import subprocess
+
+    command = [sys.executable, "-m", "aiflow_comm.cli", "search", "--model", "deep-mlp",
+               "--snr-db", "10"]  # fmt: skip
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run.stdout.close()  # the reader is gone before the first line
+    stderr = run.stderr.read().decode()
+    assert run.wait() == 141 and "Traceback" not in stderr, stderr

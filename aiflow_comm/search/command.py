@@ -210,12 +210,18 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{1e3 * value:9.3f}"
 
 
+def _probability(value: float | None) -> str:
+    return f"{'-' if value is None else f'{value:.3g}':>8}"
+
+
 def format_search(result: SearchResult) -> str:
-    """The best plan per SNR with its latency breakdown, then the expected values."""
+    """The best plan per SNR with its latency breakdown and the probability that its payload is
+    lost (``loss``: without ``--max-failure-prob`` a plan that almost never delivers may be the
+    fastest), then the expected values."""
     lines = [
         f"{len(result.plans)} plans x {result.snr_db.size} channel states",
         f"{'snr_db':>7}  {'plan':<28} {'payload_b':>10} {'device_ms':>9} {'tx_ms':>9} "
-        f"{'edge_ms':>9} {'cloud_ms':>9} {'total_ms':>9} {'energy_mJ':>9}",
+        f"{'edge_ms':>9} {'cloud_ms':>9} {'total_ms':>9} {'energy_mJ':>9} {'loss':>8}",
     ]
     for row in result.best_records():
         if row["plan"] is None:
@@ -225,7 +231,7 @@ def format_search(result: SearchResult) -> str:
         lines.append(
             f"{row['snr_db']:7.1f}  {row['plan']:<28} {row['payload_bits']:>10} "
             f"{_ms(row['device_s'])} {_ms(row['tx_s'])} {_ms(row['edge_s'])} {_ms(cloud)} "
-            f"{_ms(row['latency_s'])} {_ms(row['energy_j'])}"
+            f"{_ms(row['latency_s'])} {_ms(row['energy_j'])} {_probability(row['failure_prob'])}"
         )
     expected = result.expected()
     policy, fixed = expected["policy"], expected["fixed"]
