@@ -6,7 +6,6 @@ import ast
 import enum
 import functools
 import inspect
-import operator
 import re
 import textwrap
 import warnings
@@ -69,9 +68,11 @@ class _LeafTracer(fx.Tracer):
         self, root_fn: Callable[..., object], is_module: bool, concrete_args: object = None
     ) -> tuple[Callable[..., object], list[object]]:
         """fx's inputs for ``root_fn``, but ``forward`` reads each of ``constant_inputs`` (by
-        argument name) as its value, with no input in the graph: the graph records where it is
-        used, and ``*dims`` or a loop over it runs in Python (a proxy cannot be iterated; fx's
-        ``concrete_args`` would flatten a container into checked inputs of its own)."""
+        argument name) as its value, with no input in the graph: ``if mask is None:`` takes the
+        branch a call without ``mask`` takes, the graph records where a value is used, and
+        ``*dims`` or a loop over it runs in Python (a proxy cannot be iterated; fx's
+        ``concrete_args`` would leave an input checked against the value, and flatten a
+        container into inputs of its own)."""
         root_fn, args = super().create_args_for_root(root_fn, is_module, concrete_args)
         values = []
         for arg in args:
@@ -102,8 +103,6 @@ class _LeafTracer(fx.Tracer):
         )
 
 
-# What fx adds for an argument fixed by ``concrete_args``: a check of the value passed.
-_SPECIALIZATION_CHECKS = (torch._assert, fx._symbolic_trace._assert_is_none, operator.eq)
 _FIXABLE_DEFAULTS = (
     type(None), bool, int, float, str, torch.Tensor, torch.dtype, torch.device, torch.layout,
     torch.memory_format, enum.Enum,
@@ -152,8 +151,7 @@ def _fixed_defaults(model: nn.Module, num_inputs: int | None) -> dict[str, objec
 
 def _constant_container(value: object) -> bool:
     """Whether ``value`` is a tuple, list or dict (string keys) of None, bools, numbers and
-    strings, nested or not: a default the tracer passes as it is
-    (:attr:`_LeafTracer.constant_inputs`)."""
+    strings, nested or not: a constant default (a tensor's items are not)."""
 
     def plain(v: object) -> bool:
         if isinstance(v, tuple | list):
@@ -176,27 +174,6 @@ def _drop_tensor_defaults(graph: fx.Graph) -> None:
             for default in defaults:
                 if not default.users:
                     graph.erase_node(default)
-
-
-def _drop_fixed_inputs(graph: fx.Graph, names: Iterable[str]) -> None:
-    """Remove the inputs traced at their default (``names``) and the value checks fx added
-    for them: the graph takes the other inputs only."""
-    order = {n: i for i, n in enumerate(graph.nodes)}
-    for name in names:
-        pattern = re.compile(rf"{re.escape(name)}(_\d+)?")
-        found = [n for n in graph.nodes if n.op == "placeholder" and pattern.fullmatch(n.target)]
-        doomed, stack = set(found), list(found)
-        while stack:
-            for user in stack.pop().users:
-                if user not in doomed:
-                    doomed.add(user)
-                    stack.append(user)
-        checks_only = all(
-            n.op == "placeholder" or n.target in _SPECIALIZATION_CHECKS for n in doomed
-        )
-        if len(found) == 1 and checks_only:
-            for node in sorted(doomed, key=order.__getitem__, reverse=True):
-                graph.erase_node(node)
 
 
 # A buffer as it was before tracing: its module, name, tensor, version counter and value.
@@ -233,13 +210,10 @@ def restore_buffers(state: _BufferState) -> list[str]:
 
 
 def _trace(tracer: fx.Tracer, model: nn.Module, fixed: dict[str, object]) -> fx.Graph:
-    """``model``'s graph with the ``fixed`` inputs at their value: concrete arguments, but for
-    constant containers, which ``forward`` reads as they are."""
-    concrete = {k: v for k, v in fixed.items() if not _constant_container(v)}
-    tracer.constant_inputs = {k: v for k, v in fixed.items() if k not in concrete}
-    with warnings.catch_warnings():  # fx cannot check a tensor fixed at its default
-        warnings.filterwarnings("ignore", "Was not able to add assertion", UserWarning)
-        return tracer.trace(model, concrete_args=concrete or None)
+    """``model``'s graph with the ``fixed`` inputs at their value, which ``forward`` reads as
+    they are (:attr:`_LeafTracer.constant_inputs`): the graph takes the other inputs only."""
+    tracer.constant_inputs = fixed
+    return tracer.trace(model)
 
 
 def is_plain_sequential(model: nn.Module) -> bool:
@@ -398,9 +372,6 @@ def trace_model(
             "leaf_modules=[ItsClass]."
         )
     _drop_tensor_defaults(graph)
-    concrete = [name for name, value in fixed.items() if not _constant_container(value)]
-    if concrete:
-        _drop_fixed_inputs(graph, concrete)
     graph.lint()
     clashes = sorted(
         {n.target.partition(".")[0] for n in graph.nodes if n.op in ("call_module", "get_attr")}
