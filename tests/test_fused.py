@@ -677,11 +677,12 @@ def test_the_eager_cpu_shortcut_is_taken_and_refusals_fall_back(monkeypatch):
     def no_op(*args):
         raise AssertionError("the checked path ran")
 
-    monkeypatch.setattr(fused, "_project_quantize_op", no_op)
+    monkeypatch.setattr(fused, "_check_projection", no_op)  # the checked path's first check
     project_quantize(x, weight, bias, 8, 4)
     project_quantize(x, nn.Parameter(weight), bias, 8, 4, backend="cpp")
     with pytest.raises(AssertionError, match="the checked path ran"):
         project_quantize(x, weight, bias, 8, 4, symmetric=np.True_)  # not a bool: checked
+    monkeypatch.undo()
     with pytest.raises(ValueError, match=r"weight must have shape \(out_features, 16\)"):
         project_quantize(x, weight[:, :15], bias, 8, 4)
     with pytest.raises(TypeError, match="weight must have dtype"):

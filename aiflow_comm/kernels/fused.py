@@ -201,14 +201,11 @@ def _project_quantize_op(
     group_size = row_group_size(group_size, weight.shape[0])
     codes, scales, zero_points = project(rows_of(x), weight, bias, bits, group_size, symmetric)
     if check_finite and not all_finite(scales):
-        raise ValueError(_NON_FINITE)
+        raise ValueError(
+            "the projection x @ weight.T + bias holds NaN or Inf (non-finite x, weight or bias, "
+            "or float32 overflow); quantization rejects non-finite values"
+        )
     return codes, scales, zero_points
-
-
-_NON_FINITE = (
-    "the projection x @ weight.T + bias holds NaN or Inf (non-finite x, weight or bias, or "
-    "float32 overflow); quantization rejects non-finite values"
-)
 
 
 @_project_quantize_op.register_fake
@@ -279,10 +276,8 @@ def project_quantize(
         ((5, 8), True)
     """
     if _HAS_CPP and backend in ("auto", "cpp") and _plain_cpu_call(x, bits, group_size, symmetric):
-        outputs = _cpp_outputs(x, weight, bias, bits, group_size, symmetric)
+        outputs = _cpp_outputs(x, weight, bias, bits, group_size, symmetric, check_finite)
         if outputs is not None:
-            if check_finite and not all_finite(outputs[1]):
-                raise ValueError(_NON_FINITE)
             return _wrapped(outputs, x, weight, bits, group_size, symmetric)
     check_float_tensor(x)
     check_quant_args(bits, group_size)
@@ -330,17 +325,18 @@ def _cpp_outputs(
     bits: int,
     group_size: int,
     symmetric: bool,
+    check_finite: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """The ``cpp`` kernel's outputs, or ``None`` where it refuses the arguments or the call
-    is not plain eager (compiling, a dispatch mode, a tensor subclass once detached: a
+    """The custom op's ``cpp`` implementation called directly (its ``ValueError`` for a
+    non-finite projection raised), or ``None`` where the kernel refuses the arguments or the
+    call is not plain eager (compiling, a dispatch mode, a tensor subclass once detached: a
     ``Parameter`` is plain then)."""
     try:
-        plain_x, plain_weight, plain_bias = detached(x), detached(weight), detached(bias)
-        if not plain_eager((plain_x, plain_weight, plain_bias)):
+        plain = (detached(x), detached(weight), detached(bias))
+        if not plain_eager(plain):
             return None
-        width = row_group_size(group_size, plain_weight.shape[0])
-        return _NATIVE.project_quantize_cpu(
-            rows_of(plain_x), plain_weight, plain_bias, bits, width, symmetric
+        return _project_quantize_op.implementation(
+            *plain, bits, group_size, symmetric, "cpp", bool(check_finite)
         )
     except (RuntimeError, TypeError, AttributeError, IndexError):
         return None
